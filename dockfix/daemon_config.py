@@ -1,0 +1,186 @@
+"""The daemon's effective options, from every place a real host keeps them.
+
+Sources, in the order dockerd itself applies them: the command line of the daemon that serves the
+scanned socket, the option files read by init scripts (/etc/default/docker, /etc/sysconfig/docker),
+and daemon.json (``--config-file`` or /etc/docker/daemon.json). ``docker info`` adds what the
+engine reports it is actually doing (storage and logging driver, live restore, security options).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from dockfix.model import CheckError, Location
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+
+#: dockerd flag -> daemon.json key (flags not listed map to their own name without dashes).
+FLAG_KEYS = {
+    "insecure-registry": "insecure-registries",
+    "authorization-plugin": "authorization-plugins",
+    "default-ulimit": "default-ulimits",
+    "host": "hosts",
+    "H": "hosts",
+    "storage-opt": "storage-opts",
+    "s": "storage-driver",
+    "G": "group",
+    "D": "debug",
+    "l": "log-level",
+    "p": "pidfile",
+    "registry-mirror": "registry-mirrors",
+    "label": "labels",
+    "log-opt": "log-opts",
+    "exec-opt": "exec-opts",
+    "dns": "dns",
+    "add-runtime": "runtimes",
+}
+#: Keys that may be given several times and collect into a list.
+LIST_KEYS = {"insecure-registries", "authorization-plugins", "hosts", "storage-opts", "registry-mirrors",
+             "labels", "log-opts", "exec-opts", "dns", "default-ulimits"}
+#: Boolean flags (``--icc`` alone means true, ``--icc=false`` false).
+BOOL_KEYS = {"icc", "iptables", "ip-masq", "live-restore", "userland-proxy", "no-new-privileges", "tls",
+             "tlsverify", "experimental", "debug", "selinux-enabled", "ip-forward", "ipv6"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str  # "daemon.json", "command line", "/etc/default/docker", ...
+    location: Location | None = None
+
+    def describe(self, key: str) -> str:
+        where = f"{self.location}" if self.location else self.source
+        shown = json.dumps(self.value) if not isinstance(self.value, str) else self.value
+        return f"{key} is {shown} ({where})"
+
+
+def parse_flags(argv: list[str], source: str, location: Location | None = None) -> dict[str, Setting]:
+    """dockerd command-line arguments -> {daemon.json key: Setting}."""
+    out: dict[str, Setting] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            continue
+        name = arg.lstrip("-")
+        value: Any
+        if "=" in name:
+            name, value = name.split("=", 1)
+        else:
+            value = None
+        key = FLAG_KEYS.get(name, name)
+        if key in BOOL_KEYS:
+            if value is None:
+                value = True
+            else:
+                value = str(value).lower() not in ("false", "0", "no")
+        elif value is None:
+            if i < len(argv) and not argv[i].startswith("-"):
+                value = argv[i]
+                i += 1
+            else:
+                value = True
+        if key in LIST_KEYS:
+            prev = out.get(key)
+            values = list(prev.value) if prev else []
+            values.append(value)
+            out[key] = Setting(values, source, location)
+        else:
+            out[key] = Setting(value, source, location)
+    return out
+
+
+def _reject_duplicates(path: str):
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in seen:
+                raise CheckError(f"{path}: duplicate key {k!r} (dockerd would refuse or silently take one)")
+            seen[k] = v
+        return seen
+
+    return hook
+
+
+def parse_daemon_json(text: str, path: str = DAEMON_JSON) -> dict[str, Setting]:
+    """daemon.json text -> {key: Setting with its line}. Raises CheckError naming file and line."""
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates(path), parse_constant=_no_constant(path))
+    except json.JSONDecodeError as e:
+        raise CheckError(f"{path}: line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise CheckError(f"{path}: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise CheckError(f"{path}: line 1: expected a JSON object, found {type(data).__name__}")
+    lines = text.splitlines()
+    out = {}
+    for key, value in data.items():
+        out[key] = Setting(value, "daemon.json", Location(path, _line_of_key(lines, key)))
+    return out
+
+
+def _no_constant(path: str):
+    def hook(name: str) -> Any:
+        raise CheckError(f"{path}: {name} is not valid JSON")
+
+    return hook
+
+
+def _line_of_key(lines: list[str], key: str) -> int | None:
+    pat = re.compile(r'"' + re.escape(key) + r'"\s*:')
+    for n, line in enumerate(lines, 1):
+        if pat.search(line):
+            return n
+    return None
+
+
+def parse_env_file(text: str, var: str, path: str) -> dict[str, Setting]:
+    """Options from a shell-style file such as /etc/default/docker (``DOCKER_OPTS="..."``)."""
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r"\s*(?:export\s+)?" + re.escape(var) + r"\s*=\s*(.*)$", line)
+        if not m:
+            continue
+        try:
+            words = shlex.split(m.group(1), comments=True)
+        except ValueError as e:
+            raise CheckError(f"{path}: line {n}: {e}") from None
+        argv = shlex.split(" ".join(words)) if len(words) == 1 else words
+        return parse_flags(argv, path, Location(path, n))
+    return {}
+
+
+class DaemonConfig:
+    """Effective daemon options. ``get(key)`` returns the Setting that wins, or None."""
+
+    def __init__(self, json_path: str, from_json: dict[str, Setting], from_files: dict[str, Setting],
+                 from_cmdline: dict[str, Setting], cmdline_known: bool, info: dict[str, Any] | None):
+        self.json_path = json_path
+        self.from_json = from_json
+        self.from_files = from_files
+        self.from_cmdline = from_cmdline
+        self.cmdline_known = cmdline_known
+        self.info = info
+
+    def get(self, key: str) -> Setting | None:
+        for src in (self.from_cmdline, self.from_files, self.from_json):
+            if key in src:
+                return src[key]
+        return None
+
+    def all(self, key: str) -> list[Setting]:
+        return [src[key] for src in (self.from_cmdline, self.from_files, self.from_json) if key in src]
+
+    def sources(self) -> str:
+        parts = [self.json_path]
+        if self.cmdline_known:
+            parts.append("the dockerd command line")
+        if self.from_files:
+            parts.append("/etc/default/docker or /etc/sysconfig/docker")
+        return ", ".join(parts)

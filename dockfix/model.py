@@ -1,0 +1,221 @@
+"""Findings and the check registry.
+
+A check is one small declaration: a function decorated with :func:`check` that looks at the
+host through a :class:`~dockfix.scan.Context` and returns one :class:`Result` or several (one per
+subject). The scanner adds the declared metadata (id, CIS number, title, explanation, ...) to
+each result to make a :class:`Finding`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+
+class Severity(enum.IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "Severity":
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r} (choose from {', '.join(str(s) for s in cls)})") from None
+
+
+INFO, LOW, MEDIUM, HIGH, CRITICAL = Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    MANUAL = "manual"
+    SKIP = "skip"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a file a finding points: the path as on the host, and a 1-based line."""
+
+    path: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+
+@dataclass
+class Result:
+    """What a check saw about one subject."""
+
+    status: Status
+    evidence: str = ""
+    subject: str | None = None
+    location: Location | None = None
+    # Free-form facts for the fix builder (never secret values).
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, evidence: str = "", **kw: Any) -> "Result":
+        return cls(Status.PASS, evidence, **kw)
+
+    @classmethod
+    def fail(cls, evidence: str, **kw: Any) -> "Result":
+        return cls(Status.FAIL, evidence, **kw)
+
+    @classmethod
+    def manual(cls, evidence: str, **kw: Any) -> "Result":
+        return cls(Status.MANUAL, evidence, **kw)
+
+    @classmethod
+    def skip(cls, reason: str, **kw: Any) -> "Result":
+        return cls(Status.SKIP, reason, **kw)
+
+    @classmethod
+    def error(cls, reason: str, **kw: Any) -> "Result":
+        return cls(Status.ERROR, reason, **kw)
+
+
+class CheckError(Exception):
+    """Raised by a source (a file, the engine) that cannot be evaluated; the check becomes `error`.
+
+    The message names the file (or the engine) and the problem, on one line.
+    """
+
+
+CheckFn = Callable[[Any], "Result | Iterable[Result]"]
+
+
+@dataclass
+class Check:
+    id: str
+    cis: str | None
+    title: str
+    severity: Severity
+    section: str
+    explanation: str
+    manual_check: str
+    remediation: str
+    fn: CheckFn
+    fixer: Any = None  # dockfix.fixes.Fixer, attached by @check.fix
+    #: Subject used when the function returns a Result with no subject.
+    subject: str | None = None
+
+    def fix(self, *, safety: str, impact: str) -> Callable[[Callable], Callable]:
+        """Attach a plan builder to this check (see dockfix.fixes)."""
+        from dockfix.fixes import Fixer
+
+        def deco(builder: Callable) -> Callable:
+            self.fixer = Fixer(check_id=self.id, safety=safety, impact=impact, build=builder)
+            return builder
+
+        return deco
+
+
+REGISTRY: dict[str, Check] = {}
+
+#: Sections, in report order, keyed by the CIS section number ("notes" for the team's findings).
+SECTIONS = {
+    "1": "Host configuration",
+    "2": "Docker daemon configuration",
+    "3": "Docker daemon configuration files",
+    "4": "Container images and build files",
+    "5": "Container runtime",
+    "6": "Docker security operations",
+    "7": "Docker swarm configuration",
+    "notes": "Team security notes",
+}
+
+
+def section_of(cis: str | None) -> str:
+    return cis.split(".")[0] if cis else "notes"
+
+
+def check(
+    id: str,
+    *,
+    cis: str | None,
+    title: str,
+    severity: Severity,
+    explanation: str,
+    manual: str,
+    remediation: str,
+    subject: str | None = None,
+    section: str | None = None,
+) -> Callable[[CheckFn], Check]:
+    """Declare a check. The decorated function becomes a :class:`Check` in :data:`REGISTRY`."""
+
+    def deco(fn: CheckFn) -> Check:
+        if id in REGISTRY:
+            raise ValueError(f"duplicate check id {id!r}")
+        c = Check(
+            id=id,
+            cis=cis,
+            title=title,
+            severity=severity,
+            section=section or section_of(cis),
+            explanation=" ".join(explanation.split()),
+            manual_check=manual.strip(),
+            remediation=" ".join(remediation.split()),
+            fn=fn,
+            subject=subject,
+        )
+        REGISTRY[id] = c
+        return c
+
+    return deco
+
+
+@dataclass
+class Finding:
+    id: str
+    cis: str | None
+    title: str
+    severity: Severity
+    section: str
+    subject: str
+    status: Status
+    evidence: str
+    explanation: str
+    manual_check: str
+    remediation: str
+    location: Location | None = None
+    fix: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+    team_notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.id, self.subject)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cis": self.cis,
+            "title": self.title,
+            "severity": str(self.severity),
+            "section": self.section,
+            "subject": self.subject,
+            "status": str(self.status),
+            "evidence": self.evidence,
+            "location": (
+                {"path": self.location.path, "line": self.location.line} if self.location else None
+            ),
+            "explanation": self.explanation,
+            "manual_check": self.manual_check,
+            "remediation": self.remediation,
+            "fix": self.fix,
+            "team_notes": self.team_notes,
+        }

@@ -1,0 +1,115 @@
+"""Renderers for scan results: text for people, JSON for programs, SARIF for code scanners."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from dockfix import __version__
+from dockfix.model import SECTIONS, Finding, Status
+
+STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.MANUAL, Status.SKIP, Status.PASS]
+COLOURS = {
+    Status.PASS: "32",
+    Status.FAIL: "31;1",
+    Status.MANUAL: "33",
+    Status.SKIP: "2",
+    Status.ERROR: "35;1",
+}
+
+
+def counts(findings: list[Finding]) -> Counter:
+    return Counter(f.status for f in findings)
+
+
+def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = False, verbose: bool = False) -> str:
+    def paint(status: Status, text: str) -> str:
+        return f"\033[{COLOURS[status]}m{text}\033[0m" if colour else text
+
+    out = [f"dockfix {__version__} scan of {host.get('root', '/')}" +
+           (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)")]
+    by_section: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_section.setdefault(f.section, []).append(f)
+    for sec, title in SECTIONS.items():
+        items = by_section.get(sec)
+        if not items:
+            continue
+        c = counts(items)
+        summary = ", ".join(f"{c[s]} {s}" for s in STATUS_ORDER if c[s])
+        label = f"[{sec}] {title}" if sec != "notes" else title
+        out.append("")
+        out.append(f"{label}  ({summary})")
+        for f in items:
+            tag = paint(f.status, f"{f.status.value.upper():6}")
+            num = f.cis or "-"
+            line = f"  {tag} {num:6} {f.id}  {f.subject}"
+            if f.status != Status.PASS or verbose:
+                line += f"\n         {f.title}"
+                if f.evidence:
+                    line += f"\n         evidence: {f.evidence}"
+                if f.location:
+                    line += f"\n         at: {f.location}"
+                if f.fix:
+                    line += f"\n         fix: {f.fix['safety']} - {f.fix['impact']}"
+            out.append(line)
+    c = counts(findings)
+    out.append("")
+    out.append("total: " + ", ".join(f"{c[s]} {s}" for s in STATUS_ORDER))
+    return "\n".join(out) + "\n"
+
+
+def render_json(findings: list[Finding], host: dict[str, Any]) -> str:
+    c = counts(findings)
+    doc = {
+        "dockfix": __version__,
+        "host": host,
+        "summary": {s.value: c[s] for s in STATUS_ORDER},
+        "findings": [f.to_json() for f in findings],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+
+
+def render_sarif(findings: list[Finding], host: dict[str, Any]) -> str:
+    """SARIF 2.1.0 for the failing findings that are located in files."""
+    located = [f for f in findings if f.location and f.status == Status.FAIL]
+    rules: dict[str, dict] = {}
+    results = []
+    for f in located:
+        rules.setdefault(f.id, {
+            "id": f.id,
+            "name": f.id,
+            "shortDescription": {"text": f.title},
+            "fullDescription": {"text": f.explanation},
+            "help": {"text": f.remediation + "\nCheck by hand: " + f.manual_check},
+            "properties": {"cis": f.cis, "severity": str(f.severity)},
+        })
+        region = {"startLine": f.location.line} if f.location.line else {}
+        loc = {"physicalLocation": {"artifactLocation": {"uri": "file://" + f.location.path}}}
+        if region:
+            loc["physicalLocation"]["region"] = region
+        results.append({
+            "ruleId": f.id,
+            "level": SARIF_LEVEL[str(f.severity)],
+            "message": {"text": f"{f.title}: {f.evidence}" if f.evidence else f.title},
+            "locations": [loc],
+            "properties": {"subject": f.subject},
+        })
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "dockfix", "version": __version__,
+                                "informationUri": "https://github.com/dockfix/dockfix",
+                                "rules": list(rules.values())}},
+            "results": results,
+        }],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+RENDERERS = {"json": render_json, "sarif": render_sarif}

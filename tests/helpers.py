@@ -1,0 +1,81 @@
+"""Helpers shared by the tests: run dockfix as a process, build host trees, take manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BUSYBOX_IMAGE = "dockfix-test/busybox:latest"
+
+
+def run_dockfix(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120,
+                cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m dockfix ARGS` from this checkout as its own process."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    e.pop("DOCKER_HOST", None)
+    e.setdefault("NO_COLOR", "1")
+    if env:
+        e.update(env)
+    return subprocess.run([sys.executable, "-m", "dockfix", *args], capture_output=True, text=True,
+                          env=e, input=input, timeout=timeout, cwd=cwd)
+
+
+def scan_json(root: str | Path, *args: str, **kw) -> dict[str, Any]:
+    r = run_dockfix("scan", "--root", str(root), "--format", "json", *args, **kw)
+    assert r.returncode in (0, 1), f"scan exited {r.returncode}: {r.stderr}"
+    return json.loads(r.stdout)
+
+
+def statuses(doc: dict) -> dict[tuple[str, str], str]:
+    """{(id, subject): status} of a JSON scan document."""
+    return {(f["id"], f["subject"]): f["status"] for f in doc["findings"]}
+
+
+def by_id(doc: dict, check_id: str) -> list[dict]:
+    return [f for f in doc["findings"] if f["id"] == check_id or f["cis"] == check_id]
+
+
+def status_of(doc: dict, check_id: str) -> set[str]:
+    return {f["status"] for f in by_id(doc, check_id)}
+
+
+def put(root: Path, rel: str, content: str | bytes | None = None, mode: int = 0o644, owner: tuple[int, int] = (0, 0)) -> Path:
+    """Create a file (or, with content None and a trailing /, a directory) with owner and mode."""
+    p = root / rel.strip("/")
+    if rel.endswith("/"):
+        p.mkdir(parents=True, exist_ok=True)
+    else:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            content = content.encode()
+        p.write_bytes(content or b"")
+    os.chown(p, *owner)
+    os.chmod(p, mode)
+    return p
+
+
+def manifest(root: str | Path) -> dict[str, tuple]:
+    """Every path below root with its type, owner, mode and content hash (links not followed)."""
+    out = {}
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            rel = str(p.relative_to(root))
+            if stat.S_ISREG(st.st_mode):
+                digest = hashlib.sha256(p.read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                digest = "->" + os.readlink(p)
+            else:
+                digest = None
+            out[rel] = (stat.S_IFMT(st.st_mode), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), digest)
+    return out

@@ -1,0 +1,20 @@
+"""The private engine works and dockfix scans it through --docker-host."""
+
+from helpers import BUSYBOX_IMAGE, by_id, scan_json
+
+
+def test_scan_reads_the_private_engine(engine, tmp_path):
+    doc = scan_json(tmp_path, "--docker-host", engine.url, "--only", "2.6,2.13")
+    assert doc["host"]["engine"]["server_version"].startswith("20.10")
+    aufs = by_id(doc, "2.6")[0]
+    assert aufs["status"] == "pass" and "overlay2 (docker info)" in aufs["evidence"]
+    # the private daemon was started with --iptables=false: its own command line is found and read
+    doc = scan_json(tmp_path, "--docker-host", engine.url, "--only", "2.4")
+    f = by_id(doc, "2.4")[0]
+    assert f["status"] == "fail", f
+    assert "command line" in f["evidence"]
+
+
+def test_busybox_image_runs(engine):
+    out = engine.cli("run", "--rm", "--network", "none", BUSYBOX_IMAGE, "echo", "hello").stdout
+    assert out.strip() == "hello"

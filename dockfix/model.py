@@ -66,6 +66,8 @@ class Result:
     location: Location | None = None
     # Free-form facts for the fix builder (never secret values).
     data: dict[str, Any] = field(default_factory=dict)
+    #: Overrides the check's severity for this one subject (e.g. vfs is a low-severity storage-driver fail).
+    severity: "Severity | None" = None
 
     @classmethod
     def ok(cls, evidence: str = "", **kw: Any) -> "Result":

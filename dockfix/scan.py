@@ -122,13 +122,13 @@ def selected_checks(only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[
     import dockfix.checks  # noqa: F401  (registers every check)
 
     only, skip = list(only), list(skip)
-    known = set(REGISTRY) | {c.cis for c in REGISTRY.values() if c.cis}
+    known = set(REGISTRY) | {c.cis for c in REGISTRY.values() if c.cis} | {c.section for c in REGISTRY.values()}
     for name in only + skip:
         if name not in known and not any((c.cis or "").startswith(name + ".") for c in REGISTRY.values()):
             raise ValueError(f"unknown check id {name!r}")
 
     def matches(c: Check, names: list[str]) -> bool:
-        return any(n == c.id or n == c.cis or (c.cis or "").startswith(n + ".") for n in names)
+        return any(n == c.id or n == c.cis or n == c.section or (c.cis or "").startswith(n + ".") for n in names)
 
     checks = [c for c in REGISTRY.values() if (not only or matches(c, only)) and not matches(c, skip)]
     return sorted(checks, key=sort_key)
@@ -163,7 +163,7 @@ def to_finding(check: Check, r: Result) -> Finding:
         id=check.id,
         cis=check.cis,
         title=check.title,
-        severity=check.severity,
+        severity=r.severity if r.severity is not None else check.severity,
         section=check.section,
         subject=r.subject or check.subject or "host",
         status=r.status,

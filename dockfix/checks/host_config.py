@@ -88,6 +88,20 @@ def _covering_mount(path: str, mounts: list[tuple[str, str, str]]) -> tuple[str,
     return best
 
 
+def judge_partition(root: str, real: str, where: str, mounts: list[tuple[str, str, str]]) -> Result:
+    """Verdict of 1.1.1 from the mount table: its own mount point passes, the root filesystem fails,
+    another partition (/var, say) is for the admin to judge."""
+    mp, fstype, src = _covering_mount(real, mounts)
+    ev = f"data root {root} ({where})"
+    subject, data = root, {"path": root}
+    if mp == real:
+        return Result.ok(f"{ev} is a mount point of its own ({fstype} on {src})", subject=subject, data=data)
+    if mp == "/":
+        return Result.fail(f"{ev} is on the root filesystem ({fstype} on {src})", subject=subject, data=data)
+    return Result.manual(f"{ev} is on the {mp} partition ({fstype} on {src}), shared with whatever else lives "
+                         f"there: decide whether that is separate enough", subject=subject, data=data)
+
+
 @check(
     "data-root-partition", cis="1.1.1", severity=LOW, subject="data-root",
     title="The Docker data root is on a separate partition",
@@ -109,15 +123,7 @@ def data_root_partition(ctx: Context) -> Result:
                 mounts = mount_points(f.read())
         except OSError as e:
             raise CheckError(f"/proc/self/mountinfo: {e.strerror}") from None
-        real = os.path.realpath(root)
-        mp, fstype, src = _covering_mount(real, mounts)
-        ev = f"data root {root} ({where})"
-        if mp == real:
-            return Result.ok(f"{ev} is a mount point of its own ({fstype} on {src})", subject=subject, data=data)
-        if mp == "/":
-            return Result.fail(f"{ev} is on the root filesystem ({fstype} on {src})", subject=subject, data=data)
-        return Result.manual(f"{ev} is on the {mp} partition ({fstype} on {src}), shared with whatever else lives "
-                             f"there: decide whether that is separate enough", subject=subject, data=data)
+        return judge_partition(root, os.path.realpath(root), where, mounts)
     fstab = ctx.host.read_text("/etc/fstab")
     for n, line in enumerate((fstab or "").splitlines(), 1):
         f = line.split()

@@ -521,12 +521,14 @@ def registry_https(ctx: Context) -> list[Result]:
 
 
 # ====================================================================== Dockerfiles
+#: (file name pattern, what it is). Certificates (*.crt, *.cer) are public and not listed; their private
+#: keys are (*.key, *.pem, key stores).
 SENSITIVE_NAMES = [
     (".env", "an environment file"), (".env.*", "an environment file"), ("*.env", "an environment file"),
     ("id_rsa*", "an SSH private key"), ("id_dsa*", "an SSH private key"), ("id_ecdsa*", "an SSH private key"),
-    ("id_ed25519*", "an SSH private key"), ("*.pem", "a key or certificate"), ("*.key", "a private key"),
+    ("id_ed25519*", "an SSH private key"), ("*.pem", "a PEM file (may hold a private key)"), ("*.key", "a private key"),
     ("*.p12", "a key store"), ("*.pfx", "a key store"), ("*.jks", "a key store"), ("*.keystore", "a key store"),
-    ("*.crt", "a certificate"), ("*.cer", "a certificate"), ("*.kdbx", "a password database"),
+    ("*.kdbx", "a password database"),
     (".npmrc", "registry credentials"), (".pypirc", "registry credentials"), (".netrc", "login credentials"),
     (".git-credentials", "git credentials"), (".htpasswd", "password hashes"), ("credentials", "credentials"),
     ("credentials.*", "credentials"), ("*credentials*.json", "credentials"), ("secrets.*", "secrets"),
@@ -549,8 +551,8 @@ def sensitive_kind(rel: str, dest: str = "") -> str | None:
         return None
     for pat, kind in SENSITIVE_NAMES:
         if fnmatch.fnmatch(name, pat):
-            if kind == "a certificate" and dest.startswith(CA_STORES):
-                return None
+            if kind.startswith("a PEM file") and dest.startswith(CA_STORES):
+                return None  # CA certificates for the trust store are public
             return kind
     parts = {p.lower() for p in rel.split("/")[:-1]}
     if parts & DATA_DIRS and name.lower().endswith(DATA_EXTS):

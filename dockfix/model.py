@@ -93,8 +93,13 @@ class Result:
 class CheckError(Exception):
     """Raised by a source (a file, the engine) that cannot be evaluated; the check becomes `error`.
 
-    The message names the file (or the engine) and the problem, on one line.
+    The message names the file (or the engine) and the problem, on one line. ``subject``, when
+    given, is the subject of the resulting `error` finding (e.g. the daemon.json that is malformed).
     """
+
+    def __init__(self, message: str = "", subject: str | None = None):
+        super().__init__(message)
+        self.subject = subject
 
 
 CheckFn = Callable[[Any], "Result | Iterable[Result]"]

@@ -85,8 +85,12 @@ class Context:
 
         def load():
             path = self.daemon_json_path()
-            text = self.host.read_text(path)
-            return {} if text is None else parse_daemon_json(text, path)
+            try:
+                text = self.host.read_text(path)
+                return {} if text is None else parse_daemon_json(text, path)
+            except CheckError as e:
+                e.subject = e.subject or path  # the error finding is about this file
+                raise
 
         return self.memo("daemon_json", load)
 
@@ -95,9 +99,13 @@ class Context:
             from_json = self.daemon_json()
             files: dict = {}
             for path, var in (("/etc/sysconfig/docker", "OPTIONS"), ("/etc/default/docker", "DOCKER_OPTS")):
-                text = self.host.read_text(path)
-                if text:
-                    files.update(parse_env_file(text, var, path))
+                try:
+                    text = self.host.read_text(path)
+                    if text:
+                        files.update(parse_env_file(text, var, path))
+                except CheckError as e:
+                    e.subject = e.subject or path
+                    raise
             argv = self.daemon_argv()
             cmd = parse_flags(argv[1:], "dockerd command line") if argv else {}
             info = None
@@ -145,7 +153,7 @@ def run_check(check: Check, ctx: Context) -> list[Finding]:
         out = check.fn(ctx)
         results = [out] if isinstance(out, Result) else list(out)
     except CheckError as e:
-        results = [Result.error(str(e))]
+        results = [Result.error(str(e), subject=e.subject)]
     except NotApplicable as e:
         results = [Result.skip(str(e))]
     except Exception as e:  # a bug in a check must not end the scan

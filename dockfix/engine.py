@@ -216,6 +216,7 @@ class Engine:
         self._lock = threading.Lock()
         self._ping_lock = threading.Lock()
         self._cache: dict[str, Any] = {}
+        self._pending: dict[str, threading.Lock] = {}
         self._dead: str | None = None
         self._raw: RawAPI | None = None
 
@@ -224,6 +225,19 @@ class Engine:
 
     def fetch(self, name: str, getter: Callable[[], Any]) -> Any:
         """Run ``getter`` once per scan; cache its value or its failure."""
+        with self._lock:
+            if name in self._cache:
+                value = self._cache[name]
+                if isinstance(value, CheckError):
+                    raise value
+                return value
+            if self._dead:
+                raise CheckError(self._dead)
+            pending = self._pending.setdefault(name, threading.Lock())
+        with pending:  # one fetch per name: concurrent callers wait for it instead of repeating it
+            return self._fetch_once(name, getter)
+
+    def _fetch_once(self, name: str, getter: Callable[[], Any]) -> Any:
         with self._lock:
             if name in self._cache:
                 value = self._cache[name]

@@ -276,8 +276,8 @@ def engine_workloads(ctx) -> list[Workload]:
     return ctx.memo("workloads:engine", build)
 
 
-def compose_workloads(ctx) -> list[Workload]:
-    """The services of every compose file in scope (see dockfix.compose_scope)."""
+def compose_workloads(ctx) -> tuple[list[Workload], list[Any]]:
+    """(services of every compose file in scope, CheckErrors of files that could not be read)."""
     from dockfix.compose_scope import compose_workloads as load
 
     return ctx.memo("workloads:compose", lambda: load(ctx))
@@ -299,10 +299,11 @@ def gather(ctx, kinds=KINDS) -> tuple[list[Workload], list[Any]]:
         except CheckError as e:
             errors.append(Result.error(str(e), subject="engine"))
     if "compose" in kinds:
-        try:
-            out += compose_workloads(ctx)
-        except CheckError as e:
-            errors.append(Result.error(str(e), subject="compose"))
+        found, bad = compose_workloads(ctx)
+        out += found
+        for e in bad:
+            path = str(e).split(":", 1)[0]
+            errors.append(Result.error(str(e), subject=f"compose:{path}"))
     if ctx.engine is None and not out and not errors:
         raise NotApplicable("the engine was not scanned (--no-engine) and no compose file was given or found")
     return out, errors

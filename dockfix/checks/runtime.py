@@ -215,7 +215,7 @@ def sensitive_mounts(ctx: Context, w: Workload):
     hits = [m for m in w.mounts if m.type == "bind" and is_sensitive(m.source) and not is_docker_socket(m.source)]
     if hits:
         desc = ", ".join(f"{m.source} -> {m.target} ({'read-write' if m.rw else 'read-only'})" for m in hits)
-        return bad(f"mounts sensitive host directories: {desc}", "volumes", hits[0].index)
+        return bad(f"mounts sensitive host directories: {desc}", "volumes", hits[0].target)
     binds = [m.source for m in w.mounts if m.type == "bind"]
     return ok(f"no sensitive host directory mounted (bind mounts: {', '.join(binds) or 'none'})")
 
@@ -318,7 +318,7 @@ def sshd(ctx: Context, w: Workload):
 def privileged_ports(ctx: Context, w: Workload):
     low = [p for p in w.ports if p.host_port is not None and 0 < p.host_port < 1024]
     if low:
-        return bad("publishes privileged host ports: " + ", ".join(map(str, low)), "ports", low[0].index)
+        return bad("publishes privileged host ports: " + ", ".join(map(str, low)), "ports", low[0].container_port)
     if not w.ports:
         return ok("publishes no ports")
     return ok("published host ports are all 1024 or higher: " + ", ".join(map(str, w.ports)))
@@ -354,7 +354,7 @@ def port_bind_interface(ctx: Context, w: Workload):
         return bad("swarm publishes through the ingress mesh on every interface of every node: "
                    + ", ".join(map(str, wide)), "ports")
     if wide:
-        return bad("publishes on every host interface: " + ", ".join(map(str, wide)), "ports", wide[0].index)
+        return bad("publishes on every host interface: " + ", ".join(map(str, wide)), "ports", wide[0].container_port)
     return ok("published ports are bound to specific addresses: " + ", ".join(map(str, w.ports)))
 
 
@@ -522,7 +522,7 @@ def mount_propagation(ctx: Context, w: Workload):
     shared = [m for m in w.mounts if m.propagation in ("shared", "rshared")]
     if shared:
         return bad("shared mount propagation: " + ", ".join(f"{m.source} -> {m.target} ({m.propagation})" for m in shared),
-                   "volumes", shared[0].index)
+                   "volumes", shared[0].target)
     return ok("no mount uses shared propagation")
 
 
@@ -705,5 +705,5 @@ def docker_socket_mount(ctx: Context, w: Workload):
     hits = [m for m in w.mounts if m.type == "bind" and is_docker_socket(m.source)]
     if hits:
         return bad("mounts the Docker socket: " + ", ".join(f"{m.source} -> {m.target}" for m in hits),
-                   "volumes", hits[0].index)
+                   "volumes", hits[0].target)
     return ok("does not mount the Docker socket")

@@ -141,11 +141,17 @@ def container_user(ctx: Context) -> list[Result]:
         for w in workloads:
             user = w.user
             where = "set here"
-            if not user and w.kind != "container" and ctx.engine is not None:
-                img = image_index(ctx).get(w.image) or image_index(ctx).get(w.image + ":latest")
+            if not user and w.kind != "container":
+                img = None
+                if ctx.engine is not None:
+                    try:
+                        img = image_index(ctx).get(w.image) or image_index(ctx).get(w.image + ":latest")
+                    except CheckError:
+                        img = None
                 if img is None:
-                    out.append(Result.manual(f"no user set here, and the image {w.image} is not on this engine: check "
-                                             "its USER", subject=w.subject, location=w.location("user")))
+                    where_img = "is not on this engine" if ctx.engine is not None else "was not looked at (no engine)"
+                    out.append(Result.manual(f"no user set here, and the image {w.image} {where_img}: check its USER",
+                                             subject=w.subject, location=w.location("user")))
                     continue
                 user, where = (img.get("Config") or {}).get("User") or "", f"from the image {w.image}"
             if user.split(":")[0] in ROOT_USERS:

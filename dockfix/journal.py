@@ -28,7 +28,6 @@ import fcntl
 import json
 import os
 import pwd
-import secrets as _secrets
 import signal
 import threading
 import time
@@ -334,7 +333,12 @@ class Journal:
 
     # -------------------------------------------------------------- transactions
     def new_txid(self) -> str:
-        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + _secrets.token_hex(3)
+        """Sortable by time (microseconds), so that --last is the latest; unique in the journal."""
+        while True:
+            t = time.time_ns()
+            txid = time.strftime("%Y%m%dT%H%M%S", time.gmtime(t // 10**9)) + f".{t // 1000 % 10**6:06d}Z"
+            if not os.path.exists(os.path.join(self.dir, txid)):
+                return txid
 
     def txids(self) -> list[str]:
         try:

@@ -74,6 +74,13 @@ def mask_line(line: str) -> str:
     return line
 
 
+def _has_secret_lines(data: bytes | None) -> bool:
+    if not data:
+        return False
+    text = data.decode("utf-8", errors="replace")
+    return any(mask_line(ln) != ln for ln in text.splitlines())
+
+
 def content_diff(path: str, before: bytes | None, after: bytes, existed: bool, secret: bool, mask: bool) -> str:
     if secret and mask:
         old = "did not exist" if not existed else f"<secret, {len(before or b'')} bytes>"
@@ -247,6 +254,9 @@ class WriteFile(FileChange):
     secret: bool = False
     after_sha256: str | None = None
     before: bytes | None = field(default=None, repr=False)  # for the diff only; never in a plan file
+    #: Some lines look secret (a password variable, credentials in a URL): diffs mask those lines and
+    #: the plan file leaves the content out (it is rebuilt on the host and checked against after_sha256).
+    secret_lines: bool = False
 
     def bind(self, host: Host, stage: Staging) -> None:
         self._canon(host)
@@ -263,6 +273,8 @@ class WriteFile(FileChange):
             self.mode = pre.mode if pre.existed else 0o644
         assert self.after is not None
         self.after_sha256 = sha256(self.after)
+        if not self.secret:
+            self.secret_lines = self.secret_lines or _has_secret_lines(self.after) or _has_secret_lines(self.before)
         stage.set(self.path, FileState(True, "file", self.uid, self.gid, self.mode, self.after_sha256, len(self.after)),
                   self.after)
 
@@ -305,7 +317,9 @@ class WriteFile(FileChange):
     def to_json(self) -> dict:
         d: dict[str, Any] = {"kind": self.kind, "path": self.path, "mode": self.mode, "uid": self.uid,
                              "gid": self.gid, "secret": self.secret, "after_sha256": self.after_sha256, "pre": self.pre}
-        if not self.secret and self.after is not None:
+        if self.secret_lines:
+            d["secret_lines"] = True
+        if not self.secret and not self.secret_lines and self.after is not None:
             try:
                 d["after_text"] = self.after.decode("utf-8")
             except UnicodeDecodeError:
@@ -322,7 +336,7 @@ class WriteFile(FileChange):
         if after is not None and sha256(after) != d.get("after_sha256"):
             raise PlanError(f"{d.get('path')}: new content does not match its recorded sha256 (plan edited?)")
         return cls(path=d["path"], after=after, mode=d["mode"], uid=d["uid"], gid=d["gid"], secret=d.get("secret", False),
-                   after_sha256=d.get("after_sha256"), pre=d.get("pre"))
+                   after_sha256=d.get("after_sha256"), pre=d.get("pre"), secret_lines=d.get("secret_lines", False))
 
 
 @change_kind
@@ -616,8 +630,12 @@ class PlanItem:
         head = f"# [{self.safety}] {self.check_id}  {self.subject}\n#   {self.title}\n#   impact: {self.impact}\n"
         for n in self.notes:
             head += f"#   note: {n}\n"
-        if self.daemon_action:
-            head += f"#   the daemon needs a {self.daemon_action} to use this (only done with --restart-daemon)\n"
+        if self.daemon_action == "reload":
+            head += ("#   dockerd picks this up on reload (SIGHUP, `systemctl reload docker`); dockfix reloads it only "
+                     "with --restart-daemon\n")
+        elif self.daemon_action:
+            head += ("#   dockerd needs a restart to use this (`systemctl restart docker`: containers stop unless "
+                     "live-restore is on); dockfix restarts it only with --restart-daemon\n")
         return head + "".join(c.diff(mask_secrets) for c in self.changes)
 
     def to_json(self) -> dict:

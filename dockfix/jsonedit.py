@@ -79,7 +79,15 @@ def set_member(text: str | None, key: str, value: Any, default_indent: str = "  
     start, end, ms = members(text)
     for m in ms:
         if m.key == key:
-            return text[:m.value_start] + _dump(value) + text[m.value_end:]
+            new = _dump(value)
+            old = text[m.value_start:m.value_end]
+            indent = _indent_of(text, m)
+            if "\n" in old and isinstance(value, (list, dict)) and value and indent:
+                # the old value spread over lines: so does the new one, one level deeper than the key
+                unit = indent if len(ms) and indent.strip() == "" else "  "
+                body = json.dumps(value, indent=unit)
+                new = body.replace("\n", "\n" + indent)
+            return text[:m.value_start] + new + text[m.value_end:]
     if not ms:
         return text[:start] + "{\n" + f"{default_indent}{_dump(key)}: {_dump(value)}\n" + "}" + text[end + 1:]
     last = ms[-1]

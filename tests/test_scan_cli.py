@@ -83,6 +83,8 @@ def test_json_document_shape(tmp_path):
         assert f["severity"] in ("critical", "high", "medium", "low", "info")
         assert f["evidence"], f"{f['id']}: no evidence"
     assert sum(doc["summary"].values()) == len(doc["findings"])
+    # every finding names what it is about; only host-wide judgments are about "host"
+    assert {f["id"] for f in doc["findings"] if f["subject"] == "host"} <= {"host-hardened", "content-trust"}
 
 
 # ---------------------------------------------------------------------- secrets never shown

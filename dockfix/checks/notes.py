@@ -284,7 +284,7 @@ def _where(ctx: Context) -> str:
         parts.append("compose files from --compose/--path")
     if ctx.engine is not None:
         parts.append("the engine's containers and services")
-    return " and ".join(parts) or "nothing (no --path, no --compose, no engine)"
+    return " and ".join(parts) or "nothing: no --path, --compose or engine"
 
 
 # ---------------------------------------------------------------------- env-password

@@ -362,6 +362,13 @@ NOTES = [
          evidence="MYSQL_ROOT_PASSWORD set to a literal value (line 5)"),
     Case("env-password", "pass", {"/srv/shop/docker-compose.yml": F(SHOP_OK)},
          {"compose:/srv/shop/docker-compose.yml#db": "pass"}, compose=["/srv/shop/docker-compose.yml"]),
+    Case("env-password", "env-file", {"/srv/shop/compose.yaml": F("services:\n  db:\n    image: postgres\n    env_file: [db.env]\n"),
+                                       "/srv/shop/db.env": F("# db\nPOSTGRES_USER=shop\nPOSTGRES_PASSWORD=hunter2\n", 0o600)},
+         "fail", paths=["/srv/shop"], evidence="POSTGRES_PASSWORD set in the env_file /srv/shop/db.env (line 3)"),
+    Case("env-password", "two-variables", {"/srv/shop/compose.yaml": F("services:\n  app:\n    image: a\n    environment:\n"
+                                                                        "      DSN: postgres://${U}:${P}@db/x\n"),
+                                            "/srv/shop/.env": F("U=shop\nP=hunter2\n")},
+         "fail", paths=["/srv/shop"], evidence="from ${U} and ${P}, defined in the .env"),
     Case("env-password", "malformed", {"/srv/shop/compose.yaml": F("services:\n  db: [\n")}, "error",
          paths=["/srv/shop"], evidence="/srv/shop/compose.yaml: line 3"),
     Case("env-password", "nothing", {}, "skip"),

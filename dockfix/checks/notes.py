@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from dockfix.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded
+from dockfix.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded, parse_dotenv
 from dockfix.dockerfile import find_dockerfiles, load_dockerfile
 from dockfix.engine_fetch import containers as engine_containers
 from dockfix.engine_fetch import services as engine_services
@@ -190,7 +190,7 @@ class Var:
     name: str
     value: str | None  # secret: never shown
     line: int | None
-    source: str  # "literal", ".env", "default", "shell" (no value in the file), "engine"
+    source: str  # "literal", ".env", "default", "shell" (no value in the file), "env_file", "engine"
     file: str | None = None
     from_interpolation: str | None = None
 
@@ -232,6 +232,14 @@ def _compose_deployments(ctx: Context, errors: list[Result]) -> Iterator[Deploym
             except CheckError as e:
                 errors.append(Result.error(str(e), subject=f"compose:{cf.path}#{name}"))
                 continue
+            for env_path in svc.env_files:
+                try:
+                    text = ctx.host.read_text(env_path)
+                    values, lines = parse_dotenv(text, env_path) if text is not None else ({}, {})
+                except CheckError as e:
+                    errors.append(Result.error(str(e), subject=f"compose:{cf.path}#{name}"))
+                    continue
+                env.extend(Var(k, v, lines.get(k), "env_file", env_path) for k, v in values.items())
             mounts = []
             for v in svc.get("volumes") or []:
                 if isinstance(v, str):
@@ -307,14 +315,17 @@ def secret_vars(d: Deployment) -> list[tuple[Var, str]]:
 
 def _describe(v: Var, why: str) -> str:
     what = f"{v.name} carries a password inside a URL/DSN" if why == "url" else f"{v.name} set"
+    refs = " and ".join(f"${{{n}}}" for n in (v.from_interpolation or "").split(",") if n)
     if v.source == "literal":
         how = "to a literal value" if why == "name" else "(written literally)"
     elif v.source == ".env":
-        how = f"from ${{{v.from_interpolation}}}, defined in the .env beside the file"
+        how = f"from {refs}, defined in the .env beside the file"
     elif v.source == "default":
-        how = f"from ${{{v.from_interpolation}}} with a default written in the file"
+        how = f"from {refs} with a default written in the file"
     elif v.source == "shell":
         how = "from the environment of whoever runs compose"
+    elif v.source == "env_file":
+        how = f"in the env_file {v.file}"
     else:
         how = "in the environment of the running workload (docker inspect shows it)"
     line = f" (line {v.line})" if v.line else ""
@@ -345,8 +356,8 @@ def env_password(ctx: Context) -> list[Result]:
             results.append(Result.ok(f"{len(d.env)} environment variables, none carries a secret", subject=d.subject,
                                      location=d.location))
             continue
-        first_line = next((v.line for v, _ in hits if v.line), None)
-        loc = Location(d.compose.path, first_line) if d.compose is not None else None
+        first = next((v for v, _ in hits if v.line and v.file), None)
+        loc = Location(first.file, first.line) if first is not None else None
         data = {"variables": [{"name": v.name, "file": v.file, "line": v.line,
                                "source": v.source, "from_interpolation": v.from_interpolation,
                                "literal": v.source == "literal", "kind": why} for v, why in hits]}

@@ -384,6 +384,8 @@ def _reason(e: Exception) -> str:
         return "not reachable: no socket at that path (is dockerd running?)"
     if isinstance(e, ConnectionRefusedError):
         return "not reachable: connection refused (is dockerd running?)"
+    if isinstance(e, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):  # incl. RemoteDisconnected
+        return "not reachable: the engine dropped the connection (did dockerd stop?)"
     if isinstance(e, ApiError):
         return str(e)
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

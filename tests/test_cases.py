@@ -349,8 +349,10 @@ NOTES = [
     Case("disable-content-trust-flag", "fail", {
         "/src/ops/deploy.sh": F("#!/bin/sh\nset -e\ndocker pull --disable-content-trust shop/app:1\n", 0o755),
         "/src/ops/.gitlab-ci.yml": F("build:\n  script:\n    - docker build --disable-content-trust=true .\n"),
-        "/src/ops/README.md": F("never pass --disable-content-trust\n")},
-        {"/src/ops/deploy.sh": "fail", "/src/ops/.gitlab-ci.yml": "fail"}, paths=["/src/ops"],
+        "/src/ops/README.md": F("never pass --disable-content-trust\n"),
+        "/src/ops/release": F("#!/bin/bash\ndocker run --rm --disable-content-trust shop/app:1\n", 0o755),
+        "/src/ops/NOTES": F("docker pull --disable-content-trust (no #! line: not a script)\n")},
+        {"/src/ops/deploy.sh": "fail", "/src/ops/.gitlab-ci.yml": "fail", "/src/ops/release": "fail"}, paths=["/src/ops"],
         evidence="line 3 (docker pull)"),
     Case("disable-content-trust-flag", "pass", {
         "/src/ops/deploy.sh": F("#!/bin/sh\n# docker pull --disable-content-trust was removed\ndocker pull --disable-content-trust=false a\n"),

@@ -123,14 +123,16 @@ CI_NAMES = (".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml", "bitbucket-p
 SCRIPT_EXTS = (".sh", ".bash", ".zsh", ".ksh", ".ps1", ".mk", ".yml", ".yaml", ".groovy", ".py", ".cmd", ".bat")
 
 
-def is_script_like(path: str, head: str) -> bool:
+def script_kind(path: str) -> bool | None:
+    """True for scripts, Dockerfiles, compose and CI files by name; None when only a ``#!`` line can
+    tell (a file without an extension); False otherwise (never read)."""
     name = os.path.basename(path)
     if name in CI_NAMES or name.endswith(SCRIPT_EXTS) or name.startswith(("Dockerfile", "Containerfile")) or \
             name.endswith((".Dockerfile", ".dockerfile")):
         return True
     if "/.github/workflows/" in path or "/.circleci/" in path:
         return True
-    return head.startswith("#!")
+    return None if "." not in name.lstrip(".") else False
 
 
 _DCT_FLAG = re.compile(r"--disable-content-trust(?:=(\w+))?")
@@ -155,11 +157,14 @@ def disable_content_trust_flag(ctx: Context) -> list[Result]:
     examined = 0
     for top in ctx.paths:
         for p in ctx.host.walk(top):
+            kind = script_kind(p)
+            if kind is False:
+                continue
             try:
                 text = ctx.host.read_text(p, limit=2 * 1024 * 1024)
             except CheckError:
-                continue  # binary or unreadable: not a script
-            if text is None or not is_script_like(p, text[:2]):
+                continue  # binary, too large or unreadable: not a script
+            if text is None or (kind is None and not text.startswith("#!")):
                 continue
             examined += 1
             hits = []
@@ -640,15 +645,21 @@ def _context_files(ctx: Context, context_dir: str, src: str) -> list[str]:
     if any(ch in src for ch in "*?["):
         rx = _glob_rx(src)
         out = []
-        for p in ctx.host.walk(base, max_files=5000):
-            rel = os.path.relpath(p, base)
+        for rel in _context_listing(ctx, base):
             if rx.fullmatch(rel) or any(rx.fullmatch("/".join(rel.split("/")[:i])) for i in range(1, rel.count("/") + 1)):
                 out.append(rel)
         return out
     full = base if src == "." else f"{base}/{src}"
     if ctx.host.is_dir(full):
-        return [os.path.relpath(p, base) for p in ctx.host.walk(full, max_files=5000)]
+        prefix = "" if src == "." else src.rstrip("/") + "/"
+        return [rel for rel in _context_listing(ctx, base) if rel.startswith(prefix)]
     return [src]
+
+
+def _context_listing(ctx: Context, base: str) -> list[str]:
+    """Files of a build context (relative paths), listed once per scan."""
+    return ctx.memo(f"context-files:{base}",
+                    lambda: [os.path.relpath(p, base) for p in ctx.host.walk(base, max_files=5000)])
 
 
 @check(

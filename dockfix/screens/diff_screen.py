@@ -14,13 +14,13 @@ from textual.widgets import Footer, Static
 from dockfix.screens import render
 
 
-def plan_header(plan: Any) -> Text:
+def plan_header(plan: Any, plain: bool = False) -> Text:
     t = Text()
     for item in plan.items:
         t.append("● ", style="bold")
-        t.append_text(render.safety_text(item.safety))
+        t.append_text(render.safety_text(item.safety, plain))
         t.append(f"  {item.check_id}  {item.subject}\n", style="bold")
-        t.append(f"  impact: {item.impact}\n", style="dim")
+        t.append(f"  impact: {item.impact}\n", style="" if plain else "dim")
         for note in getattr(item, "notes", None) or []:
             t.append(f"  note: {note}\n", style="italic")
     return t
@@ -43,9 +43,9 @@ class DiffScreen(Screen[str]):
         yield Static(Text.assemble(("Review ", "bold"), render.plural(n, "fix"),
                                    " · secrets are masked · a applies, Esc goes back"), id="banner")
         with VerticalScroll(id="diff-page"):
-            yield Static(plan_header(self.plan), id="plan-items")
+            yield Static(plan_header(self.plan, self.app.no_color), id="plan-items")
             diff = self.plan.diff()
-            yield Static(render.diff_text(diff) if diff.strip() else Text("(no file changes)", style="dim"),
+            yield Static(render.diff_text(diff, self.app.no_color) if diff.strip() else Text("(no file changes)", style="dim"),
                          id="diff", expand=True)
         yield Footer()
 

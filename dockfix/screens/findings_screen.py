@@ -216,19 +216,19 @@ class FindingsScreen(Screen):
                 table.add_row(
                     "", "", Text(f.section if f.section != "notes" else "—", style="bold"),
                     Text(head, style="bold"),
-                    Text.assemble((rest + "  " if rest else "", "bold"), (summary, "dim")),
+                    Text.assemble((rest + "  " if rest else "", "bold"), (summary, "" if self.app.no_color else "dim")),
                     key=f"s{SEP}{f.section}",
                 )
             table.add_row(
                 self.status_cell(f),
-                render.severity_text(f.severity),
+                render.severity_text(f.severity, self.app.no_color),
                 f.cis or "",
                 f.id,
                 f.subject,
                 key=row_key_of(f),
             )
         self.query_one("#counts", Static).update(
-            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked))
+            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
         )
         if current is not None:
             try:
@@ -246,7 +246,7 @@ class FindingsScreen(Screen):
 
     def status_cell(self, f: Finding) -> Text:
         mark = Text("● ", style="bold") if f.key in self.marked else Text("  ")
-        return mark + render.status_text(f.status)
+        return mark + render.status_text(f.status, self.app.no_color)
 
     def on_resize(self) -> None:
         if self.findings:
@@ -368,7 +368,7 @@ class FindingsScreen(Screen):
         except Exception:
             pass
         self.query_one("#counts", Static).update(
-            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked))
+            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
         )
 
     def targets(self) -> list[Finding]:

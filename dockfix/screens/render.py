@@ -48,6 +48,21 @@ SEVERITY_STYLE = {
     Severity.LOW: "cyan",
     Severity.INFO: "dim",
 }
+#: Without colour (NO_COLOR) the words carry the meaning; weight marks what is urgent.
+STATUS_STYLE_PLAIN = {
+    Status.FAIL: "bold",
+    Status.ERROR: "bold",
+    Status.MANUAL: "",
+    Status.PASS: "",
+    Status.SKIP: "",
+}
+SEVERITY_STYLE_PLAIN = {
+    Severity.CRITICAL: "bold reverse",
+    Severity.HIGH: "bold",
+    Severity.MEDIUM: "",
+    Severity.LOW: "",
+    Severity.INFO: "",
+}
 SAFETY_STYLE = {"safe": "green", "disruptive": "bold red", "manual": "yellow"}
 
 _SECTION_ORDER = {s: i for i, s in enumerate(SECTIONS)}
@@ -64,16 +79,16 @@ def section_title(section: str) -> str:
     return f"{section} {title}" if section != "notes" else title
 
 
-def status_text(status: Status) -> Text:
-    return Text(status.value.upper(), style=STATUS_STYLE[status])
+def status_text(status: Status, plain: bool = False) -> Text:
+    return Text(status.value.upper(), style=(STATUS_STYLE_PLAIN if plain else STATUS_STYLE)[status])
 
 
-def severity_text(sev: Severity) -> Text:
-    return Text(str(sev), style=SEVERITY_STYLE[sev])
+def severity_text(sev: Severity, plain: bool = False) -> Text:
+    return Text(str(sev), style=(SEVERITY_STYLE_PLAIN if plain else SEVERITY_STYLE)[sev])
 
 
-def safety_text(safety: str) -> Text:
-    return Text(safety, style=SAFETY_STYLE.get(safety, ""))
+def safety_text(safety: str, plain: bool = False) -> Text:
+    return Text(safety, style="bold" if plain and safety == "disruptive" else "" if plain else SAFETY_STYLE.get(safety, ""))
 
 
 def matches(f: Finding, statuses: tuple[Status, ...], search: str) -> bool:
@@ -85,16 +100,16 @@ def matches(f: Finding, statuses: tuple[Status, ...], search: str) -> bool:
     return all(word in hay for word in search.lower().split())
 
 
-def counts_text(findings: Iterable[Finding], current: str, search: str, marked: int) -> Text:
+def counts_text(findings: Iterable[Finding], current: str, search: str, marked: int, plain: bool = False) -> Text:
     c = Counter(f.status for f in findings)
     t = Text()
     for s in COUNT_ORDER:
-        t.append(f"{s.value.upper()} ", style=STATUS_STYLE[s])
+        t.append(f"{s.value.upper()} ", style=(STATUS_STYLE_PLAIN if plain else STATUS_STYLE)[s])
         t.append(f"{c[s]}  ")
-    t.append("│ showing ", style="dim")
+    t.append("│ showing ", style="" if plain else "dim")
     t.append(FILTER_LABELS[current], style="bold")
     if search:
-        t.append(" matching ", style="dim")
+        t.append(" matching ", style="" if plain else "dim")
         t.append(f"“{search}”", style="bold")
     if marked:
         t.append(f"  │ {marked} marked", style="bold")
@@ -141,10 +156,14 @@ def section_markdown(section: str, findings: list[Finding]) -> str:
     return f"## {md_escape(section_title(section))}\n\n{summary}\n\nMove down to a finding to read its detail.\n"
 
 
-def diff_text(diff: str) -> Text:
+def diff_text(diff: str, plain: bool = False) -> Text:
     """A unified diff (with dockfix's owner/mode lines) coloured line by line."""
     out = Text()
     for line in diff.splitlines():
+        if plain:
+            bold = line.startswith(("+++", "---", "@@")) or line.lstrip().startswith(("owner", "mode"))
+            out.append(line + "\n", style="bold" if bold else "")
+            continue
         if line.startswith(("+++", "---")):
             style = "bold"
         elif line.startswith("@@"):

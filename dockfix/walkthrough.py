@@ -61,13 +61,17 @@ TOPICS: list[Topic] = [
         learnt="A unit file is a root command line in disguise: keep it root:root.",
     ),
     Topic(
-        "content-trust", "Image signatures (content trust)", ("content-trust*", "4.5", "*content-trust*"),
-        why="With DOCKER_CONTENT_TRUST=1 the docker client refuses images that are not signed by their publisher, "
-        "so a tampered or swapped image on the way from the registry is caught. The demo host turns it off in "
-        "/etc/profile.d/docker.sh, and the deploy script pulls with --disable-content-trust.",
+        "content-trust", "Image signatures (content trust)", ("content-trust", "disable-content-trust-flag", "4.5"),
+        why="An image pulled from a registry should be the one its publisher built, not one swapped on the way. "
+        "The team's notes ask for DOCKER_CONTENT_TRUST=1, which made the docker client refuse unsigned images. "
+        "Docker has since retired that mechanism (Notary v1): current clients ignore the variable, and on older "
+        "ones it now breaks pulls of official images. What still matters is the habit behind it: never switch "
+        "verification off in scripts (the demo's deploy.sh pulls with --disable-content-trust, and "
+        "/etc/profile.d/docker.sh sets DOCKER_CONTENT_TRUST=0), and check signatures with today's tools "
+        "(Sigstore cosign or Notation) before deploying.",
         hand_check="grep -rn 'CONTENT_TRUST\\|disable-content-trust' {root}/etc/profile.d {root}/etc/environment "
         "{project}/deploy.sh",
-        learnt="Pull only signed images: set DOCKER_CONTENT_TRUST=1 and never pass --disable-content-trust.",
+        learnt="Do not turn image verification off in scripts; verify images with cosign or Notation today.",
     ),
     Topic(
         "env-password", "A password in an environment variable", ("env-password*", "*env-password*"),

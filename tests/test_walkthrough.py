@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from dockfix.model import REGISTRY
 from dockfix.demo_host import DEMO_SECRETS, build_demo
 from dockfix.team_notes import parse_notes
 from dockfix.walkthrough import APPLIED, ROLLED_BACK, TOPICS, Walkthrough, read_progress
@@ -54,6 +55,8 @@ def test_core_walks_every_step_applies_and_rolls_back(demo, notes, tmp_path):
         assert str(demo.root) in wt.hand_check()
         before = host_files(demo)
         wt.show_diff()
+        fixers = [REGISTRY[f.id].fixer for f in step.findings]
+        assert step.can_fix == any(x is not None and x.safety != "manual" for x in fixers), step.key
         if step.can_fix:
             wt.apply()
             assert step.stage == APPLIED
@@ -72,7 +75,7 @@ def test_core_walks_every_step_applies_and_rolls_back(demo, notes, tmp_path):
             assert s not in text
         wt.next()
     assert wt.finished
-    assert fixed >= 5
+    assert fixed >= 2  # at least the two ownership lessons
     summary = wt.summary()
     assert all(s.title in summary for s in wt.steps)
 

@@ -47,7 +47,7 @@ class Context:
     def engine(self) -> Engine | None:
         if not self.host.engine:
             return None
-        return Engine(lambda: self.host.docker, self.host.docker_host or "")
+        return Engine(lambda: self.host.docker, self.host.docker_host or "", timeout=self.host.engine_timeout)
 
     def need_engine(self) -> Engine:
         if self.engine is None:

@@ -78,7 +78,7 @@ TOPICS: list[Topic] = [
         why="The MySQL exporter in compose.yaml gets its password as a plain environment variable. Anyone who can "
         "read the compose file, the git history, `docker inspect` or the process environment sees it. A Docker "
         "secret is stored by the engine and shows up only as a file under /run/secrets inside the container.",
-        hand_check="grep -n -i 'password' {project}/compose.yaml   # (the value is on that line: mind your screen)",
+        hand_check="grep -n -o -i '[a-z_]*password[a-z_]*' {project}/compose.yaml   # names only, not the values",
         learnt="Secrets go to Docker secrets (files under /run/secrets), never into environment variables.",
     ),
     Topic(
@@ -336,6 +336,20 @@ class Walkthrough:
                     out.append(n)
         return out
 
+    def by_hand(self, step: Step | None = None) -> list[str]:
+        """Advice for the findings of the step that dockfix does not fix itself."""
+        step = step or self.step
+        planned = {(it.check_id, it.subject) for it in (step.plan.items if step.plan else []) if it.changes}
+        out: list[str] = []
+        for it in (step.plan.items if step.plan else []):
+            if not it.changes:
+                out += [f"`{it.check_id}`: {n}" for n in it.notes]
+        for f in step.findings:
+            if (f.id, f.subject) in planned or any(a.startswith(f"`{f.id}`") for a in out):
+                continue
+            out.append(f"`{f.id}`: {f.remediation}")
+        return list(dict.fromkeys(out))
+
     def where(self, step: Step | None = None) -> list[str]:
         """Where each failing finding is, as machine paths of the demo folder, with its evidence."""
         step = step or self.step
@@ -380,14 +394,15 @@ class Walkthrough:
             for note in notes:
                 out += [note, ""]
         if step.stage == DIFF:
+            out += ["## The fix", ""]
             if step.can_fix:
-                out += ["## The fix", "", "This is exactly what will change (secret values are never shown):", "",
-                        "```diff", step.diff.rstrip(), "```", "", "Press **a** to apply it."]
-            else:
-                advice = [n for it in (step.plan.items if step.plan else []) for n in it.notes]
-                advice = advice or [f.remediation for f in step.findings[:1]]
-                out += ["## The fix", "", "dockfix has no automatic fix for this one. What to do by hand:", ""]
-                out += [f"- {a}" for a in advice] + ["", "Press **m** to mark this step as done."]
+                out += ["This is exactly what will change (secret values are never shown):", "",
+                        "```diff", step.diff.rstrip(), "```", ""]
+            by_hand = self.by_hand(step)
+            if by_hand:
+                out += ["dockfix has no automatic fix for " + ("the rest" if step.can_fix else "this one")
+                        + ". What to do by hand:", ""] + [f"- {a}" for a in by_hand] + [""]
+            out += ["Press **a** to apply it." if step.can_fix else "Press **m** to mark this step as done."]
         elif step.findings:
             out += ["Press **d** to see the fix as a diff."]
         return "\n".join(out)

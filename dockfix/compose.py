@@ -195,17 +195,18 @@ def _yaml():
     return y
 
 
-def parse_compose(text: str, path: str, env: dict[str, str] | None = None) -> ComposeFile:
-    """Parse compose text. CheckError "path: line N: problem" when it is not a usable compose file."""
+def load_yaml_bounded(text: str, path: str) -> Any:
+    """Round-trip load of untrusted YAML with the size, alias-expansion and depth guards.
+    CheckError "path: line N: problem" when malformed."""
     if len(text.encode("utf-8", "replace")) > MAX_COMPOSE_BYTES:
-        raise CheckError(f"{path}: too large for a compose file (limit {MAX_COMPOSE_BYTES} bytes)")
+        raise CheckError(f"{path}: too large (limit {MAX_COMPOSE_BYTES} bytes)")
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     y = _yaml()
     try:
         node = y.compose(text)
         _check_expansion(node, path)
-        doc = y.load(text)
+        return y.load(text)
     except CheckError:
         raise
     except MarkedYAMLError as e:
@@ -218,10 +219,14 @@ def parse_compose(text: str, path: str, env: dict[str, str] | None = None) -> Co
         raise CheckError(f"{path}: malformed YAML: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except RecursionError:
         raise CheckError(f"{path}: nested too deeply") from None
-    if doc is None:
-        doc_empty = True
-    else:
-        doc_empty = False
+
+
+def parse_compose(text: str, path: str, env: dict[str, str] | None = None) -> ComposeFile:
+    """Parse compose text. CheckError "path: line N: problem" when it is not a usable compose file."""
+    if len(text.encode("utf-8", "replace")) > MAX_COMPOSE_BYTES:
+        raise CheckError(f"{path}: too large for a compose file (limit {MAX_COMPOSE_BYTES} bytes)")
+    doc = load_yaml_bounded(text, path)
+    doc_empty = doc is None
     if not doc_empty and not _is_mapping(doc):
         raise CheckError(f"{path}: line 1: a compose file must be a mapping, found {type(doc).__name__}")
     cf = ComposeFile(path=path, doc=doc if not doc_empty else _empty_map(), text=text, env=dict(env or {}))

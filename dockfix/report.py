@@ -45,7 +45,9 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
             tag = paint(f.status, f"{f.status.value.upper():6}")
             num = f.cis or "-"
             line = f"  {tag} {num:6} {f.id}  {f.subject}"
-            if f.status != Status.PASS or verbose:
+            if f.status == Status.SKIP and not verbose:
+                line += f" - {f.evidence}" if f.evidence else ""  # a skip is one line: what and why
+            elif f.status != Status.PASS or verbose:
                 line += f"\n         {f.title}"
                 if f.evidence:
                     line += f"\n         evidence: {f.evidence}"

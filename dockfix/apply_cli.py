@@ -103,9 +103,9 @@ def print_plan(plan, args) -> None:
                + (f"; {len(manual)} to do by hand (shown above, never applied)" if manual else "") + ".\n")
 
 
-def confirm(plan, args):
+def confirm(plan, args, ctx):
     """Ask on the terminal: once for the safe fixes, once per disruptive fix. Returns the plan to apply."""
-    from dockfix.plan import Plan
+    from dockfix.workflow import subset_plan
 
     if args.yes:
         return plan
@@ -118,7 +118,18 @@ def confirm(plan, args):
     for it in plan.applicable():
         if it.safety == "disruptive" and _ask(f"Apply disruptive fix {it.check_id} ({it.subject})? {it.impact}"):
             keep.append(it)
-    return Plan([it for it in plan.items if it in keep or it.safety == "manual"], plan.root, plan.created)
+    if len(keep) == len(plan.applicable()):
+        return plan
+    if getattr(args, "plan", None) and keep:
+        raise UsageError(f"{args.plan}: apply a reviewed plan whole (answer yes to every fix) or make a new plan")
+    sub = subset_plan(ctx, plan, keep)
+    if keep and [it.diff() for it in sub.applicable()] != [it.diff() for it in keep]:
+        # a kept fix built on a declined one: its diff changed, so it is shown and asked again
+        _out(args, "\nWithout the declined fixes, the others change to:\n\n")
+        print_plan(sub, args)
+        if not _ask("Apply these?"):
+            return type(plan)([], plan.root, plan.created)
+    return sub
 
 
 def _ask(question: str) -> bool:
@@ -151,7 +162,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         elif args.dry_run and plan.applicable():
             _out(args, "Dry run: nothing was changed.\n")
         return EXIT_OK
-    chosen = confirm(plan, args)
+    chosen = confirm(plan, args, ctx)
     if not chosen.applicable():
         _out(args, "Nothing applied.\n")
         return EXIT_OK

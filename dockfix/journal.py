@@ -546,6 +546,10 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
     if not changes:
         return None, [], False, None
     with journal.lock():
+        unfinished = unfinished_tx(journal)
+        if unfinished:
+            raise JournalBusy(f"transaction {unfinished} was interrupted and is not rolled back: run "
+                              f"`dockfix rollback {unfinished}` first")
         stale = stale_targets(host, plan)
         if stale:
             raise PlanError("the host changed since the plan was made; nothing was applied. Changed: " + "; ".join(stale))
@@ -585,6 +589,15 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                 except Exception as e2:  # noqa: BLE001 — report both
                     return tx.id, done, False, f"{msg}; rolling back failed too: {e2} (run `dockfix rollback {tx.id}`)"
                 return tx.id, done, True, msg
+
+
+def unfinished_tx(journal: Journal) -> str | None:
+    """The latest transaction if a crash left it half applied (or half rolled back)."""
+    ids = journal.txids()
+    if not ids:
+        return None
+    st = tx_state(journal.open(ids[-1]))
+    return ids[-1] if st.state in ("incomplete", "rolling back") else None
 
 
 def _change_summary(c: Change) -> dict:

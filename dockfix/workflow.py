@@ -78,6 +78,31 @@ def plan_fixes(ctx, findings: Iterable[Finding], only: Iterable[str] = (), skip:
     return plan
 
 
+def Context_for(host: Host):
+    from dockfix.scan import Context
+
+    return Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout))
+
+
+def subset_plan(ctx, plan: Plan, keep: list[PlanItem]) -> Plan:
+    """The plan with only the ``keep`` items (e.g. after the user declined some).
+
+    Items that change the same file build on each other; when a kept item builds on a dropped
+    one, the kept items are planned again from a fresh scan of their checks, so that what is
+    applied is exactly what the remaining fixes do on the host as it is.
+    """
+    kept_ids = {id(it) for it in keep}
+    dropped_targets = {c.target for it in plan.items if id(it) not in kept_ids for c in it.changes}
+    chained = any(c.target in dropped_targets for it in keep for c in it.changes)
+    if not chained:
+        return Plan([it for it in plan.items if id(it) in kept_ids], plan.root, plan.created)
+    keys = {(it.check_id, it.subject) for it in keep}
+    fresh = Context_for(ctx.host)
+    fresh.paths, fresh.compose = list(ctx.paths), list(ctx.compose)
+    findings = [f for f in rescan(fresh, [cid for cid, _ in keys]) if (f.id, f.subject) in keys]
+    return plan_fixes(fresh, findings, include_disruptive=True)
+
+
 @dataclass
 class ApplyResult:
     txid: str | None
@@ -122,7 +147,7 @@ def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[j
     changed since the plan was made (the message names the files; nothing is changed).
     """
     if not yes:
-        plan = Plan([it for it in plan.items if it.safety == SAFE], plan.root, plan.created)
+        plan = subset_plan(Context_for(host), plan, [it for it in plan.items if it.safety == SAFE])
     for c in plan.changes:
         if c.pre is None:
             raise PlanError(f"{c.target}: change was never bound to the host's state (use plan_fixes)")

@@ -360,3 +360,67 @@ def test_apply_path_does_not_import_textual(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
+
+
+def slow_apply(root: Path, at_step: int = 2, seconds: float = 5) -> subprocess.Popen:
+    """A real `dockfix --apply` that pauses after step ``at_step`` (prints 'paused' then)."""
+    code = (
+        "import sys, time\n"
+        "from dockfix.cli import main\n"
+        "import dockfix.journal as j\n"
+        "def slow(phase, n):\n"
+        f"    if phase == 'apply' and n == {at_step}:\n"
+        f"        print('paused', flush=True); time.sleep({seconds})\n"
+        "j._fault = slow\n"
+        "sys.exit(main(['--apply', '--yes', '--root', sys.argv[1], '--no-engine']))\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    line = ""
+    while "paused" not in line:
+        line = p.stdout.readline()
+        assert line, p.stderr.read()
+    return p
+
+
+def test_second_dockfix_apply_while_one_runs_is_refused(tmp_path):
+    root = faulty_tree(tmp_path)
+    first = slow_apply(root)
+    try:
+        mid = tree_manifest(root)
+        r = apply(root)
+        assert r.returncode == 3 and "another dockfix apply or rollback is running" in r.stderr
+        r = rollback(root, "--last")
+        assert r.returncode == 3 and "another dockfix apply or rollback is running" in r.stderr
+        assert tree_manifest(root) == mid
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+
+
+def test_apply_after_a_crash_asks_for_the_rollback_first(tmp_path):
+    root = faulty_tree(tmp_path)
+    before = tree_manifest(root)
+    assert apply(root, env={"DOCKFIX_FAULT_KILL_AFTER": "apply:2"}).returncode == -signal.SIGKILL
+    crashed = tree_manifest(root)
+    r = apply(root)
+    assert r.returncode == 3 and "was interrupted" in r.stderr and "dockfix rollback" in r.stderr
+    assert tree_manifest(root) == crashed
+    assert rollback(root, "--last").returncode == 0
+    assert tree_manifest(root) == before
+    assert apply(root).returncode == 0
+
+
+@pytest.mark.parametrize("fault", ["apply:2", "apply-inflight:3"])
+def test_sigkill_between_edits_of_one_daemon_json(tmp_path, fault):
+    """Several fixes write daemon.json one after the other; a kill between two leaves a state that
+    `dockfix rollback --last` puts back exactly."""
+    put(tmp_path, "var/lib/")
+    put(tmp_path, "etc/docker/daemon.json", '{\n  "icc": true,\n  "log-level": "debug",\n  "experimental": true\n}\n',
+        mode=0o640)
+    before = tree_manifest(tmp_path)
+    r = apply(tmp_path, "--include-disruptive", "--only", "2", env={"DOCKFIX_FAULT_KILL_AFTER": fault})
+    assert r.returncode == -signal.SIGKILL
+    assert tree_manifest(tmp_path) != before
+    assert rollback(tmp_path, "--last").returncode == 0
+    assert tree_manifest(tmp_path) == before

@@ -56,16 +56,19 @@ class Interrupted(Exception):
 
 # ---------------------------------------------------------------------- fault injection (tests)
 def _fault(phase: str, step: int) -> None:
-    """DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an
-    apply is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
-    rollback:2 after the second target is restored. For tests of crash recovery only."""
-    spec = os.environ.get("DOCKFIX_FAULT_KILL_AFTER")
-    if not spec:
-        return
-    for part in spec.split(","):
+    """Fault injection, for tests of crash recovery only.
+
+    DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an apply
+    is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
+    rollback:2 after the second target is restored. DOCKFIX_FAULT_FAIL_AT=apply:3 makes step 3 of
+    an apply fail (as a failed write would) after its before-image is recorded."""
+    var = "DOCKFIX_FAULT_FAIL_AT" if phase.endswith("-fail") else "DOCKFIX_FAULT_KILL_AFTER"
+    for part in (os.environ.get(var) or "").split(","):
         name, _, n = part.partition(":")
-        if name == phase and n.isdigit() and int(n) == step:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if name == phase.removesuffix("-fail") and n.isdigit() and int(n) == step:
+            if var == "DOCKFIX_FAULT_KILL_AFTER":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise FsError(f"step {step}: injected failure ({var})")
 
 
 # ---------------------------------------------------------------------- target kinds
@@ -570,6 +573,7 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                     first = c.target not in done
                     if first and not kind.same(state, c.pre):
                         raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
+                    _fault("apply-fail", n)
                     c.perform(host)
                     _fault("apply-inflight", n)
                     tx.append({"type": "after", "step": n, "target": c.target, "state": kind.state(host, name)})

@@ -424,3 +424,24 @@ def test_sigkill_between_edits_of_one_daemon_json(tmp_path, fault):
     assert tree_manifest(tmp_path) != before
     assert rollback(tmp_path, "--last").returncode == 0
     assert tree_manifest(tmp_path) == before
+
+
+def test_apply_failing_midway_rolls_back_what_it_did(tmp_path):
+    root = faulty_tree(tmp_path)
+    before = tree_manifest(root)
+    r = apply(root, "--format", "json", env={"DOCKFIX_FAULT_FAIL_AT": "apply:5"})
+    assert r.returncode == 4, r.stderr
+    assert "failed and was rolled back" in r.stderr and "injected failure" in r.stderr
+    assert json.loads(r.stdout)["rolled_back"] is True
+    assert tree_manifest(root) == before
+    txs = json.loads(run_dockfix("journal", "--root", str(root), "--no-engine", "--format", "json").stdout)
+    assert txs[-1]["state"] == "failed (rolled back)" and "injected failure" in txs[-1]["error"]
+    assert apply(root).returncode == 0  # nothing left half-done: a new apply goes through
+
+
+def test_restart_daemon_is_never_run_on_a_tree(tmp_path):
+    put(tmp_path, "var/lib/")
+    put(tmp_path, "etc/docker/daemon.json", '{"log-level": "debug"}\n')
+    r = apply(tmp_path, "--only", "2.3", "--restart-daemon")
+    assert r.returncode == 0, r.stderr
+    assert "not run (not the live host): systemctl restart docker" in r.stdout

@@ -172,6 +172,22 @@ def test_fix(tmp_path, check_id):
     exercise(tmp_path, check_id)
 
 
+def test_socket_behind_var_run_link_is_changed_at_its_real_path(tmp_path):
+    """On real hosts /var/run -> /run: the plan names /run/docker.sock and never follows a link."""
+    base(tmp_path)
+    put(tmp_path, "var/")
+    os.symlink("../run", tmp_path / "var/run")  # (an absolute link is followed out of the root by Host.lstat)
+    unix_socket(tmp_path / "run/docker.sock", 0o666, (0, 998))
+    before = tree_manifest(tmp_path)
+    ctx, plan = plan_for(tmp_path, "docker-sock-mode")
+    assert [c.path for c in plan.changes] == ["/run/docker.sock"]
+    assert apply_plan(ctx.host, plan).error is None
+    assert os.lstat(tmp_path / "run/docker.sock").st_mode & 0o777 == 0o660
+    assert {f.status for f in rescan(ctx, ["docker-sock-mode"])} == {Status.PASS}
+    assert rollback(ctx.host, "last").restored
+    assert tree_manifest(tmp_path) == before
+
+
 def test_daemon_json_created_when_absent_and_removed_on_rollback(tmp_path):
     put(tmp_path, "var/lib/")
     before = tree_manifest(tmp_path)

@@ -277,6 +277,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         _err(f"dockfix: {e}")
         return EXIT_REFUSED
     except JournalError as e:
+        if "stopped at" in str(e):
+            _err(f"dockfix: {e}")
+            return EXIT_BROKEN
         raise UsageError(str(e)) from None
     doc = {"txid": res.txid, "restored": res.restored, "refused": res.refused_paths, "already_rolled_back": res.already,
            "damaged": res.damaged, "actions": res.actions}

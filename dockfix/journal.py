@@ -656,8 +656,13 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         first.setdefault(s.target, s)
         last[s.target] = s
     refused = []
+    keep_dirs: set[str] = set()  # created directories that now hold files of others (kept with --force)
+    created = {t for t, s0 in first.items() if not s0.before.get("existed")}
     for target, s0 in first.items():
         kind, name = target_kind(target)
+        if s0.before.get("kind") == "file" and tx.get_blob(s0.blob, s0.blob_sha256) is None:
+            refused.append(f"{target_label(target)} (its before-image in the journal is missing or damaged)")
+            continue
         now = kind.state(host, name)
         sl = last[target]
         ok = [s0.before]
@@ -665,10 +670,22 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         if sl.after is None:
             ok.append(sl.before)
         if not any(kind.same(now, o) for o in ok if o is not None):
-            if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None and s0.before.get("kind") == "file":
-                refused.append(f"{target_label(target)} (its before-image in the journal is damaged)")
-            elif not force:
+            if not force:
                 refused.append(f"{target_label(target)} (changed since the transaction: now {kind.describe(now)})")
+        elif target in created and now.get("kind") == "dir":
+            ours = {t.partition(":")[2].rsplit("/", 1)[-1] for t in created
+                    if t.startswith("file:") and t.partition(":")[2].rsplit("/", 1)[0] == name}
+            try:
+                entries = set(os.listdir(host.real(name)))
+            except OSError:
+                entries = set()
+            others = sorted(entries - ours)
+            if others:
+                if force:
+                    keep_dirs.add(target)
+                else:
+                    refused.append(f"{target_label(target)} (created by the transaction, now holds other files: "
+                                   f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}; --force keeps it)")
     if refused:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
     tx.append({"type": "rollback-begin", "force": force})
@@ -677,7 +694,14 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         s0 = first[target]
         kind, name = target_kind(target)
         blob = tx.get_blob(s0.blob, s0.blob_sha256)
-        kind.restore(host, name, s0.before, blob)
+        if target in keep_dirs:
+            tx.append({"type": "restored", "target": target, "kept": True})
+            continue
+        try:
+            kind.restore(host, name, s0.before, blob)
+        except (FsError, OSError) as e:
+            raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {e}; put it right and run "
+                               f"`dockfix rollback {tx.id}` again") from None
         tx.append({"type": "restored", "target": target})
         restored.append(target_label(target))
         _fault("rollback", i)

@@ -72,6 +72,9 @@ def plan_fixes(ctx, findings: Iterable[Finding], only: Iterable[str] = (), skip:
         except (ManualFix, PlanRefused, CheckError) as e:
             item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=MANUAL, impact=fixer.impact,
                             notes=[str(e)])
+        except Exception as e:  # noqa: BLE001 — a bug in one fix must not stop the others; it is shown
+            item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=MANUAL, impact=fixer.impact,
+                            notes=[f"internal error in the fix for {f.id}: {type(e).__name__}: {e}"])
         if item.safety != MANUAL and not item.changes:
             continue  # nothing to do (an earlier fix already covers it)
         plan.items.append(item)

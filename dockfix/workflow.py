@@ -3,7 +3,6 @@ plan fixes for findings, apply a plan through the journal, roll back, list trans
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from dockfix import journal as jr
 from dockfix.fixes import DISRUPTIVE, MANUAL, SAFE, Fixer, ManualFix
 from dockfix.host import Host
 from dockfix.model import REGISTRY, CheckError, Finding, Status
-from dockfix.plan import Change, Plan, PlanError, PlanItem, PlanRefused
+from dockfix.plan import Plan, PlanError, PlanItem, PlanRefused
 
 __all__ = ["plan_fixes", "apply_plan", "rollback", "list_transactions", "rescan", "ApplyResult", "RollbackResult",
            "TxInfo", "PlanError", "SAFE", "DISRUPTIVE", "MANUAL"]

@@ -69,6 +69,7 @@ def build_plan(args: argparse.Namespace, ctx):
 def _fill_secret_content(ctx, plan, source: str) -> None:
     """Secret file content is never in a plan file: rebuild it from the host, and use it only if
     it is byte for byte what was reviewed (same sha256)."""
+    from dockfix.fsops import sha256
     from dockfix.model import REGISTRY
     from dockfix.plan import WriteFile
     from dockfix.scan import run_check
@@ -79,16 +80,23 @@ def _fill_secret_content(ctx, plan, source: str) -> None:
         return
     import dockfix.fixes.all  # noqa: F401
 
-    ids = {it.check_id for it, _ in missing}
-    findings = [f for cid in ids if cid in REGISTRY for f in run_check(REGISTRY[cid], ctx)]
+    # plan again, in the same order, every item of the plan: fixes of one file build on each other
+    keys = [(it.check_id, it.subject) for it in plan.items]
+    found = {}
+    for cid in dict.fromkeys(k[0] for k in keys):
+        if cid in REGISTRY:
+            for f in run_check(REGISTRY[cid], ctx):
+                found[(f.id, f.subject)] = f
+    findings = [found[k] for k in keys if k in found]
     rebuilt = plan_fixes(ctx, findings, include_disruptive=True)
-    fresh = {(c.path, c.after_sha256): c.after for c in rebuilt.changes if isinstance(c, WriteFile)}
+    fresh = [(c.path, c.after) for c in rebuilt.changes if isinstance(c, WriteFile) and c.after is not None]
     for it, c in missing:
-        data = fresh.get((c.path, c.after_sha256))
+        data = next((d for p, d in fresh if p == c.path and plan.content_matches(d, c.after_sha256)), None)
         if data is None:
             raise UsageError(f"{source}: the secret content for {c.path} cannot be rebuilt as reviewed "
                              f"(the source changed): make a new plan")
         c.after = data
+        c.after_sha256 = sha256(data)
     plan.load_before(ctx.host)
 
 
@@ -236,12 +244,20 @@ def add_apply_options(p: argparse.ArgumentParser) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     ctx = make_context(args)
     plan, _ = build_plan(args, ctx)
+    from dockfix.plan import PlanError, host_key
+
+    key = None
+    if args.output or args.format == "json":
+        try:
+            key = host_key(ctx.host, create=True)  # plan files carry keyed hashes only
+        except (PlanError, OSError) as e:
+            raise UsageError(f"cannot create the plan key: {e}") from None
     if args.output:
         from dockfix.cli import write_output
 
-        write_output(args.output, plan.dumps())
+        write_output(args.output, plan.dumps(key))
     if args.format == "json" and not args.output:
-        _out(args, plan.dumps())
+        _out(args, plan.dumps(key))
     else:
         print_plan(plan, args)
         if args.output:

@@ -514,6 +514,11 @@ class _Signals:
         return False
 
 
+def _describe(kind, state: dict) -> str:
+    text = kind.describe({k: (None if isinstance(v, str) and v.startswith("hmac:") else v) for k, v in state.items()})
+    return text.replace(" sha256 None", "")
+
+
 def stale_targets(host: Host, plan: Plan) -> list[str]:
     """Targets whose state is not the one the plan was made against (first change per target)."""
     seen: set[str] = set()
@@ -530,8 +535,8 @@ def stale_targets(host: Host, plan: Plan) -> list[str]:
             continue
         if c.pre is None:
             out.append(f"{target_label(c.target)} (the plan recorded no precondition)")
-        elif not kind.same(now, c.pre):
-            out.append(f"{target_label(c.target)} (planned against: {kind.describe(c.pre)}; now: {kind.describe(now)})")
+        elif not plan.same_pre(kind, now, c.pre):
+            out.append(f"{target_label(c.target)} (planned against: {_describe(kind, c.pre)}; now: {kind.describe(now)})")
     return out
 
 
@@ -568,10 +573,10 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                     state, blob = kind.capture(host, name)
                     blob_name = tx.put_blob(n, blob) if blob is not None else None
                     tx.append({"type": "before", "step": n, "target": c.target, "change": _change_summary(c),
-                               "state": state, "expected": c.expected(), "blob": blob_name,
+                               "state": state, "expected": c.expected(state), "blob": blob_name,
                                "blob_sha256": sha256(blob) if blob is not None else None})
                     first = c.target not in done
-                    if first and not kind.same(state, c.pre):
+                    if first and not plan.same_pre(kind, state, c.pre):
                         raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
                     _fault("apply-fail", n)
                     c.perform(host)

@@ -165,7 +165,8 @@ def rollback(host: Host, txid: str | None = None, force: bool = False, restart_d
     res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged)
     if out.restored:
         tx = jr.Journal(host).open(out.txid)
-        plan = Plan.from_json(tx.header().get("plan"), f"transaction {out.txid}")
+        header = tx.header().get("plan") or {}
+        plan = Plan([PlanItem.from_json(i) for i in header.get("items", [])], header.get("root", "/"))
         res.actions = run_post_actions(host, plan.applicable(), restart_daemon)
     return res
 

@@ -444,3 +444,32 @@ def test_restart_daemon_is_never_run_on_a_tree(tmp_path):
     r = apply(tmp_path, "--only", "2.3", "--restart-daemon")
     assert r.returncode == 0, r.stderr
     assert "not run (not the live host): systemctl restart docker" in r.stdout
+
+
+def test_plan_file_holds_no_plain_hash_of_any_file(tmp_path):
+    """A plain sha256 of a file whose other lines are known would let a reader of the plan test
+    guesses of a secret in it: plan files carry keyed hashes, checked with the host's key."""
+    import hashlib
+
+    root = faulty_tree(tmp_path)
+    put(root, "etc/docker/daemon.json", '{\n  "icc": true,\n  "proxies": {"http-proxy": "http://u:hunter2@proxy:3128"}\n}\n')
+    plan = tmp_path.parent / f"{tmp_path.name}-plan.json"
+    r = run_dockfix("plan", "--root", str(root), "--no-engine", "--include-disruptive", "-o", str(plan))
+    assert r.returncode == 0, r.stderr
+    text = plan.read_text()
+    assert "hunter2" not in text and "hunter2" not in r.stdout
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            assert hashlib.sha256(p.read_bytes()).hexdigest() not in text, p
+    assert '"keyed": true' in text
+    assert os.stat(root / "var/lib/dockfix/plan.key").st_mode & 0o777 == 0o600
+    before = tree_manifest(root)
+    r = apply(root, "--include-disruptive", "--plan", str(plan))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"icc": false' in (root / "etc/docker/daemon.json").read_text()
+    assert rollback(root, "--last").returncode == 0
+    assert tree_manifest(root) == before
+    # another host (no key) cannot use the plan
+    other = faulty_tree(tmp_path.parent / f"{tmp_path.name}-other")
+    r = apply(other, "--plan", str(plan))
+    assert r.returncode == 2 and "another host" in r.stderr

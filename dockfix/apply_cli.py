@@ -340,6 +340,9 @@ def cmd_journal(args: argparse.Namespace) -> int:
         txs = list_transactions(ctx.host)
     except JournalError as e:
         raise UsageError(str(e)) from None
+    except PermissionError:
+        raise UsageError("/var/lib/dockfix/journal: permission denied "
+                         f"(the journal is readable by root only)") from None
     if args.format == "json":
         _out(args, json.dumps([t.to_json() for t in txs], indent=2) + "\n")
         return EXIT_OK

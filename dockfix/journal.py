@@ -96,6 +96,10 @@ class FileTarget:
         return FileState(**state).describe()
 
     @staticmethod
+    def changes(old: dict, now: dict) -> str:
+        return FileState(**now).changes_from(FileState(**old))
+
+    @staticmethod
     def restore(host: Host, path: str, state: dict, blob: bytes | None) -> None:
         from dockfix import fsops
 
@@ -536,7 +540,17 @@ def stale_targets(host: Host, plan: Plan) -> list[str]:
         if c.pre is None:
             out.append(f"{target_label(c.target)} (the plan recorded no precondition)")
         elif not plan.same_pre(kind, now, c.pre):
-            out.append(f"{target_label(c.target)} (planned against: {_describe(kind, c.pre)}; now: {kind.describe(now)})")
+            if hasattr(kind, "changes"):
+                pre = dict(c.pre)
+                if not plan.same_pre(kind, {**now, "uid": pre.get("uid"), "gid": pre.get("gid"), "mode": pre.get("mode"),
+                                            "kind": pre.get("kind")}, pre):
+                    pre["sha256"] = "(differs)"
+                else:
+                    pre["sha256"] = now.get("sha256")
+                what = kind.changes(pre, now)
+            else:
+                what = f"planned against: {_describe(kind, c.pre)}; now: {kind.describe(now)}"
+            out.append(f"{target_label(c.target)} ({what})")
     return out
 
 
@@ -676,7 +690,9 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
             ok.append(sl.before)
         if not any(kind.same(now, o) for o in ok if o is not None):
             if not force:
-                refused.append(f"{target_label(target)} (changed since the transaction: now {kind.describe(now)})")
+                ref = sl.after if sl.after is not None else (sl.expected or s0.before)
+                what = kind.changes(ref, now) if hasattr(kind, "changes") else f"now {kind.describe(now)}"
+                refused.append(f"{target_label(target)} (changed since the transaction: {what})")
         elif target in created and now.get("kind") == "dir":
             ours = {t.partition(":")[2].rsplit("/", 1)[-1] for t in created
                     if t.startswith("file:") and t.partition(":")[2].rsplit("/", 1)[0] == name}

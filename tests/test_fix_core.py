@@ -115,6 +115,7 @@ def test_hand_edit_after_apply_refuses_rollback_naming_file_and_force_restores(t
     r = rollback(root, "--last")
     assert r.returncode == 3
     assert "/etc/default/docker" in r.stderr and "--force" in r.stderr
+    assert "mode 0644 -> 0600" in r.stderr  # what changed, in words (never content)
     assert oct(os.lstat(root / "etc/default/docker").st_mode & 0o777) == oct(0o600)  # nothing restored
     assert os.lstat(root / "etc/docker").st_uid == 0
     r = rollback(root, "--last", "--force")
@@ -212,7 +213,7 @@ def test_plan_file_applies_exactly_and_refuses_when_host_changed(tmp_path):
     before = manifest(root)
     r = apply(root, "--plan", str(plan))
     assert r.returncode == 3
-    assert "/etc/docker" in r.stderr and "changed since the plan" in r.stderr
+    assert "/etc/docker" in r.stderr and "changed since the plan" in r.stderr and "mode 0733 -> 0777" in r.stderr
     assert manifest(root) == before
     # back as it was when planned: exactly the plan is applied (nothing else)
     os.chmod(root / "etc/docker", 0o733)

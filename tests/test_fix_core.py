@@ -28,7 +28,8 @@ def faulty_tree(root: Path) -> Path:
     put(root, "var/lib/")
     put(root, "etc/group", "root:x:0:\ndocker:x:998:\n")
     put(root, "etc/docker/", mode=0o733, owner=(1000, 1000))
-    put(root, "etc/docker/daemon.json", '{\n    "log-driver": "json-file"\n}\n', mode=0o666, owner=(1000, 1000))
+    put(root, "etc/docker/daemon.json", '{\n    "icc": true,\n    "insecure-registries": ["reg.example:5000"]\n}\n',
+        mode=0o666, owner=(1000, 1000))
     put(root, "lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n", mode=0o666)
     put(root, "lib/systemd/system/docker.socket", "[Socket]\nListenStream=/run/docker.sock\n", mode=0o664, owner=(0, 1000))
     put(root, "etc/default/docker", 'DOCKER_OPTS=""\n', mode=0o646, owner=(1000, 0))
@@ -69,6 +70,9 @@ def test_apply_fixes_section3_faults_and_rollback_undoes_them(tmp_path):
     assert not (SECTION3_FAILS & failing(root))
     st = os.lstat(root / "etc/docker")
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o711)
+    # disruptive fixes (icc, insecure registries) wait for --include-disruptive
+    assert {"icc", "insecure-registries"} <= failing(root)
+    assert '"icc": true' in (root / "etc/docker/daemon.json").read_text()
     assert os.lstat(root / "lib/systemd/system/docker.service").st_mode & 0o777 == 0o644
 
     r = rollback(root, "--last")

@@ -36,6 +36,7 @@ def ct_finding() -> Finding:
 
 
 def test_content_trust_fix_sets_the_variable_with_the_2026_warning(tmp_path):
+    """The benchmark's reading (fails while unset): the fix sets it, and tells the truth about it."""
     if "content-trust" not in REGISTRY or REGISTRY["content-trust"].fixer is None:
         import pytest
 

@@ -7,8 +7,21 @@ import difflib
 import pytest
 
 from dockfix.fixes import ManualFix
-from dockfix.fixes.compose_secrets import Conversion, convert, dotenv_without, mask_dotenv, mask_yaml
-from dockfix.fixes.image_recipes import RecipeError, mycnf, recipe_for, repository, FileEnv, MyCnf
+from dockfix.fixes.compose_secrets import (
+    Conversion,
+    convert,
+    dotenv_without,
+    mask_dotenv,
+    mask_yaml,
+)
+from dockfix.fixes.image_recipes import (
+    FileEnv,
+    MyCnf,
+    RecipeError,
+    mycnf,
+    recipe_for,
+    repository,
+)
 from dockfix.fixes.yaml_edit import plain
 
 PW = "Canary-7f3a9"
@@ -190,7 +203,7 @@ def test_masking_hides_values_in_every_form():
     exporter = f"services:\n  e:\n    environment:\n      - DATA_SOURCE_NAME=u:{PW}@(db:3306)/\n"
     assert PW not in mask_yaml(exporter)
     assert mask_dotenv(f"# note\nROOT_PW={PW}\nexport X='{PW}'\n") == \
-        "# note\nROOT_PW=<hidden, 12 bytes>\nexport X=<hidden, 14 bytes>\n"
+        "# note\nROOT_PW=<secret, 12 bytes>\nexport X=<secret, 14 bytes>\n"
 
 
 def test_image_table():
@@ -204,3 +217,85 @@ def test_image_table():
     with pytest.raises(RecipeError) as e:
         mycnf("MYSQLD_EXPORTER_PASSWORD", "a$b")
     assert "a$b" not in str(e.value)
+
+
+# ---------------------------------------------------------------------- generated layouts
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def layouts(draw):
+    ind = " " * draw(st.sampled_from([2, 4]))
+    dash = draw(st.sampled_from(["", ind]))  # sequences flush with their key, or indented
+    nl = draw(st.sampled_from(["\n", "\r\n"]))
+    comment = draw(st.sampled_from(["", "   # a comment", "  #x"]))
+    quote = draw(st.sampled_from(["", "'", '"']))
+    form = draw(st.sampled_from(["map", "list", "flowmap", "flowlist"]))
+    svc_secrets = draw(st.sampled_from(["none", "block", "flow", "empty"]))
+    top = draw(st.sampled_from(["none", "before", "after"]))
+    others = draw(st.lists(st.sampled_from(["TZ", "LANG", "DB_HOST"]), unique=True, max_size=3))
+    before_extra = draw(st.booleans())
+    blank = draw(st.booleans())
+    final_nl = draw(st.booleans())
+    pw = "Gen" + draw(st.text("abcdefXYZ0123456789-_.", min_size=6, max_size=12))
+    val = f"{quote}{pw}{quote}"
+    env = []
+    if form == "map":
+        env = [f"{ind * 2}environment:{comment}"] + [f"{ind * 3}{o}: x{comment}" for o in others[:1]] + \
+              [f"{ind * 3}DB_PASSWORD: {val}{comment}"] + [f"{ind * 3}{o}: y" for o in others[1:]]
+    elif form == "list":
+        q = quote
+        env = [f"{ind * 2}environment:"] + [f"{ind * 2}{dash}- {o}=x" for o in others[:1]] + \
+              [f"{ind * 2}{dash}- {q}DB_PASSWORD={pw}{q}{comment}"] + [f"{ind * 2}{dash}- {o}=y" for o in others[1:]]
+    elif form == "flowmap":
+        items = [f"{o}: x" for o in others] + [f"DB_PASSWORD: {val}"]
+        env = [f"{ind * 2}environment: {{{', '.join(items)}}}{comment}"]
+    else:
+        items = [f"{o}=x" for o in others] + [f"{quote}DB_PASSWORD={pw}{quote}"]
+        env = [f"{ind * 2}environment: [{', '.join(items)}]{comment}"]
+    sec = {"none": [], "block": [f"{ind * 2}secrets:", f"{ind * 2}{dash}- old"], "flow": [f"{ind * 2}secrets: [old]"],
+           "empty": [f"{ind * 2}secrets: []"]}[svc_secrets]
+    lines = ["# generated", "services:", f"{ind}app:{comment}", f"{ind * 2}image: mysql:8"]
+    if before_extra:
+        lines += [f"{ind * 2}command: |", f"{ind * 3}run", ""]
+    body = env + sec + ([f"{ind * 2}ports: [\"80:80\"]"] if draw(st.booleans()) else [])
+    if draw(st.booleans()):
+        body = sec + env + body[len(env) + len(sec):]
+    lines += body
+    if blank:
+        lines.append("")
+    lines += [f"{ind}other:", f"{ind * 2}image: x"]
+    top_lines = ["secrets:", f"{ind}old:", f"{ind * 2}file: ./old"]
+    if top == "before":
+        lines = top_lines + lines
+    elif top == "after":
+        lines = lines + top_lines
+    text = nl.join(lines) + (nl if final_nl else "")
+    return text, pw, nl
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layouts())
+def test_generated_layouts_change_only_what_they_must(case):
+    text, pw, nl = case
+    out = convert(text, "/g/compose.yaml", {}, [Conversion("app", "DB_PASSWORD", "app_DB_PASSWORD")])
+    after = out.compose_after
+    assert pw not in after
+    assert out.secret_files == {"app_DB_PASSWORD": pw.encode()}
+    # only the line holding the variable (or, in flow style, the line with the secrets list) changes
+    allowed = {i + 1 for i, ln in enumerate(text.splitlines()) if "DB_PASSWORD" in ln or "secrets: [" in ln}
+    if not text.endswith("\n"):
+        allowed.add(len(text.splitlines()))  # it gets the line break it lacked, and nothing else
+    assert touched(text, after) <= allowed
+    data = plain(after, "x")
+    app = data["services"]["app"]
+    env = app["environment"]
+    assert (env.get("DB_PASSWORD_FILE") if isinstance(env, dict) else
+            next(e for e in env if e.startswith("DB_PASSWORD_FILE="))[len("DB_PASSWORD_FILE="):]) == \
+        "/run/secrets/app_DB_PASSWORD"
+    assert app["secrets"][-1] == "app_DB_PASSWORD"
+    assert data["secrets"]["app_DB_PASSWORD"] == {"file": "./secrets/app_DB_PASSWORD"}
+    assert data["services"]["other"] == {"image": "x"}
+    if "\r\n" in text:
+        assert "\n" not in after.replace("\r\n", "")

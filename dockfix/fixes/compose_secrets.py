@@ -18,8 +18,7 @@ For each variable:
   same ``_FILE`` pointer is set and the application must be taught to read the file.
 
 Also here: :func:`mask_yaml` and :func:`mask_dotenv`, which hide secret values in diffs of such
-files, and :func:`derive`, which recomputes a secret file's content at apply time from its source
-(a plan file never holds the value).
+files (registered in :data:`dockfix.plan.DIFF_MASKERS`).
 """
 
 from __future__ import annotations
@@ -28,12 +27,18 @@ import copy
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dockfix.fixes import ManualFix
-from dockfix.fixes.image_recipes import FileEnv, MyCnf, RecipeError, mycnf, recipe_for, repository
+from dockfix.fixes.image_recipes import (
+    FileEnv,
+    MyCnf,
+    RecipeError,
+    mycnf,
+    recipe_for,
+    repository,
+)
 from dockfix.fixes.yaml_edit import EditError, YamlText, plain, render_scalar, verify
 from dockfix.model import CheckError
 
@@ -379,7 +384,7 @@ def mask_dotenv(text: str) -> str:
     for line in text.splitlines(keepends=True):
         m = re.match(r"^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*)(.*?)(\r?\n?)$", line)
         if m and m.group(2) and not line.lstrip().startswith("#"):
-            out.append(f"{m.group(1)}<hidden, {len(m.group(2).encode())} bytes>{m.group(3)}")
+            out.append(f"{m.group(1)}<secret, {len(m.group(2).encode())} bytes>{m.group(3)}")
         else:
             out.append(line)
     return "".join(out)
@@ -400,48 +405,3 @@ def diff_masker(path: str, text: str) -> str | None:
         masked = mask_yaml(text, path)
         return masked
     return None
-
-
-# ---------------------------------------------------------------------- apply time
-def derive(host, source: dict) -> bytes:
-    """Recompute a file's content from its source at apply time (plans never hold the value).
-
-    ``source``: ``{"kind": "compose-secrets", "compose": path, "conversions": [...], "output":
-    "secret:<name>" | "compose"}`` or ``{"kind": "dotenv-remove", "path": path, "names": [...]}``."""
-    from dockfix.compose import parse_dotenv
-    from dockfix.fsops import read_file
-    from dockfix.plan import PlanError
-
-    kind = source.get("kind")
-    if kind == "dotenv-remove":
-        data = read_file(host, source["path"])
-        if data is None:
-            raise PlanError(f"{source['path']}: is gone")
-        return dotenv_without(data.decode("utf-8"), list(source.get("names") or [])).encode("utf-8")
-    if kind != "compose-secrets":
-        raise PlanError(f"unknown content source {kind!r}")
-    compose = source["compose"]
-    data = read_file(host, compose)
-    if data is None:
-        raise PlanError(f"{compose}: is gone")
-    env: dict[str, str] = {}
-    env_path = os.path.join(os.path.dirname(compose), ".env")
-    env_data = read_file(host, env_path)
-    if env_data is not None:
-        env, _ = parse_dotenv(env_data.decode("utf-8").lstrip("\ufeff"), env_path)
-    convs = [Conversion.from_json(c) for c in source.get("conversions") or []]
-    try:
-        out = convert(data.decode("utf-8"), compose, env, convs)
-    except ManualFix as e:
-        raise PlanError(str(e)) from None
-    what = source.get("output", "")
-    if what == "compose":
-        return out.compose_after.encode("utf-8")
-    if what.startswith("secret:") and what[len("secret:"):] in out.secret_files:
-        return out.secret_files[what[len("secret:"):]]
-    raise PlanError(f"{compose}: nothing to derive for {what!r}")
-
-
-def find_env_node(yt: YamlText, service: str) -> Any:
-    hit = yt.get(yt.node_at("services", service), "environment")
-    return hit[1] if hit else None

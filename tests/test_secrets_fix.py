@@ -309,7 +309,6 @@ def test_canary_values_appear_in_no_output_plan_or_journal_listing(swarm_engine,
     run("apply plan", "--apply", "--yes", "--plan", str(plan_file), *host, ok=(0,))
     run("journal", "journal", "--root", str(tmp_path), ok=(0,))
     run("journal json", "journal", "--root", str(tmp_path), "--format", "json", ok=(0,))
-    run("scan after", "scan", *host, "--format", "json")
     jdir = tmp_path / "var/lib/dockfix/journal"
     for p in jdir.rglob("*"):
         if p.is_file() and not p.name.startswith("blob-"):
@@ -321,6 +320,12 @@ def test_canary_values_appear_in_no_output_plan_or_journal_listing(swarm_engine,
     assert not any(v in applied for v in canaries.values())
     assert _service(swarm_engine, "api")["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
     run("rollback", "rollback", "--last", "--root", str(tmp_path), "--docker-host", swarm_engine.url, ok=(0,))
+    # and once more without a plan file: planned and applied in one go, text and JSON
+    run("apply", "--apply", "--yes", "--include-disruptive", *host, "--only", "env-password", ok=(0, 1))
+    run("rollback 2", "rollback", "--last", "--root", str(tmp_path), "--docker-host", swarm_engine.url, ok=(0,))
+    run("apply json", "--apply", "--yes", "--include-disruptive", *host, "--only", "env-password", "--format", "json",
+        ok=(0, 1))
+    run("rollback 3", "rollback", "--last", "--root", str(tmp_path), "--docker-host", swarm_engine.url, ok=(0,))
 
     spec = _service(swarm_engine, "api")["Spec"]
     assert f"API_TOKEN={c['SVC']}" in spec["TaskTemplate"]["ContainerSpec"]["Env"]  # rolled back
@@ -329,3 +334,23 @@ def test_canary_values_appear_in_no_output_plan_or_journal_listing(swarm_engine,
     for label, text in outputs.items():
         for name, value in canaries.items():
             assert value not in text, f"{name} canary leaked into {label}"
+
+
+def test_a_plan_file_holds_no_value_and_is_refused_when_the_source_changed(tmp_path):
+    app = compose_tree(tmp_path, "Plan-aa11bb", "Plan-cc22dd", "Plan-ee33ff", git=False)
+    plan_file = tmp_path / "plan.json"
+    r = run_dockfix("plan", "--include-disruptive", "--root", str(tmp_path), "--no-engine", "--path", APP,
+                    "--only", "env-password", "-o", str(plan_file))
+    assert r.returncode == 0, r.stderr
+    text = plan_file.read_text()
+    assert "Plan-" not in text and json.loads(text)["items"]
+    # the password is changed after the review: the reviewed plan no longer applies
+    compose = app / "compose.yaml"
+    compose.write_text(compose.read_text().replace("Plan-aa11bb", "Plan-new999"))
+    before = manifest(tmp_path)
+    r = run_dockfix("--apply", "--yes", "--plan", str(plan_file), "--root", str(tmp_path), "--no-engine",
+                    "--path", APP)
+    assert r.returncode in (2, 3), r.stdout + r.stderr  # refused (the secret cannot be rebuilt as reviewed)
+    assert f"{APP}/" in r.stderr and "changed" in r.stderr and "Plan-" not in r.stdout + r.stderr
+    assert {k: v for k, v in manifest(tmp_path).items() if not k.startswith("var")} == \
+        {k: v for k, v in before.items() if not k.startswith("var")}

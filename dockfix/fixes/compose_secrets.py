@@ -71,9 +71,10 @@ class Outcome:
 
 
 def secret_name(service: str, var: str) -> str:
-    """``<service>_<VAR>``, limited to the characters swarm accepts in a secret name."""
+    """``<service>_<VAR>``, limited to the characters swarm accepts in a secret name, and short
+    enough (40) that ``docker stack deploy`` can prefix the stack's name (swarm allows 64)."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{service}_{var}").strip("._-") or "secret"
-    return name[:60]
+    return name[:40].rstrip("._-")
 
 
 def _env_index(env: Node, var: str) -> int | None:

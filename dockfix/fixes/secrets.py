@@ -41,7 +41,7 @@ from dockfix.fixes.image_recipes import (
     recipe_for,
     repository,
 )
-from dockfix.model import Finding
+from dockfix.model import CheckError, Finding
 from dockfix.plan import (
     CreateSecret,
     MakeDir,
@@ -78,12 +78,18 @@ def move_to_secrets(ctx, finding: Finding) -> PlanItem | list:
 
 
 # ---------------------------------------------------------------------- compose files
-def _flagged(ctx, cf, service: str) -> list[Var]:
+def _flagged(ctx, cf, service: str, strict: bool = True) -> list[Var]:
     svc = cf.services.get(service)
     if svc is None:
         raise ManualFix(f"{cf.path}: no service {service!r} any more")
+    try:
+        environment = svc.environment
+    except CheckError:
+        if strict:
+            raise
+        return []
     env = [Var(e.name, e.value, e.line, "shell" if e.source == "unset" else e.source, cf.path, e.from_interpolation)
-           for e in svc.environment]
+           for e in environment]
     return [v for v, _ in secret_vars(Deployment(f"compose:{cf.path}#{service}", svc.image or "", env))]
 
 
@@ -149,15 +155,19 @@ def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | l
     uid, gid = st.uid or 0, st.gid or 0
     changes: list[Any] = []
     secrets_dir = os.path.join(folder, SECRETS_DIR)
-    if not staged_state(ctx, secrets_dir).existed:
+    dir_state = staged_state(ctx, secrets_dir)
+    if not dir_state.existed:
         changes.append(MakeDir(path=secrets_dir, mode=0o700, uid=uid, gid=gid))
+    elif dir_state.kind != "dir":
+        raise ManualFix(f"{secrets_dir} is a {dir_state.kind}, not a folder: move it away, or move the password "
+                        "into a secret by hand")
     for c in convs:
         changes.append(WriteFile(path=os.path.join(secrets_dir, c.secret), after=out.secret_files[c.secret],
                                  mode=0o600, uid=uid, gid=gid, secret=True))
     after = out.compose_after
     # values this fix does not move (other services, other keys) must not reach a plan file either
     still_secret = any(val and val in after for val in env.values() if len(val) >= 4) or \
-        any(v.value and v.value in after for s in cf.services for v in _flagged(ctx, cf, s))
+        any(v.value and v.value in after for s in cf.services for v in _flagged(ctx, cf, s, strict=False))
     changes.append(WriteFile(path=path, after=after.encode("utf-8"), secret=still_secret))
     if out.dotenv_remove and env_text is not None:
         changes.append(WriteFile(path=env_path, after=dotenv_without(env_text, out.dotenv_remove).encode("utf-8"),

@@ -74,6 +74,45 @@ def mask_line(line: str) -> str:
     return line
 
 
+#: Maskers for diffs of files that hold secrets among other settings (compose files, .env):
+#: "module:function" taking (path, text) and returning the text with the values hidden, or None
+#: when it does not handle that file. Loaded on first use (the plan core imports no fix module).
+DIFF_MASKERS = ["dockfix.fixes.compose_secrets:diff_masker"]
+
+
+def _load_ref(spec: str):
+    import importlib
+
+    mod, _, fn = spec.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def masked_text(path: str, text: str) -> str | None:
+    """``text`` with secret values hidden by the masker for ``path``'s kind of file, or None."""
+    for spec in DIFF_MASKERS:
+        try:
+            out = _load_ref(spec)(path, text)
+        except ImportError:
+            continue
+        if out is not None:
+            return out
+    return None
+
+
+def _masked_diff(path: str, before: bytes | None, after: bytes, existed: bool) -> str | None:
+    try:
+        a = (before or b"").decode("utf-8") if existed else ""
+        b = after.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    ma, mb = (masked_text(path, a) if existed else ""), masked_text(path, b)
+    if ma is None or mb is None:
+        return None
+    lines = list(difflib.unified_diff(ma.splitlines(keepends=True), mb.splitlines(keepends=True),
+                                      "/dev/null" if not existed else path, path, n=3))
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines)
+
+
 def _has_secret_lines(data: bytes | None) -> bool:
     if not data:
         return False
@@ -82,6 +121,11 @@ def _has_secret_lines(data: bytes | None) -> bool:
 
 
 def content_diff(path: str, before: bytes | None, after: bytes, existed: bool, secret: bool, mask: bool) -> str:
+    if mask and masked_text(path, "") is not None:  # a compose or .env file: show lines, hide values
+        shown = _masked_diff(path, before, after, existed)
+        if shown is not None:
+            return "".join(ln + "\n" if ln.startswith(("---", "+++", "@@")) or "<secret, " in ln
+                           else mask_line(ln) + "\n" for ln in shown.splitlines())
     if secret and mask:
         old = "did not exist" if not existed else f"<secret, {len(before or b'')} bytes>"
         return f"--- {path}\n+++ {path}\n  content  {old} -> <secret, {len(after)} bytes>\n"
@@ -499,6 +543,10 @@ def parents_to_make(ctx, path: str, mode: int = 0o755) -> list[MakeDir]:
 
 
 # ---------------------------------------------------------------------- engine changes
+#: Where a CreateSecret's bytes come from at apply time, by data_ref kind ("module:function" taking
+#: (host, data_ref) and returning the bytes; checked against the sha256 recorded at plan time).
+CONTENT_SOURCES = {"service-env": "dockfix.fixes.secrets:derive_service_env"}
+
 @change_kind
 @dataclass
 class CreateSecret(Change):
@@ -532,6 +580,11 @@ class CreateSecret(Change):
                 raise PlanError(f"{self.data_ref['path']}: source of secret {self.name} is gone")
             if self.data_ref.get("sha256") and sha256(data) != self.data_ref["sha256"]:
                 raise PlanError(f"{self.data_ref['path']}: changed since the plan was made (secret {self.name})")
+            return data
+        if self.data_ref.get("kind") in CONTENT_SOURCES:  # e.g. a variable of a service, read again now
+            data = _load_ref(CONTENT_SOURCES[self.data_ref["kind"]])(host, self.data_ref)
+            if sha256(data) != self.data_ref.get("sha256"):
+                raise PlanError(f"secret {self.name}: its source changed since the plan was made; plan again")
             return data
         raise PlanError(f"secret {self.name}: its value is not available here (it is never stored in a plan file)")
 
@@ -568,7 +621,9 @@ class UpdateService(Change):
 
     def perform(self, host: Host) -> None:
         svc = host.docker.api.inspect_service(self.service_id)
-        _update_service(host, self.service_id, svc["Version"]["Index"], self.new_spec)
+        spec = _unmask_env(self.new_spec, svc["Spec"], self.service_id)
+        _resolve_secret_ids(host, spec)
+        _update_service(host, self.service_id, svc["Version"]["Index"], spec)
 
     def summary(self) -> str:
         return f"update swarm service {self.new_spec.get('Name', self.service_id)}"
@@ -582,6 +637,38 @@ class UpdateService(Change):
     @classmethod
     def _load(cls, d: dict) -> "UpdateService":
         return cls(service_id=d["service_id"], new_spec=d.get("new_spec") or {}, pre=d.get("pre"))
+
+
+_MASKED = re.compile(r"^<secret, (\d+) bytes>$")
+
+
+def _unmask_env(new_spec: dict, live: dict, sid: str) -> dict:
+    """A spec read from a plan file has its secret-looking values masked: take each back from the
+    live spec (same variable, same length), or refuse."""
+    spec = json.loads(json.dumps(new_spec))
+    env = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or []
+    live_env = dict(e.partition("=")[::2] for e in ((live.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or [])
+    for i, e in enumerate(env):
+        name, _, value = e.partition("=")
+        m = _MASKED.match(value)
+        if m:
+            old = live_env.get(name)
+            if old is None or len(old.encode()) != int(m.group(1)):
+                raise PlanError(f"service {sid}: {name} changed since the plan was made; plan again")
+            env[i] = f"{name}={old}"
+    return spec
+
+
+def _resolve_secret_ids(host: Host, spec: dict) -> None:
+    """Secret references planned by name (the secret is created by the same plan) get their ID."""
+    refs = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Secrets") or []
+    for ref in refs:
+        if not ref.get("SecretID"):
+            found = [s for s in host.docker.secrets.list(filters={"name": ref.get("SecretName")})
+                     if s.name == ref.get("SecretName")]
+            if not found:
+                raise PlanError(f"secret {ref.get('SecretName')} does not exist")
+            ref["SecretID"] = found[0].id
 
 
 def _spec_hash(spec: dict) -> str:

@@ -101,19 +101,31 @@ NOTES: dict[str, Callable[[Path], None]] = {
                                 put(r, "etc/profile.d/dct.sh", "export DOCKER_CONTENT_TRUST=1\n")),
 }
 
-CASES = {**SECTION3, **SECTION2, **NOTES}
+SECRETS: dict[str, Callable[[Path], None]] = {
+    # a compose file with a password in its environment (found through --compose, see CONTEXT_ARGS)
+    "env-password": lambda r: put(r, "srv/app/compose.yaml", "services:\n  app:\n    image: postgres:16  # db\n"
+                                  "    environment:\n      POSTGRES_PASSWORD: Case-5e5e5e\n", owner=(1000, 1000)),
+    "registry-s3-encryption": lambda r: put(r, "srv/app/compose.yaml", "services:\n  registry:\n    image: registry:2\n"
+                                            "    environment:\n      REGISTRY_STORAGE: s3\n"),
+}
+#: Extra Context arguments for cases whose files are not at fixed places.
+CONTEXT_ARGS: dict[str, dict] = {k: {"compose": ["/srv/app/compose.yaml"]} for k in SECRETS}
+#: Manual fixes (shown, never applied) and the test that shows their steps.
+MANUAL_ONLY = {"registry-https": "tests/test_secrets_fix.py::test_registry_s3_encryption_in_compose_and_config"}
+
+CASES = {**SECTION3, **SECTION2, **NOTES, **SECRETS}
 
 
 def test_every_fix_has_a_case():
     import dockfix.fixes.all  # noqa: F401
 
     fixable = {c.id for c in REGISTRY.values() if c.fixer is not None}
-    covered = set(CASES) | set(AUDIT_IDS)
+    covered = set(CASES) | set(AUDIT_IDS) | set(MANUAL_ONLY)
     assert fixable <= covered, f"fixes without a test case: {sorted(fixable - covered)}"
 
 
 def plan_for(root: Path, check_id: str):
-    ctx = Context(Host(str(root), engine=False))
+    ctx = Context(Host(str(root), engine=False), **CONTEXT_ARGS.get(check_id, {}))
     findings = scan(ctx, only=[check_id]).findings
     assert {f.status for f in findings if f.id == check_id} == {Status.FAIL}, [f.evidence for f in findings]
     return ctx, plan_fixes(ctx, findings, include_disruptive=True)

@@ -696,7 +696,7 @@ def sensitive_file_in_image(ctx: Context) -> list[Result]:
         try:
             instructions = load_dockerfile(ctx, path)
         except CheckError as e:
-            results.append(Result.error(str(e), subject=path))
+            results.append(Result.error(str(e), subject=f"dockerfile:{path}"))
             continue
         context_dir = os.path.dirname(path)
         ignore = dockerignore(ctx, context_dir)
@@ -726,11 +726,11 @@ def sensitive_file_in_image(ctx: Context) -> list[Result]:
                     elif value and has_url_credentials(value):
                         hits.append((ins.line, f"{ins.cmd} {name}: a URL with a password"))
         if hits:
-            results.append(Result.fail("; ".join(f"line {n}: {t}" for n, t in hits), subject=path,
+            results.append(Result.fail("; ".join(f"line {n}: {t}" for n, t in hits), subject=f"dockerfile:{path}",
                                        location=Location(path, hits[0][0]),
                                        data={"file": path, "lines": [n for n, _ in hits]}))
         else:
-            results.append(Result.ok(f"{len(instructions)} instructions examined", subject=path))
+            results.append(Result.ok(f"{len(instructions)} instructions examined", subject=f"dockerfile:{path}"))
     return results
 
 

@@ -1,5 +1,6 @@
-"""Dockerfiles (4.1, 4.6, 4.7, 4.9, 4.10) and compose files (the runtime rules of section 5) under
---path / --compose, without an engine: every finding points at its file and line."""
+"""Dockerfiles (4.1, 4.6, 4.7, 4.9; 4.10 is the scanner's sensitive-file-in-image) and compose
+files (the runtime rules of section 5) under --path / --compose, without an engine: every finding
+points at its file and line."""
 
 from __future__ import annotations
 

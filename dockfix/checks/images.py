@@ -350,7 +350,8 @@ def copy_not_add(ctx: Context) -> list[Result]:
 
 
 # ---------------------------------------------------------------------- 4.10
-
+# Dockerfiles are the scanner's check `sensitive-file-in-image` (checks/notes.py); this one looks at
+# what built images carry in their configuration.
 def _images_secrets(ctx: Context) -> list[Result]:
     from dockfix.secret_words import is_secret_name
 
@@ -369,15 +370,13 @@ def _images_secrets(ctx: Context) -> list[Result]:
 
 
 @check(
-    "dockerfile-secrets", cis="4.10", severity=HIGH,
-    title="Images on the engine do not carry secrets in their environment",
-    explanation="A value baked into an image's ENV stays readable by everyone who can pull or inspect the image, "
-    "even if a later step deletes it. (Dockerfiles under --path are examined by sensitive-file-in-image, which "
-    "also carries CIS 4.10.)",
-    manual="docker history --no-trunc IMAGE; docker image inspect --format '{{.Config.Env}}' IMAGE; grep -nE 'ENV|ARG' Dockerfile",
-    remediation="Pass secrets at run time (swarm or compose secrets, a mounted file) or at build time with "
-    "RUN --mount=type=secret; rebuild the image and rotate any secret that was baked in.",
+    "image-env-secrets", cis="4.10", severity=HIGH,
+    title="Images do not carry secrets in their environment",
+    explanation="An ENV written at build time stays in the image's configuration: anyone who can pull or inspect "
+    "the image reads it with docker image inspect, and every container started from it inherits it.",
+    manual="docker image inspect --format '{{.RepoTags}} {{.Config.Env}}' $(docker image ls -q)",
+    remediation="Remove the ENV from the Dockerfile and rebuild; pass the secret at run time (swarm or compose "
+    "secrets, a mounted file) or at build time with RUN --mount=type=secret, and rotate the secret that was baked in.",
 )
-def dockerfile_secrets(ctx: Context) -> list[Result]:
+def image_env_secrets(ctx: Context) -> list[Result]:
     return per_subject(ctx, _images_secrets, None)
-

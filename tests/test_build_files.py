@@ -133,13 +133,20 @@ def located(f: dict, path: str, line: int) -> None:
     ("4.6", 6, "no HEALTHCHECK"),
     ("4.7", 3, "line 3"),
     ("4.9", 10, "ADD used (line 10)"),
-
+    ("4.10", 7, "line 7: ARG GITHUB_TOKEN"),
 ])
 def test_dockerfile_rules(doc, cis, line, text):
     bad = at(doc, cis, BAD)
     assert bad["status"] == "fail" and text in bad["evidence"], bad
     located(bad, "/srv/app/Dockerfile", line)
     assert at(doc, cis, GOOD)["status"] == "pass"
+
+
+def test_dockerfile_secrets_all_named_never_shown(doc):
+    ev = at(doc, "4.10", BAD)["evidence"]
+    assert "line 8: ENV DB_PASSWORD" in ev and "line 11: COPY id_rsa" in ev
+    text = json.dumps(doc)
+    assert "hunter2" not in text and "ghp_notarealtoken" not in text
 
 
 def test_dockerfile_user_and_health_point_at_the_right_lines(doc):

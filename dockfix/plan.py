@@ -610,6 +610,9 @@ class UpdateService(Change):
     kind: ClassVar[str] = "update-service"
     service_id: str = ""
     new_spec: dict = field(default_factory=dict)
+    #: The spec this change starts from (the live one, or an earlier change's), for the diff only;
+    #: never in a plan file.
+    before_spec: dict | None = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
@@ -618,6 +621,8 @@ class UpdateService(Change):
     def bind(self, host: Host, stage: Staging) -> None:
         svc = host.docker.api.inspect_service(self.service_id)
         self.pre = {"existed": True, "version": svc["Version"]["Index"], "spec_sha256": _spec_hash(svc["Spec"])}
+        if self.before_spec is None:
+            self.before_spec = svc["Spec"]
 
     def perform(self, host: Host) -> None:
         svc = host.docker.api.inspect_service(self.service_id)
@@ -629,7 +634,13 @@ class UpdateService(Change):
         return f"update swarm service {self.new_spec.get('Name', self.service_id)}"
 
     def diff(self, mask_secrets: bool = True) -> str:
-        return self.summary() + "\n" + "".join(f"  {line}\n" for line in _spec_outline(self.new_spec, mask_secrets))
+        after = _spec_outline(self.new_spec, mask_secrets)
+        if self.before_spec is None:
+            return self.summary() + "\n" + "".join(f"  {line}\n" for line in after)
+        before = _spec_outline(self.before_spec, mask_secrets)
+        shown = [ln for ln in difflib.unified_diff(before, after, "before", "after", n=2, lineterm="")
+                 if not ln.startswith(("---", "+++"))]
+        return self.summary() + "\n" + "".join(f"  {line}\n" for line in shown or ["(no change)"])
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "service_id": self.service_id, "new_spec": _masked_spec(self.new_spec), "pre": self.pre}
@@ -692,6 +703,8 @@ def _spec_outline(spec: dict, mask: bool) -> list[str]:
         out.append(f"env {e}")
     for s in cs.get("Secrets") or []:
         out.append(f"secret {s.get('SecretName')} -> {(s.get('File') or {}).get('Name')}")
+    if cs.get("Args"):
+        out.append("args " + " ".join(str(a) for a in cs["Args"]))
     return out
 
 

@@ -183,6 +183,14 @@ def test_swarm_service_gets_a_secret_and_rollback_restores_its_spec(swarm_engine
                      "registry:2", "sleep", "1000")
     before = _service(swarm_engine, "db")["Spec"]
     reg_before = _service(swarm_engine, "reg")["Spec"]
+    r = run_dockfix("plan", "--include-disruptive", "--root", str(tmp_path), "--docker-host", swarm_engine.url,
+                    "--only", "env-password,registry-s3-encryption")
+    assert r.returncode == 0, r.stderr
+    # the spec change is shown as a diff, values hidden; the registry's second fix builds on the first
+    assert f"-env MYSQL_PASSWORD=<secret, {len(pw)} bytes>" in r.stdout
+    assert "+env MYSQL_PASSWORD_FILE=/run/secrets/db_MYSQL_PASSWORD" in r.stdout
+    assert "-env REGISTRY_STORAGE_S3_ENCRYPT=false" in r.stdout and "+env REGISTRY_STORAGE_S3_ENCRYPT=true" in r.stdout
+    assert pw not in r.stdout and "Key-77aa11" not in r.stdout
     r = run_dockfix("--apply", "--yes", "--include-disruptive", "--root", str(tmp_path), "--docker-host",
                     swarm_engine.url, "--only", "env-password,registry-s3-encryption")
     assert r.returncode == 0, r.stdout + r.stderr

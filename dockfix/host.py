@@ -158,7 +158,15 @@ class Host:
             for name in parts[:-1]:
                 try:
                     nfd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-                except (FileNotFoundError, NotADirectoryError):
+                except FileNotFoundError:
+                    return None
+                except NotADirectoryError:
+                    # O_PATH|O_NOFOLLOW on a link gives ENOTDIR: resolve() saw no link here.
+                    try:
+                        if stat_mod.S_ISLNK(os.lstat(name, dir_fd=dfd).st_mode):
+                            raise CheckError(f"{path}: a symbolic link appeared on the way while reading; scan again")
+                    except OSError:
+                        pass
                     return None
                 except OSError as e:
                     raise self._open_error(path, e) from None

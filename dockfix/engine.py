@@ -70,15 +70,155 @@ def daemon_argv_for(docker_host: str, procs: list[tuple[int, list[str]]] | None 
     return None
 
 
-class Engine:
-    """Lazy, cached, thread-safe access to one engine."""
+class RawAPI:
+    """Read-only JSON over HTTP to the engine, with the standard library only.
 
-    def __init__(self, client_factory: Callable[[], Any], url: str):
+    The Docker SDK costs ~0.2 s to import and builds a requests session; a scan only needs GETs,
+    so it talks HTTP/1.1 to the unix socket (or a plain/TLS TCP endpoint) directly. One
+    keep-alive connection per thread. Paths are unversioned: the engine answers in its own
+    current API version.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, connect_timeout: float = 2.0):
+        self.url = url
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._local = threading.local()
+        if url.startswith("unix://"):
+            self.kind, self.address = "unix", url[len("unix://"):]
+        elif url.startswith(("tcp://", "http://", "https://")):
+            hostport = url.split("://", 1)[1].rstrip("/")
+            tls = url.startswith("https://") or (url.startswith("tcp://") and bool(os.environ.get("DOCKER_TLS_VERIFY")))
+            self.kind, self.address = ("tls" if tls else "tcp"), hostport
+        else:
+            raise CheckError(f"engine {url}: unsupported address (use unix:// or tcp://)")
+
+    def _connect(self):
+        import http.client
+        import socket
+
+        api = self
+
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(api.connect_timeout)
+                try:
+                    s.connect(api.address)
+                except OSError:
+                    s.close()
+                    raise
+                s.settimeout(api.timeout)
+                self.sock = s
+
+        if self.kind == "unix":
+            return UnixConnection("localhost", timeout=self.timeout)
+        host, _, port = self.address.rpartition(":")
+        if self.kind == "tls":
+            import ssl
+
+            certs = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+            ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+            ctx.load_cert_chain(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem"))
+            return http.client.HTTPSConnection(host, int(port or 2376), timeout=self.connect_timeout, context=ctx)
+        return http.client.HTTPConnection(host, int(port or 2375), timeout=self.connect_timeout)
+
+    def get(self, path: str, decode: bool = True) -> Any:
+        """GET ``path`` and decode the JSON answer (the bytes with decode=False).
+
+        Raises OSError/http.client errors, or ApiError when the engine answers with an error.
+        """
+        import http.client
+        import json
+
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None)
+            fresh = conn is None
+            if fresh:
+                conn = self._local.conn = self._connect()
+            try:
+                conn.request("GET", path, headers={"Accept": "application/json"})
+                if self.kind != "unix" and conn.sock is not None:
+                    conn.sock.settimeout(self.timeout)
+                resp = conn.getresponse()
+                body = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.CannotSendRequest):
+                # a kept-alive connection the engine closed meanwhile: retry once on a new one
+                conn.close()
+                self._local.conn = None
+                if fresh or attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                conn.close()
+                self._local.conn = None
+                raise
+            if resp.status >= 400:
+                raise ApiError(resp.status, _message(body), path)
+            if not decode:
+                return body
+            return json.loads(body) if body else None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class ApiError(Exception):
+    """The engine answered with an HTTP error."""
+
+    def __init__(self, status: int, message: str, path: str):
+        super().__init__(f"{message} (HTTP {status} on {path.split('?')[0]})")
+        self.status = status
+        self.message = message
+
+
+def _message(body: bytes) -> str:
+    import json
+
+    try:
+        return str(json.loads(body).get("message", "")).strip() or "error"
+    except Exception:
+        return body[:200].decode("utf-8", "replace").strip() or "error"
+
+
+#: Threads used to inspect containers and images. dockerd answers an inspect in well under a
+#: millisecond and this box has two cores: more threads only add contention.
+INSPECT_WORKERS = 4
+
+
+class Engine:
+    """Lazy, cached, thread-safe access to one engine, fetched once per scan.
+
+    Shared fetches (each a list of plain dicts as the API returns them):
+
+    - ``containers``: the inspect document of every container, running or not;
+    - ``images``: the inspect document of every image (``docker image inspect``);
+    - ``services``, ``tasks``, ``nodes``, ``secrets``: swarm objects ([] when this engine is not an
+      active swarm manager);
+    - ``networks``: every network (list form; overlay options included);
+    - ``swarm``: the swarm's inspect document (None when not a manager).
+
+    The first request is a ``/_ping`` with a short timeout that every caller waits on; if it
+    fails, or any request fails to connect, the engine is marked dead and every later request
+    raises the same :class:`CheckError` at once.
+    """
+
+    def __init__(self, client_factory: Callable[[], Any], url: str, timeout: float = 5.0,
+                 connect_timeout: float = 2.0):
         self._factory = client_factory
         self.url = url
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
+        self._ping_lock = threading.Lock()
         self._cache: dict[str, Any] = {}
+        self._pending: dict[str, threading.Lock] = {}
         self._dead: str | None = None
+        self._raw: RawAPI | None = None
 
     def _client(self):
         return self.fetch("client", self._factory)
@@ -93,14 +233,28 @@ class Engine:
                 return value
             if self._dead:
                 raise CheckError(self._dead)
+            pending = self._pending.setdefault(name, threading.Lock())
+        with pending:  # one fetch per name: concurrent callers wait for it instead of repeating it
+            return self._fetch_once(name, getter)
+
+    def _fetch_once(self, name: str, getter: Callable[[], Any]) -> Any:
+        with self._lock:
+            if name in self._cache:
+                value = self._cache[name]
+                if isinstance(value, CheckError):
+                    raise value
+                return value
+            if self._dead:
+                raise CheckError(self._dead)
         try:
             value = getter()
         except CheckError as e:
             value = e
-        except Exception as e:  # docker.errors.*, requests errors, socket timeouts
+        except Exception as e:  # ApiError, OSError, http.client errors, docker.errors.*
             value = CheckError(f"engine {self.url}: {_reason(e)}")
             if _is_connection_error(e):
-                self._dead = str(value)
+                with self._lock:
+                    self._dead = self._dead or str(value)
         with self._lock:
             self._cache.setdefault(name, value)
             value = self._cache[name]
@@ -108,24 +262,130 @@ class Engine:
             raise value
         return value
 
-    # The common objects; engine checks add their own with fetch().
+    # ------------------------------------------------------------------ raw reads
+    def get(self, path: str) -> Any:
+        """GET an API path (``/containers/json?all=1``) after the engine answered its ping."""
+        self._alive()
+        if self._raw is None:
+            with self._lock:
+                if self._raw is None:
+                    self._raw = RawAPI(self.url, self.timeout, self.connect_timeout)
+        return self._raw.get(path)
+
+    def _alive(self) -> None:
+        """Ping once with a short timeout; every concurrent caller waits for that one answer."""
+        with self._ping_lock:
+            if "ping" in self._cache:
+                if isinstance(self._cache["ping"], CheckError):
+                    raise self._cache["ping"]
+                return
+            try:
+                raw = RawAPI(self.url, timeout=self.connect_timeout, connect_timeout=self.connect_timeout)
+                try:
+                    raw.get("/_ping", decode=False)
+                finally:
+                    raw.close()
+                self._cache["ping"] = True
+            except CheckError as e:
+                self._cache["ping"] = e
+            except Exception as e:
+                self._cache["ping"] = CheckError(f"engine {self.url}: {_reason(e)}")
+            value = self._cache["ping"]
+            if isinstance(value, CheckError):
+                with self._lock:
+                    self._dead = self._dead or str(value)
+                raise value
+
+    # ------------------------------------------------------------------ shared objects
     def info(self) -> dict[str, Any]:
-        return self.fetch("info", lambda: self._client().info())
+        return self.fetch("info", lambda: self.get("/info"))
 
     def version(self) -> dict[str, Any]:
-        return self.fetch("version", lambda: self._client().version())
+        return self.fetch("version", lambda: self.get("/version"))
+
+    def containers(self) -> list[dict[str, Any]]:
+        """Inspect documents of all containers (running or not), in the engine's list order."""
+        return self.fetch("containers", lambda: self._inspect_all("/containers/json?all=1", "/containers/{}/json"))
+
+    def images(self) -> list[dict[str, Any]]:
+        """Inspect documents of all (non-intermediate) images."""
+        return self.fetch("images", lambda: self._inspect_all("/images/json", "/images/{}/json"))
+
+    def image_history(self, image_id: str) -> list[dict[str, Any]]:
+        return self.fetch(f"history:{image_id}", lambda: self.get(f"/images/{image_id}/history"))
+
+    def networks(self) -> list[dict[str, Any]]:
+        return self.fetch("networks", lambda: self.get("/networks"))
+
+    def is_manager(self) -> bool:
+        sw = self.info().get("Swarm") or {}
+        return sw.get("LocalNodeState") == "active" and bool(sw.get("ControlAvailable"))
+
+    def _manager_list(self, name: str, path: str) -> list[dict[str, Any]]:
+        return self.fetch(name, lambda: self.get(path) if self.is_manager() else [])
+
+    def services(self) -> list[dict[str, Any]]:
+        return self._manager_list("services", "/services")
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._manager_list("tasks", "/tasks")
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._manager_list("nodes", "/nodes")
+
+    def secrets(self) -> list[dict[str, Any]]:
+        return self._manager_list("secrets", "/secrets")
+
+    def swarm(self) -> dict[str, Any] | None:
+        return self.fetch("swarm", lambda: self.get("/swarm") if self.is_manager() else None)
+
+    def _inspect_all(self, list_path: str, inspect_path: str) -> list[dict[str, Any]]:
+        """List, then inspect each object concurrently. Objects gone in between are left out."""
+        from urllib.parse import quote
+
+        listed = self.get(list_path) or []
+        ids = [x["Id"] for x in listed]
+
+        def one(oid: str) -> dict[str, Any] | None:
+            try:
+                return self._raw.get(inspect_path.format(quote(oid, safe="")))  # type: ignore[union-attr]
+            except ApiError as e:
+                if e.status == 404:
+                    return None
+                raise
+
+        if len(ids) <= 2:
+            found = [one(i) for i in ids]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=INSPECT_WORKERS) as pool:
+                found = list(pool.map(one, ids))
+        return [x for x in found if x is not None]
 
     def api(self):
-        """The low-level APIClient (docker.APIClient) for raw, undecorated responses."""
+        """The low-level APIClient (docker.APIClient) for writes; imports the Docker SDK."""
         return self._client().api
 
 
 def _is_connection_error(e: Exception) -> bool:
+    if isinstance(e, ApiError):  # the engine answered
+        return False
+    if isinstance(e, OSError):  # refused, no such socket, timed out, reset
+        return True
     text = f"{type(e).__name__} {e}".lower()
     return any(w in text for w in ("connection", "timeout", "timed out", "refused", "no such file", "not found"))
 
 
 def _reason(e: Exception) -> str:
+    if isinstance(e, (TimeoutError,)) or type(e).__name__ in ("timeout", "TimeoutError"):
+        return "timed out (no answer within the timeout)"
+    if isinstance(e, FileNotFoundError):
+        return "not reachable: no socket at that path (is dockerd running?)"
+    if isinstance(e, ConnectionRefusedError):
+        return "not reachable: connection refused (is dockerd running?)"
+    if isinstance(e, ApiError):
+        return str(e)
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if "Connection refused" in text or "FileNotFoundError" in text or "No such file" in text:
         return "not reachable (is dockerd running?)"

@@ -66,6 +66,8 @@ class Result:
     location: Location | None = None
     # Free-form facts for the fix builder (never secret values).
     data: dict[str, Any] = field(default_factory=dict)
+    #: Overrides the check's severity for this one subject (e.g. vfs is a low-severity storage-driver fail).
+    severity: "Severity | None" = None
 
     @classmethod
     def ok(cls, evidence: str = "", **kw: Any) -> "Result":
@@ -91,8 +93,13 @@ class Result:
 class CheckError(Exception):
     """Raised by a source (a file, the engine) that cannot be evaluated; the check becomes `error`.
 
-    The message names the file (or the engine) and the problem, on one line.
+    The message names the file (or the engine) and the problem, on one line. ``subject``, when
+    given, is the subject of the resulting `error` finding (e.g. the daemon.json that is malformed).
     """
+
+    def __init__(self, message: str = "", subject: str | None = None):
+        super().__init__(message)
+        self.subject = subject
 
 
 CheckFn = Callable[[Any], "Result | Iterable[Result]"]

@@ -47,7 +47,7 @@ class Context:
     def engine(self) -> Engine | None:
         if not self.host.engine:
             return None
-        return Engine(lambda: self.host.docker, self.host.docker_host or "")
+        return Engine(lambda: self.host.docker, self.host.docker_host or "", timeout=self.host.engine_timeout)
 
     def need_engine(self) -> Engine:
         if self.engine is None:
@@ -85,8 +85,12 @@ class Context:
 
         def load():
             path = self.daemon_json_path()
-            text = self.host.read_text(path)
-            return {} if text is None else parse_daemon_json(text, path)
+            try:
+                text = self.host.read_text(path)
+                return {} if text is None else parse_daemon_json(text, path)
+            except CheckError as e:
+                e.subject = e.subject or path  # the error finding is about this file
+                raise
 
         return self.memo("daemon_json", load)
 
@@ -95,9 +99,13 @@ class Context:
             from_json = self.daemon_json()
             files: dict = {}
             for path, var in (("/etc/sysconfig/docker", "OPTIONS"), ("/etc/default/docker", "DOCKER_OPTS")):
-                text = self.host.read_text(path)
-                if text:
-                    files.update(parse_env_file(text, var, path))
+                try:
+                    text = self.host.read_text(path)
+                    if text:
+                        files.update(parse_env_file(text, var, path))
+                except CheckError as e:
+                    e.subject = e.subject or path
+                    raise
             argv = self.daemon_argv()
             cmd = parse_flags(argv[1:], "dockerd command line") if argv else {}
             info = None
@@ -122,13 +130,13 @@ def selected_checks(only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[
     import dockfix.checks  # noqa: F401  (registers every check)
 
     only, skip = list(only), list(skip)
-    known = set(REGISTRY) | {c.cis for c in REGISTRY.values() if c.cis}
+    known = set(REGISTRY) | {c.cis for c in REGISTRY.values() if c.cis} | {c.section for c in REGISTRY.values()}
     for name in only + skip:
         if name not in known and not any((c.cis or "").startswith(name + ".") for c in REGISTRY.values()):
             raise ValueError(f"unknown check id {name!r}")
 
     def matches(c: Check, names: list[str]) -> bool:
-        return any(n == c.id or n == c.cis or (c.cis or "").startswith(n + ".") for n in names)
+        return any(n == c.id or n == c.cis or n == c.section or (c.cis or "").startswith(n + ".") for n in names)
 
     checks = [c for c in REGISTRY.values() if (not only or matches(c, only)) and not matches(c, skip)]
     return sorted(checks, key=sort_key)
@@ -145,7 +153,7 @@ def run_check(check: Check, ctx: Context) -> list[Finding]:
         out = check.fn(ctx)
         results = [out] if isinstance(out, Result) else list(out)
     except CheckError as e:
-        results = [Result.error(str(e))]
+        results = [Result.error(str(e), subject=e.subject)]
     except NotApplicable as e:
         results = [Result.skip(str(e))]
     except Exception as e:  # a bug in a check must not end the scan
@@ -163,7 +171,7 @@ def to_finding(check: Check, r: Result) -> Finding:
         id=check.id,
         cis=check.cis,
         title=check.title,
-        severity=check.severity,
+        severity=r.severity if r.severity is not None else check.severity,
         section=check.section,
         subject=r.subject or check.subject or "host",
         status=r.status,

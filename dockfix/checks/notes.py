@@ -1,0 +1,746 @@
+"""Findings from the team's notes: content trust, secrets in environments and images, registries,
+the storage driver. Their ids are part of the interface.
+
+Secret values are never put in evidence, data or errors: only variable names, files and lines.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from dockfix.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded
+from dockfix.dockerfile import find_dockerfiles, load_dockerfile
+from dockfix.engine_fetch import containers as engine_containers
+from dockfix.engine_fetch import services as engine_services
+from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Location, Result, Severity, check
+from dockfix.scan import Context, NotApplicable
+from dockfix.secret_words import has_url_credentials, is_secret_name
+
+TRUE_WORDS = {"1", "t", "T", "true", "TRUE", "True"}  # Go's strconv.ParseBool, as the docker CLI reads it
+
+
+# ====================================================================== content trust
+CLI_PATHS = ("/usr/local/bin/docker", "/usr/bin/docker")  # the order of the default PATH
+
+
+def docker_cli_versions(ctx: Context) -> list[tuple[str, str | None]]:
+    """(path, version or None when unknown) of every docker CLI binary under the root, PATH order."""
+
+    def find() -> list[tuple[str, str | None]]:
+        out = []
+        for p in CLI_PATHS:
+            if not ctx.host.is_file(p):
+                continue
+            version = None
+            if ctx.host.is_live:  # never run a binary from a foreign tree
+                try:
+                    r = subprocess.run([p, "--version"], capture_output=True, text=True, timeout=10,
+                                       env={"PATH": "/usr/bin:/bin", "DOCKER_CLI_HINTS": "false"})
+                    m = re.search(r"version (\d+\.\d+\.\d+[^\s,]*)", r.stdout)
+                    version = m.group(1) if m else None
+                except (OSError, subprocess.TimeoutExpired):
+                    version = None
+            out.append((p, version))
+        return out
+
+    return ctx.memo("docker_cli_versions", find)
+
+
+def _major(version: str | None) -> int | None:
+    m = re.match(r"(\d+)\.", version or "")
+    return int(m.group(1)) if m else None
+
+
+def content_trust_settings(ctx: Context) -> list[tuple[str, int, str]]:
+    """(file, line, value) where DOCKER_CONTENT_TRUST is set for the host's users."""
+    files = ["/etc/environment"] + ctx.host.glob("/etc/profile.d", "*.sh")
+    out = []
+    pat = re.compile(r"^\s*(?:export\s+)?DOCKER_CONTENT_TRUST\s*=\s*(['\"]?)([^'\"\s;#]*)\1")
+    for f in files:
+        text = ctx.host.read_text(f)
+        for n, line in enumerate((text or "").splitlines(), 1):
+            m = pat.match(line)
+            if m:
+                out.append((f, n, m.group(2)))
+    return out
+
+
+@check(
+    "content-trust", cis="4.5", severity=MEDIUM, subject="host",
+    title="Image signatures are verified (DOCKER_CONTENT_TRUST is retired)",
+    explanation="The benchmark asks for DOCKER_CONTENT_TRUST=1 so that the docker CLI only pulls images signed with "
+    "Docker Content Trust (Notary v1). In 2026 that advice no longer holds. Docker has retired content trust for "
+    "Docker Official Images: their signing certificates have been expiring since August 2025, so with the variable "
+    "set, pulls of official images fail. The Docker CLI stopped enforcing the variable in release 29.0, so on a "
+    "current CLI it does nothing at all and only gives a false feeling of safety. notary.docker.io shuts down on "
+    "2026-12-08, after which no content-trust pull works. Verifying images today means checking signatures with "
+    "Sigstore cosign or Notation, in CI and at deploy time, or with an admission policy.",
+    manual="grep -rn DOCKER_CONTENT_TRUST /etc/environment /etc/profile.d/; docker --version",
+    remediation="Remove DOCKER_CONTENT_TRUST from /etc/environment and /etc/profile.d, and verify the images you "
+    "deploy with cosign verify (Sigstore) or notation verify against the publisher's key or identity.",
+)
+def content_trust(ctx: Context) -> list[Result]:
+    clis = docker_cli_versions(ctx)
+    if not clis:
+        cli_text = "no docker CLI at /usr/local/bin/docker or /usr/bin/docker"
+        effect = "no docker CLI is installed, so the setting has no effect"
+        major = None
+    else:
+        path, version = clis[0]
+        others = ", ".join(f"{v or 'unknown version'} at {p}" for p, v in clis[1:])
+        cli_text = f"docker CLI {version or '(version unknown: not run outside a live root)'} at {path}" + \
+            (f" (also {others})" if others else "")
+        major = _major(version)
+        if major is None:
+            effect = ("the CLI version is unknown: before 29.0 the CLI enforces it, so pulls of Docker Official "
+                      "Images fail and every content-trust pull fails after 2026-12-08; from 29.0 it is ignored")
+        elif major >= 29:
+            effect = "this CLI (29.0 or later) ignores the setting: it has no effect and verifies nothing"
+        else:
+            effect = ("this CLI (before 29.0) enforces it, so pulls of Docker Official Images fail (expired signing "
+                      "certificates) and every content-trust pull fails once notary.docker.io shuts down on 2026-12-08")
+    settings = content_trust_settings(ctx)
+    on = [(f, n, v) for f, n, v in settings if v in TRUE_WORDS]
+    data = {"cli": [{"path": p, "version": v} for p, v in clis]}
+    if not on:
+        seen = "; ".join(f"set to {v or 'empty'} at {f}:{n}" for f, n, v in settings) or \
+            "not set in /etc/environment or /etc/profile.d/*.sh"
+        return [Result.manual(f"DOCKER_CONTENT_TRUST {seen}; {cli_text}. Content trust is retired: check how this "
+                              "host's images are verified (cosign or Notation signatures)", data=data)]
+    return [Result.fail(f"DOCKER_CONTENT_TRUST={v} (line {n}); {cli_text}; on this host: {effect}",
+                        subject=f, location=Location(f, n), data={**data, "file": f, "line": n})
+            for f, n, v in on]
+
+
+# ====================================================================== files under --path
+CI_NAMES = (".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml", "bitbucket-pipelines.yml", ".drone.yml",
+            ".travis.yml", "cloudbuild.yaml", "buildspec.yml", "Makefile", "Taskfile.yml", "justfile")
+SCRIPT_EXTS = (".sh", ".bash", ".zsh", ".ksh", ".ps1", ".mk", ".yml", ".yaml", ".groovy", ".py", ".cmd", ".bat")
+
+
+def is_script_like(path: str, head: str) -> bool:
+    name = os.path.basename(path)
+    if name in CI_NAMES or name.endswith(SCRIPT_EXTS) or name.startswith(("Dockerfile", "Containerfile")) or \
+            name.endswith((".Dockerfile", ".dockerfile")):
+        return True
+    if "/.github/workflows/" in path or "/.circleci/" in path:
+        return True
+    return head.startswith("#!")
+
+
+_DCT_FLAG = re.compile(r"--disable-content-trust(?:=(\w+))?")
+
+
+@check(
+    "disable-content-trust-flag", cis=None, severity=LOW, subject="--path",
+    title="Scripts and build files do not pass --disable-content-trust",
+    explanation="--disable-content-trust tells docker pull, push, build, run or create to skip image signature checks "
+    "for that one command. The team's notes ask to avoid it so that what runs is what was signed. Content trust "
+    "itself is retired (the CLI ignores it from 29.0, notary.docker.io closes on 2026-12-08), so each place that "
+    "passes the flag marks an image that is fetched without any signature check: that is where a cosign or "
+    "Notation verification belongs.",
+    manual="grep -rn -- --disable-content-trust <folder>",
+    remediation="Remove the flag and verify the image's signature before use (cosign verify IMAGE or notation "
+    "verify IMAGE), in the script or in the CI pipeline.",
+)
+def disable_content_trust_flag(ctx: Context) -> list[Result]:
+    if not ctx.paths:
+        raise NotApplicable("no --path folders were given: scripts, Dockerfiles and CI files were not scanned")
+    results = []
+    examined = 0
+    for top in ctx.paths:
+        for p in ctx.host.walk(top):
+            try:
+                text = ctx.host.read_text(p, limit=2 * 1024 * 1024)
+            except CheckError:
+                continue  # binary or unreadable: not a script
+            if text is None or not is_script_like(p, text[:2]):
+                continue
+            examined += 1
+            hits = []
+            for n, line in enumerate(text.splitlines(), 1):
+                code = line.lstrip()
+                if code.startswith(("#", "//", "REM ")):
+                    continue
+                for m in _DCT_FLAG.finditer(line):
+                    if m.group(1) and m.group(1).lower() in ("false", "0"):
+                        continue
+                    before = line[: m.start()]
+                    cmd = re.findall(r"\bdocker(?:\s+(?:image|container|trust|buildx))?\s+(\w+)", before)
+                    hits.append((n, cmd[-1] if cmd else None))
+            if hits:
+                lines = ", ".join(f"line {n}" + (f" (docker {c})" if c else "") for n, c in hits)
+                results.append(Result.fail(f"passes --disable-content-trust: {lines}", subject=p,
+                                           location=Location(p, hits[0][0]),
+                                           data={"file": p, "lines": [n for n, _ in hits]}))
+    if not results:
+        return [Result.ok(f"{examined} scripts, Dockerfiles, CI and compose files under {', '.join(ctx.paths)} "
+                          "examined: none passes --disable-content-trust")]
+    return results
+
+
+# ====================================================================== deployments (compose, containers, services)
+@dataclass
+class Var:
+    name: str
+    value: str | None  # secret: never shown
+    line: int | None
+    source: str  # "literal", ".env", "default", "shell" (no value in the file), "engine"
+    file: str | None = None
+    from_interpolation: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Var({self.name!r}, line={self.line}, source={self.source!r})"
+
+
+@dataclass
+class Deployment:
+    """One place an image runs with an environment: a compose service, a container, a swarm service."""
+
+    subject: str
+    image: str
+    env: list[Var]
+    location: Location | None = None
+    compose: ComposeFile | None = None
+    service: ServiceSpec | None = None
+    mounts: list[tuple[str, str]] = field(default_factory=list)  # (host source, container target)
+
+
+def _engine_env(env: list[str] | None) -> list[Var]:
+    out = []
+    for item in env or []:
+        name, sep, value = str(item).partition("=")
+        out.append(Var(name, value if sep else None, None, "engine"))
+    return out
+
+
+def _compose_deployments(ctx: Context, errors: list[Result]) -> Iterator[Deployment]:
+    for cf in iter_compose(ctx):
+        if isinstance(cf, CheckError):
+            errors.append(Result.error(str(cf), subject=f"compose:{str(cf).split(':', 1)[0]}"))
+            continue
+        for name, svc in cf.services.items():
+            try:
+                env = [Var(e.name, e.value, e.line, "shell" if e.source == "unset" else e.source, cf.path,
+                           e.from_interpolation) for e in svc.environment]
+                image = svc.image or ""
+            except CheckError as e:
+                errors.append(Result.error(str(e), subject=f"compose:{cf.path}#{name}"))
+                continue
+            mounts = []
+            for v in svc.get("volumes") or []:
+                if isinstance(v, str):
+                    parts = v.split(":")
+                    if len(parts) >= 2 and (parts[0].startswith((".", "/", "~"))):
+                        mounts.append((cf.resolve_path(cf.interpolate(parts[0])[0] or parts[0]), parts[1]))
+                elif hasattr(v, "get") and v.get("type", "volume") == "bind" and v.get("source") and v.get("target"):
+                    mounts.append((cf.resolve_path(str(v.get("source"))), str(v.get("target"))))
+            yield Deployment(f"compose:{cf.path}#{name}", image, env, Location(cf.path, svc.line), cf, svc, mounts)
+
+
+def _engine_deployments(ctx: Context, errors: list[Result]) -> Iterator[Deployment]:
+    if ctx.engine is None:
+        return
+    try:
+        conts = engine_containers(ctx)
+    except CheckError as e:
+        errors.append(Result.error(str(e), subject="engine"))
+        return
+    for c in conts:
+        name = str(c.get("Name") or c.get("Id", "")[:12]).lstrip("/")
+        cfg = c.get("Config") or {}
+        mounts = [(m.get("Source"), m.get("Destination")) for m in c.get("Mounts") or [] if m.get("Type") == "bind"]
+        yield Deployment(f"container:{name}", str(cfg.get("Image") or ""), _engine_env(cfg.get("Env")), mounts=mounts)
+    try:
+        svcs = engine_services(ctx)
+    except CheckError as e:
+        errors.append(Result.error(str(e), subject="engine"))
+        return
+    for s in svcs:
+        spec = s.get("Spec") or {}
+        cs = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        mounts = [(m.get("Source"), m.get("Target")) for m in cs.get("Mounts") or [] if m.get("Type") == "bind"]
+        image = str(cs.get("Image") or "").split("@", 1)[0]
+        yield Deployment(f"service:{spec.get('Name') or s.get('ID')}", image, _engine_env(cs.get("Env")), mounts=mounts)
+
+
+def deployments(ctx: Context) -> tuple[list[Deployment], list[Result]]:
+    def collect() -> tuple[list[Deployment], list[Result]]:
+        errors: list[Result] = []
+        found = list(_compose_deployments(ctx, errors)) + list(_engine_deployments(ctx, errors))
+        return found, errors
+
+    return ctx.memo("deployments", collect)
+
+
+def _where(ctx: Context) -> str:
+    parts = []
+    if ctx.compose or ctx.paths:
+        parts.append("compose files from --compose/--path")
+    if ctx.engine is not None:
+        parts.append("the engine's containers and services")
+    return " and ".join(parts) or "nothing (no --path, no --compose, no engine)"
+
+
+# ---------------------------------------------------------------------- env-password
+def secret_vars(d: Deployment) -> list[tuple[Var, str]]:
+    """(variable, why) of the variables of ``d`` that carry a secret."""
+    out = []
+    for v in d.env:
+        if v.value is not None and v.value.strip() == "" and v.source in ("literal", "engine"):
+            continue  # set to nothing
+        if v.value is not None and v.value.startswith("/run/secrets/"):
+            continue  # a path to a secret file
+        if is_secret_name(v.name):
+            out.append((v, "name"))
+        elif v.value is not None and has_url_credentials(v.value):
+            out.append((v, "url"))
+        elif v.value is None and v.source == "literal":
+            continue
+    return out
+
+
+def _describe(v: Var, why: str) -> str:
+    what = f"{v.name} carries a password inside a URL/DSN" if why == "url" else f"{v.name} set"
+    if v.source == "literal":
+        how = "to a literal value" if why == "name" else "(written literally)"
+    elif v.source == ".env":
+        how = f"from ${{{v.from_interpolation}}}, defined in the .env beside the file"
+    elif v.source == "default":
+        how = f"from ${{{v.from_interpolation}}} with a default written in the file"
+    elif v.source == "shell":
+        how = "from the environment of whoever runs compose"
+    else:
+        how = "in the environment of the running workload (docker inspect shows it)"
+    line = f" (line {v.line})" if v.line else ""
+    return f"{what} {how}{line}".replace("  ", " ")
+
+
+@check(
+    "env-password", cis=None, severity=HIGH, subject="deployments",
+    title="No passwords or other secrets are passed as environment variables",
+    explanation="An environment variable is readable by anyone who can run docker inspect, ends up in process "
+    "listings, crash reports and debug output, is inherited by every child process, and, when written in a "
+    "compose file, sits in the source repository in plain text. The team's notes keep passwords out of the "
+    "repository with Docker secrets: the engine stores them encrypted and mounts them as files under "
+    "/run/secrets/ in the containers that need them, and most images read a *_FILE variable pointing there.",
+    manual="grep -nE 'PASSWORD|SECRET|TOKEN|_KEY' compose.yaml; docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' NAME | cut -d= -f1",
+    remediation="Move each secret into a Docker secret (docker secret create, or compose's top-level secrets:) "
+    "and point the image at the file with the variable's *_FILE form (MYSQL_ROOT_PASSWORD_FILE=/run/secrets/"
+    "db_root_password); rotate any secret that was committed to a repository.",
+)
+def env_password(ctx: Context) -> list[Result]:
+    found, errors = deployments(ctx)
+    if not found and not errors:
+        raise NotApplicable(f"no compose services, containers or swarm services found (looked at {_where(ctx)})")
+    results = list(errors)
+    for d in found:
+        hits = secret_vars(d)
+        if not hits:
+            results.append(Result.ok(f"{len(d.env)} environment variables, none carries a secret", subject=d.subject,
+                                     location=d.location))
+            continue
+        first_line = next((v.line for v, _ in hits if v.line), None)
+        loc = Location(d.compose.path, first_line) if d.compose is not None else None
+        data = {"variables": [{"name": v.name, "file": v.file, "line": v.line,
+                               "source": v.source, "from_interpolation": v.from_interpolation,
+                               "literal": v.source == "literal", "kind": why} for v, why in hits]}
+        results.append(Result.fail("; ".join(_describe(v, why) for v, why in hits), subject=d.subject,
+                                   location=loc or d.location, data=data))
+    return results
+
+
+# ---------------------------------------------------------------------- registries
+REGISTRY_CONFIG_PATHS = ("/etc/docker/registry/config.yml", "/etc/distribution/config.yml")
+
+
+def is_registry_image(image: str) -> bool:
+    ref = image.split("@", 1)[0]
+    name = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+    return name in ("registry", "library/registry", "docker.io/library/registry", "docker.io/registry",
+                    "distribution/distribution", "docker.io/distribution/distribution",
+                    "registry.hub.docker.com/library/registry") or name.endswith("/distribution/distribution")
+
+
+@dataclass
+class RegistrySetup:
+    deployment: Deployment
+    env: dict[str, Var]
+    config: dict[str, Any] | None
+    config_path: str | None
+    config_note: str = ""
+
+
+def _registry_config(ctx: Context, d: Deployment) -> tuple[dict | None, str | None, str]:
+    for source, target in d.mounts:
+        if not source or not target:
+            continue
+        target = target.rstrip("/")
+        path = None
+        if target in REGISTRY_CONFIG_PATHS:
+            path = source
+        elif target in (os.path.dirname(p) for p in REGISTRY_CONFIG_PATHS):
+            path = source.rstrip("/") + "/config.yml"
+        if path is None:
+            continue
+        try:
+            text = ctx.host.read_text(path)
+        except CheckError as e:
+            return None, path, f"; its config {path} could not be read ({e})"
+        if text is None:
+            return None, path, f"; its config {path} is not on this host"
+        try:
+            doc = load_yaml_bounded(text, path)
+        except CheckError as e:
+            return None, path, f"; its config cannot be used ({e})"
+        return (doc if isinstance(doc, dict) else {}), path, ""
+    return None, None, ""
+
+
+def registry_setups(ctx: Context) -> tuple[list[RegistrySetup], list[Result]]:
+    def collect():
+        found, errors = deployments(ctx)
+        out = []
+        for d in found:
+            if not is_registry_image(d.image):
+                continue
+            cfg, path, note = _registry_config(ctx, d)
+            out.append(RegistrySetup(d, {v.name: v for v in d.env}, cfg, path, note))
+        return out, errors
+
+    return ctx.memo("registry_setups", collect)
+
+
+def _cfg(cfg: dict | None, *keys: str) -> Any:
+    cur: Any = cfg
+    for k in keys:
+        if not isinstance(cur, dict) or k not in cur:
+            return None
+        cur = cur[k]
+    return cur
+
+
+def _env_value(r: RegistrySetup, name: str) -> tuple[str | None, Var | None]:
+    v = r.env.get(name)
+    return (v.value if v else None), v
+
+
+def _loc(r: RegistrySetup, v: Var | None) -> Location | None:
+    if v is not None and v.line and r.deployment.compose is not None:
+        return Location(r.deployment.compose.path, v.line)
+    return r.deployment.location
+
+
+def _registry_results(ctx: Context, judge) -> list[Result]:
+    setups, errors = registry_setups(ctx)
+    if not setups and not errors:
+        raise NotApplicable(f"no registry deployments (image registry or distribution/distribution) found "
+                            f"(looked at {_where(ctx)})")
+    return list(errors) + [judge(r) for r in setups]
+
+
+@check(
+    "registry-s3-encryption", cis=None, severity=MEDIUM, subject="registries",
+    title="A registry storing images in S3 asks for encryption at rest",
+    explanation="A private registry keeps every layer of every image in its storage backend, often including "
+    "configuration and code that is not public. With S3 storage, REGISTRY_STORAGE_S3_ENCRYPT=true (or "
+    "storage.s3.encrypt: true in config.yml) makes the registry request server-side encryption for each object. "
+    "AWS encrypts new objects by default since 2023, but S3-compatible stores (MinIO, Ceph, Scaleway and others) "
+    "may not, and an explicit setting keeps the protection when the bucket or provider changes.",
+    manual="docker service inspect --format '{{json .Spec.TaskTemplate.ContainerSpec.Env}}' REGISTRY | tr , '\\n' | grep -i -E 'STORAGE|ENCRYPT'",
+    remediation="Set REGISTRY_STORAGE_S3_ENCRYPT=true (optionally REGISTRY_STORAGE_S3_KEYID for a KMS key) on the "
+    "registry, or storage.s3.encrypt: true in its config.yml, and redeploy it.",
+)
+def registry_s3_encryption(ctx: Context) -> list[Result]:
+    def judge(r: RegistrySetup) -> Result:
+        subject = r.deployment.subject
+        storage, sv = _env_value(r, "REGISTRY_STORAGE")
+        s3_in_cfg = isinstance(_cfg(r.config, "storage"), dict) and "s3" in _cfg(r.config, "storage")
+        uses_s3 = (storage or "").strip().lower() == "s3" or (storage is None and s3_in_cfg)
+        where_cfg = f" in {r.config_path}" if r.config_path else ""
+        if not uses_s3:
+            return Result.skip(f"storage is {storage or ('from ' + r.config_path if r.config is not None else 'the default filesystem')}, "
+                               f"not S3{r.config_note}", subject=subject)
+        enc, ev = _env_value(r, "REGISTRY_STORAGE_S3_ENCRYPT")
+        if enc is not None:
+            ok = enc.strip().lower() in ("true", "1", "yes")
+            text = f"S3 storage with REGISTRY_STORAGE_S3_ENCRYPT={enc.strip()}" + (f" (line {ev.line})" if ev and ev.line else "")
+            return (Result.ok if ok else Result.fail)(text, subject=subject, location=_loc(r, ev))
+        cfg_enc = _cfg(r.config, "storage", "s3", "encrypt")
+        if cfg_enc is True:
+            return Result.ok(f"S3 storage with storage.s3.encrypt: true{where_cfg}", subject=subject)
+        if r.config is None and r.config_path is None:
+            return Result.fail("S3 storage (REGISTRY_STORAGE=s3) without REGISTRY_STORAGE_S3_ENCRYPT and no "
+                               "config.yml mounted into the registry", subject=subject, location=_loc(r, sv))
+        if r.config is None:
+            return Result.error(f"S3 storage without REGISTRY_STORAGE_S3_ENCRYPT{r.config_note}", subject=subject)
+        return Result.fail(f"S3 storage without encryption: storage.s3.encrypt is {cfg_enc if cfg_enc is not None else 'not set'}"
+                           f"{where_cfg} and REGISTRY_STORAGE_S3_ENCRYPT is not set", subject=subject,
+                           location=_loc(r, sv))
+
+    return _registry_results(ctx, judge)
+
+
+@check(
+    "registry-https", cis=None, severity=HIGH, subject="registries",
+    title="A registry serves HTTPS, not plain HTTP",
+    explanation="Over plain HTTP, registry credentials and image layers cross the network in the clear, and anyone "
+    "on the path can swap the image a host pulls. Docker refuses plain-HTTP registries unless each client lists "
+    "them as insecure-registries, which in turn weakens those clients. A registry should serve TLS itself "
+    "(REGISTRY_HTTP_TLS_CERTIFICATE and REGISTRY_HTTP_TLS_KEY, or http.tls in config.yml) or sit behind a proxy "
+    "that terminates TLS and be reachable only through it.",
+    manual="docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' REGISTRY | grep REGISTRY_HTTP_TLS; curl -sI http://REGISTRY:5000/v2/",
+    remediation="Give the registry a certificate (REGISTRY_HTTP_TLS_CERTIFICATE=/certs/domain.crt, "
+    "REGISTRY_HTTP_TLS_KEY=/certs/domain.key, or http.tls in config.yml), or publish it only on 127.0.0.1 behind a "
+    "TLS-terminating proxy.",
+)
+def registry_https(ctx: Context) -> list[Result]:
+    def judge(r: RegistrySetup) -> Result:
+        subject = r.deployment.subject
+        cert, cv = _env_value(r, "REGISTRY_HTTP_TLS_CERTIFICATE")
+        if cert:
+            return Result.ok("TLS configured with REGISTRY_HTTP_TLS_CERTIFICATE" + (f" (line {cv.line})" if cv and cv.line else ""),
+                             subject=subject, location=_loc(r, cv))
+        le, _ = _env_value(r, "REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE")
+        tls = _cfg(r.config, "http", "tls")
+        if le or (isinstance(tls, dict) and (tls.get("certificate") or tls.get("letsencrypt"))):
+            return Result.ok(f"TLS configured with http.tls in {r.config_path}" if not le else
+                             "TLS configured with Let's Encrypt (REGISTRY_HTTP_TLS_LETSENCRYPT_*)", subject=subject)
+        if r.config is None and r.config_path is not None:
+            return Result.error(f"no REGISTRY_HTTP_TLS_CERTIFICATE{r.config_note}", subject=subject)
+        seen = f"and no http.tls in {r.config_path}" if r.config_path else "and no config.yml mounted"
+        return Result.fail(f"serves plain HTTP: no REGISTRY_HTTP_TLS_CERTIFICATE {seen}", subject=subject,
+                           location=r.deployment.location)
+
+    return _registry_results(ctx, judge)
+
+
+# ====================================================================== Dockerfiles
+#: (file name pattern, what it is). Certificates (*.crt, *.cer) are public and not listed; their private
+#: keys are (*.key, *.pem, key stores).
+SENSITIVE_NAMES = [
+    (".env", "an environment file"), (".env.*", "an environment file"), ("*.env", "an environment file"),
+    ("id_rsa*", "an SSH private key"), ("id_dsa*", "an SSH private key"), ("id_ecdsa*", "an SSH private key"),
+    ("id_ed25519*", "an SSH private key"), ("*.pem", "a PEM file (may hold a private key)"), ("*.key", "a private key"),
+    ("*.p12", "a key store"), ("*.pfx", "a key store"), ("*.jks", "a key store"), ("*.keystore", "a key store"),
+    ("*.kdbx", "a password database"),
+    (".npmrc", "registry credentials"), (".pypirc", "registry credentials"), (".netrc", "login credentials"),
+    (".git-credentials", "git credentials"), (".htpasswd", "password hashes"), ("credentials", "credentials"),
+    ("credentials.*", "credentials"), ("*credentials*.json", "credentials"), ("secrets.*", "secrets"),
+    ("*.secret", "a secret"), ("*.secrets", "secrets"), ("kubeconfig", "cluster credentials"),
+    (".dockercfg", "registry credentials"), ("*.tfstate", "Terraform state (holds secrets)"),
+    ("*.sql.gz", "a database dump"), ("*.dump", "a database dump"), ("*dump*.sql", "a database dump"),
+    ("*.bak", "a backup"), ("*.sqlite", "a database"), ("*.sqlite3", "a database"),
+]
+DATA_DIRS = {"data", "dumps", "dump", "backup", "backups", "exports", "export", "customers", "customer", "private",
+             "pii", "db"}
+DATA_EXTS = (".csv", ".sql", ".xlsx", ".xls", ".parquet", ".json", ".jsonl", ".ndjson", ".tsv")
+CA_STORES = ("/usr/local/share/ca-certificates", "/etc/ssl/certs", "/etc/pki/ca-trust", "/usr/share/ca-certificates")
+PUBLIC_SUFFIXES = (".pub",)
+
+
+def sensitive_kind(rel: str, dest: str = "") -> str | None:
+    """Why a file (path relative to the build context) looks like a secret or customer data, or None."""
+    name = os.path.basename(rel.rstrip("/"))
+    if name.endswith(PUBLIC_SUFFIXES) or name in (".env.example", ".env.sample", ".env.template", ".env.dist"):
+        return None
+    for pat, kind in SENSITIVE_NAMES:
+        if fnmatch.fnmatch(name, pat):
+            if kind.startswith("a PEM file") and dest.startswith(CA_STORES):
+                return None  # CA certificates for the trust store are public
+            return kind
+    parts = {p.lower() for p in rel.split("/")[:-1]}
+    if parts & DATA_DIRS and name.lower().endswith(DATA_EXTS):
+        return "a data file in a data folder, possibly customer data"
+    if ".docker" in rel.split("/") and name == "config.json":
+        return "registry credentials"
+    if ".aws" in rel.split("/") or ".ssh" in rel.split("/"):
+        return "cloud or SSH credentials"
+    return None
+
+
+def dockerignore(ctx: Context, context_dir: str) -> list[tuple[bool, str]]:
+    """(negated, pattern) lines of the build context's .dockerignore."""
+    text = ctx.host.read_text(f"{context_dir.rstrip('/')}/.dockerignore") if ctx.host.is_file(
+        f"{context_dir.rstrip('/')}/.dockerignore") else None
+    out = []
+    for line in (text or "").splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        neg = s.startswith("!")
+        s = s.lstrip("!").strip().lstrip("/")
+        s = os.path.normpath(s) if s else s
+        out.append((neg, s))
+    return out
+
+
+def _ignored(rel: str, rules: list[tuple[bool, str]]) -> bool:
+    result = False
+    for neg, pat in rules:
+        rx = _glob_rx(pat)
+        # a pattern matches the path itself or any of its parent folders
+        parts = rel.split("/")
+        if any(rx.fullmatch("/".join(parts[:i])) for i in range(1, len(parts) + 1)):
+            result = not neg
+    return result
+
+
+def _glob_rx(pat: str) -> re.Pattern:
+    out, i = [], 0
+    while i < len(pat):
+        c = pat[i]
+        if pat.startswith("**", i):
+            out.append(".*")
+            i += 2
+            if i < len(pat) and pat[i] == "/":
+                i += 1
+                out[-1] = "(?:.*/)?"
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = pat.find("]", i)
+            if j < 0:
+                out.append(re.escape(c))
+            else:
+                out.append(pat[i:j + 1])
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out))
+
+
+def _context_files(ctx: Context, context_dir: str, src: str) -> list[str]:
+    """Files of the build context a COPY/ADD source names (paths relative to the context)."""
+    src = src.lstrip("/")
+    src = os.path.normpath(src) if src else "."
+    if src.startswith(".."):
+        return []
+    base = context_dir.rstrip("/")
+    if any(ch in src for ch in "*?["):
+        rx = _glob_rx(src)
+        out = []
+        for p in ctx.host.walk(base, max_files=5000):
+            rel = os.path.relpath(p, base)
+            if rx.fullmatch(rel) or any(rx.fullmatch("/".join(rel.split("/")[:i])) for i in range(1, rel.count("/") + 1)):
+                out.append(rel)
+        return out
+    full = base if src == "." else f"{base}/{src}"
+    if ctx.host.is_dir(full):
+        return [os.path.relpath(p, base) for p in ctx.host.walk(full, max_files=5000)]
+    return [src]
+
+
+@check(
+    "sensitive-file-in-image", cis="4.10", severity=HIGH, subject="Dockerfiles",
+    title="Dockerfiles do not put secrets or customer data into images",
+    explanation="Every file a Dockerfile COPYs or ADDs, and every ENV or ARG value, becomes part of the image: "
+    "anyone who can pull it can read them with docker history or by unpacking its layers, and deleting the file in "
+    "a later step does not remove it from the earlier layer. Keys, .env files, credentials and customer data "
+    "(database dumps, exports) therefore do not belong in an image. As the team's notes put it, data such as a "
+    "customer file is mounted as a volume when the container starts, so it never becomes part of the image.",
+    manual="grep -nE '^(COPY|ADD|ENV|ARG)' Dockerfile; docker history --no-trunc IMAGE",
+    remediation="Mount such data as a volume (or a Docker secret) at run time; for build-time secrets use "
+    "RUN --mount=type=secret; list .env, keys and dumps in .dockerignore so COPY . cannot pick them up.",
+)
+def sensitive_file_in_image(ctx: Context) -> list[Result]:
+    if not ctx.paths:
+        raise NotApplicable("no --path folders were given: no Dockerfiles were scanned")
+    files = find_dockerfiles(ctx)
+    if not files:
+        raise NotApplicable(f"no Dockerfiles under {', '.join(ctx.paths)}")
+    results = []
+    for path in files:
+        try:
+            instructions = load_dockerfile(ctx, path)
+        except CheckError as e:
+            results.append(Result.error(str(e), subject=path))
+            continue
+        context_dir = os.path.dirname(path)
+        ignore = dockerignore(ctx, context_dir)
+        hits: list[tuple[int, str]] = []
+        for ins in instructions:
+            if ins.cmd in ("COPY", "ADD") and "from" not in ins.flags and not ins.heredocs:
+                words = ins.words()
+                if len(words) < 2:
+                    continue
+                dest = words[-1]
+                for src in words[:-1]:
+                    if re.match(r"^[a-z]+://", src) or src.startswith("git@"):
+                        continue
+                    named = sensitive_kind(src, dest)
+                    if named:
+                        hits.append((ins.line, f"{ins.cmd} {src}: {named}"))
+                        continue
+                    for rel in _context_files(ctx, context_dir, src)[:5000]:
+                        kind = sensitive_kind(rel, dest)
+                        if kind and not _ignored(rel, ignore):
+                            hits.append((ins.line, f"{ins.cmd} {src} takes {rel} ({kind}; not in .dockerignore)"))
+            elif ins.cmd in ("ENV", "ARG"):
+                for name, value in ins.key_values():
+                    if is_secret_name(name) and (ins.cmd == "ARG" or (value or "").strip()):
+                        how = "a build argument (kept in the image history)" if ins.cmd == "ARG" else "set to a value in the image"
+                        hits.append((ins.line, f"{ins.cmd} {name}: {how}"))
+                    elif value and has_url_credentials(value):
+                        hits.append((ins.line, f"{ins.cmd} {name}: a URL with a password"))
+        if hits:
+            results.append(Result.fail("; ".join(f"line {n}: {t}" for n, t in hits), subject=path,
+                                       location=Location(path, hits[0][0]),
+                                       data={"file": path, "lines": [n for n, _ in hits]}))
+        else:
+            results.append(Result.ok(f"{len(instructions)} instructions examined", subject=path))
+    return results
+
+
+# ====================================================================== storage driver
+STORAGE_DRIVERS = {
+    "overlay2": (True, None, "the supported default"),
+    "overlayfs": (True, None, "the containerd image store's overlay snapshotter"),
+    "fuse-overlayfs": (True, None, "the overlay driver for rootless mode"),
+    "btrfs": (True, None, "supported on a btrfs data root"),
+    "zfs": (True, None, "supported on a ZFS data root"),
+    "aufs": (False, None, "deprecated, and removed in Docker Engine 24.0"),
+    "devicemapper": (False, None, "deprecated, and removed in Docker Engine 25.0"),
+    "overlay": (False, None, "the legacy overlay driver, deprecated, and removed in Docker Engine 24.0"),
+    "vfs": (False, Severity.LOW, "meant for testing: no copy-on-write, every layer is a full copy"),
+}
+
+
+@check(
+    "storage-driver", cis=None, severity=MEDIUM, subject="dockerd",
+    title="The daemon uses a supported storage driver (overlay2)",
+    explanation="The storage driver holds every image and container filesystem. overlay2 is the supported default "
+    "on current kernels; aufs, devicemapper and the legacy overlay driver are deprecated and have been removed "
+    "from current Docker releases, so a host using one cannot be upgraded without migrating its data and keeps "
+    "their known bugs meanwhile. vfs works but copies every layer in full.",
+    manual="docker info --format '{{.Driver}}'",
+    remediation="Plan a move to overlay2: save what must be kept (docker save, volume backups), set "
+    "\"storage-driver\": \"overlay2\" in daemon.json, restart dockerd, and pull or rebuild images and recreate "
+    "containers (they are not carried over).",
+)
+def storage_driver_check(ctx: Context) -> Result:
+    from dockfix.checks.daemon import storage_driver
+
+    driver, where = storage_driver(ctx)
+    if driver is None:
+        raise NotApplicable("the storage driver is only known from the engine (docker info) or a storage-driver "
+                            "setting; neither is available")
+    entry = STORAGE_DRIVERS.get(driver)
+    ev = f"storage driver {driver} ({where})"
+    if entry is None:
+        return Result.manual(f"{ev}: not a driver this check knows; confirm it is supported by the engine's release",
+                             data={"driver": driver})
+    ok, severity, why = entry
+    r = (Result.ok if ok else Result.fail)(f"{ev}: {why}", data={"driver": driver})
+    if severity is not None:
+        r.severity = severity
+    return r

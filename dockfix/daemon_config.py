@@ -218,12 +218,16 @@ def _top_level_key_lines(text: str) -> dict[str, int]:
 def parse_env_file(text: str, var: str, path: str) -> dict[str, Setting]:
     """Options from a shell-style file such as /etc/default/docker (``DOCKER_OPTS="..."``).
 
-    As the shell reads it: a backslash at the end of a line continues it, and a quoted value may
-    run over several lines. The last assignment wins.
+    Read as the shell reads it when an init script sources the file and runs ``dockerd $VAR``:
+    a backslash at the end of a line continues it, a quoted value may run over several lines,
+    ``$VAR``/``${VAR}`` in a later assignment stands for the earlier value, the last assignment
+    wins, and the unquoted ``$VAR`` is split on blanks only (no quote or escape processing).
     """
     lines = text.splitlines()
-    found: dict[str, Setting] | None = None
+    value: str | None = None
+    where = 0
     n = 0
+    self_ref = re.compile(r"\$(?:" + re.escape(var) + r"\b|\{" + re.escape(var) + r"\})")
     while n < len(lines):
         start = n
         line = lines[n]
@@ -234,23 +238,23 @@ def parse_env_file(text: str, var: str, path: str) -> dict[str, Setting]:
         m = re.match(r"\s*(?:export\s+)?" + re.escape(var) + r"\s*=\s*(.*)$", line)
         if not m:
             continue
-        value = m.group(1)
+        raw = m.group(1)
         while True:
             try:
-                words = shlex.split(value, comments=True)
+                words = shlex.split(raw, comments=True)
                 break
             except ValueError as e:
                 if "No closing quotation" in str(e) and n < len(lines) and n - start < 100:
-                    value += "\n" + lines[n]
+                    raw += "\n" + lines[n]
                     n += 1
                     continue
                 raise CheckError(f"{path}: line {start + 1}: {e}") from None
-        try:
-            argv = shlex.split(" ".join(words)) if len(words) == 1 else words
-        except ValueError as e:
-            raise CheckError(f"{path}: line {start + 1}: {e}") from None
-        found = parse_flags(argv, path, Location(path, start + 1))
-    return found or {}
+        earlier = value or ""
+        value = self_ref.sub(lambda _m: earlier, " ".join(words))
+        where = start + 1
+    if value is None:
+        return {}
+    return parse_flags(value.split(), path, Location(path, where))
 
 
 class DaemonConfig:

@@ -254,7 +254,9 @@ class Engine:
             value = CheckError(f"engine {self.url}: {_reason(e)}")
             if _is_connection_error(e):
                 with self._lock:
+                    # the first failure names the reason for every object of the engine
                     self._dead = self._dead or str(value)
+                    value = CheckError(self._dead)
         with self._lock:
             self._cache.setdefault(name, value)
             value = self._cache[name]
@@ -384,6 +386,8 @@ def _reason(e: Exception) -> str:
         return "not reachable: no socket at that path (is dockerd running?)"
     if isinstance(e, ConnectionRefusedError):
         return "not reachable: connection refused (is dockerd running?)"
+    if isinstance(e, (ConnectionResetError, BrokenPipeError)):  # incl. http.client.RemoteDisconnected
+        return "not reachable: the engine dropped the connection (did dockerd stop?)"
     if isinstance(e, ApiError):
         return str(e)
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

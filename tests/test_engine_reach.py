@@ -157,7 +157,8 @@ def test_engine_stops_mid_scan(engine, tmp_path, mode, reason, limit):
         relay.close()
     assert relay.dead.is_set()
     by = {(f["cis"], f["subject"]): f for f in doc["findings"]}
-    assert by[("2.6", "dockerd")]["status"] == "pass"  # docker info was answered before the engine stopped
+    # the engine answered before it stopped (which request came first depends on the thread pool)
+    assert relay.count > relay.allow >= 1
     errors = [f for f in doc["findings"] if f["status"] == "error"]
     assert errors and all(reason in f["evidence"] for f in errors), {f["evidence"] for f in errors}
     assert {f["status"] for f in doc["findings"] if f["cis"] == "5.5"} == {"error"}

@@ -1,0 +1,340 @@
+"""Headless fixing: `dockfix --apply`, `dockfix plan`, `dockfix rollback`, `dockfix journal`.
+
+Exit codes (also in README.md, "Fixing"):
+  0  done: every applied fix checks out on the rescan (or nothing to do, or --dry-run, or declined)
+  1  applied, but some fixed checks still do not pass on the rescan
+  2  usage: bad arguments, a bad plan file, no terminal to confirm on without --yes, not root
+  3  refused: the host changed since the plan was made, another apply/rollback is running, or a
+     rollback found files changed since the transaction (named; --force overrides)
+  4  an apply failed part-way and was rolled back (nothing is left changed)
+  5  an apply failed and rolling it back failed too: run `dockfix rollback --last`
+  130 interrupted (an apply in progress is rolled back first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from dockfix.cli import UsageError, add_host_options, add_selection_options, make_context, split_ids
+
+EXIT_OK, EXIT_NOT_FIXED, EXIT_USAGE, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+
+# ---------------------------------------------------------------------- helpers
+def need_root(args: argparse.Namespace, what: str) -> None:
+    """Changing the machine itself needs root: say so before anything is planned."""
+    if os.path.abspath(args.root) == "/" and os.geteuid() != 0:
+        raise UsageError(f"{what} changes this machine's files (--root /) and needs root: run it as root "
+                         f"(for example with sudo), or give --root a copy of the host tree")
+
+
+def _out(args, text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def build_plan(args: argparse.Namespace, ctx):
+    from dockfix.plan import PlanError, load_plan
+    from dockfix.scan import scan
+    from dockfix.workflow import plan_fixes
+
+    if getattr(args, "plan", None):
+        try:
+            plan = load_plan(args.plan, ctx.host)
+        except PlanError as e:
+            raise UsageError(str(e)) from None
+        if os.path.abspath(plan.root) != ctx.host.root:
+            raise UsageError(f"{args.plan}: the plan was made for --root {plan.root}, not {ctx.host.root}")
+        _fill_secret_content(ctx, plan, args.plan)
+        return plan, []
+    import dockfix.fixes.all  # noqa: F401
+
+    only, skip = split_ids(args.only), split_ids(args.skip)
+    try:
+        result = scan(ctx, only, skip)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    plan = plan_fixes(ctx, result.findings, include_disruptive=getattr(args, "include_disruptive", False))
+    return plan, result.findings
+
+
+def _fill_secret_content(ctx, plan, source: str) -> None:
+    """Secret file content is never in a plan file: rebuild it from the host, and use it only if
+    it is byte for byte what was reviewed (same sha256)."""
+    from dockfix.model import REGISTRY
+    from dockfix.plan import WriteFile
+    from dockfix.scan import run_check
+    from dockfix.workflow import plan_fixes
+
+    missing = [(it, c) for it in plan.applicable() for c in it.changes if isinstance(c, WriteFile) and c.after is None]
+    if not missing:
+        return
+    import dockfix.fixes.all  # noqa: F401
+
+    ids = {it.check_id for it, _ in missing}
+    findings = [f for cid in ids if cid in REGISTRY for f in run_check(REGISTRY[cid], ctx)]
+    rebuilt = plan_fixes(ctx, findings, include_disruptive=True)
+    fresh = {(c.path, c.after_sha256): c.after for c in rebuilt.changes if isinstance(c, WriteFile)}
+    for it, c in missing:
+        data = fresh.get((c.path, c.after_sha256))
+        if data is None:
+            raise UsageError(f"{source}: the secret content for {c.path} cannot be rebuilt as reviewed "
+                             f"(the source changed): make a new plan")
+        c.after = data
+    plan.load_before(ctx.host)
+
+
+def print_plan(plan, args) -> None:
+    if not plan.items:
+        _out(args, "Nothing to fix: no failing check has a fix that was selected.\n")
+        return
+    _out(args, plan.diff(mask_secrets=True))
+    n_apply = len(plan.applicable())
+    manual = [it for it in plan.items if it.safety == "manual"]
+    _out(args, f"\n{n_apply} fix(es) with {len(plan.changes)} change(s) to apply"
+               + (f"; {len(manual)} to do by hand (shown above, never applied)" if manual else "") + ".\n")
+
+
+def confirm(plan, args):
+    """Ask on the terminal: once for the safe fixes, once per disruptive fix. Returns the plan to apply."""
+    from dockfix.plan import Plan
+
+    if args.yes:
+        return plan
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("no terminal to confirm on: pass --yes to apply without asking (or --dry-run to only look)")
+    keep = []
+    safe = [it for it in plan.applicable() if it.safety == "safe"]
+    if safe and _ask(f"Apply the {len(safe)} safe fix(es) above?"):
+        keep.extend(safe)
+    for it in plan.applicable():
+        if it.safety == "disruptive" and _ask(f"Apply disruptive fix {it.check_id} ({it.subject})? {it.impact}"):
+            keep.append(it)
+    return Plan([it for it in plan.items if it in keep or it.safety == "manual"], plan.root, plan.created)
+
+
+def _ask(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+# ---------------------------------------------------------------------- dockfix --apply
+def cmd_apply(args: argparse.Namespace) -> int:
+    from dockfix.journal import JournalBusy, JournalError
+    from dockfix.plan import PlanError
+    from dockfix.workflow import apply_plan, rescan
+
+    if not args.dry_run:
+        need_root(args, "dockfix --apply")
+    ctx = make_context(args)
+    plan, _ = build_plan(args, ctx)
+    as_json = args.format == "json"
+    doc: dict = {"root": ctx.host.root, "dry_run": args.dry_run, "plan": _plan_summary(plan), "txid": None,
+                 "applied": [], "results": [], "actions": [], "error": None, "rolled_back": False}
+    if not as_json:
+        print_plan(plan, args)
+    if args.dry_run or not plan.applicable():
+        if as_json:
+            doc["diff"] = plan.diff(mask_secrets=True)
+            _out(args, json.dumps(doc, indent=2) + "\n")
+        elif args.dry_run and plan.applicable():
+            _out(args, "Dry run: nothing was changed.\n")
+        return EXIT_OK
+    chosen = confirm(plan, args)
+    if not chosen.applicable():
+        _out(args, "Nothing applied.\n")
+        return EXIT_OK
+
+    def on_step(p) -> None:
+        if not as_json:
+            _err(f"[{p.step}/{p.total}] {p.change.summary().splitlines()[0]}")
+
+    try:
+        res = apply_plan(ctx.host, chosen, yes=True, on_step=on_step, restart_daemon=args.restart_daemon)
+    except (JournalBusy, PlanError) as e:
+        _err(f"dockfix: {e}")
+        if as_json:
+            doc["error"] = str(e)
+            _out(args, json.dumps(doc, indent=2) + "\n")
+        return EXIT_REFUSED
+    except JournalError as e:
+        raise UsageError(str(e)) from None
+    doc.update(txid=res.txid, actions=res.actions, error=res.error, rolled_back=res.rolled_back)
+    if res.error:
+        if res.rolled_back:
+            _err(f"dockfix: the apply failed and was rolled back (transaction {res.txid}): {res.error}")
+            code = EXIT_INTERRUPTED if res.error.startswith("interrupted") else EXIT_ROLLED_BACK
+        else:
+            _err(f"dockfix: the apply failed: {res.error}")
+            code = EXIT_BROKEN
+        if as_json:
+            _out(args, json.dumps(doc, indent=2) + "\n")
+        return code
+    findings = rescan(ctx, [it.check_id for it in chosen.applicable()])
+    all_fixed = True
+    for it in chosen.applicable():
+        after = [f for f in findings if f.id == it.check_id and f.subject == it.subject]
+        status = after[0].status.value if after else "gone"
+        fixed = status in ("pass", "manual")  # manual: no longer failing, left to judgment (e.g. 2.17)
+        all_fixed &= fixed
+        doc["applied"].append({"check_id": it.check_id, "subject": it.subject, "safety": it.safety})
+        doc["results"].append({"check_id": it.check_id, "subject": it.subject, "status": status, "fixed": fixed,
+                               "evidence": after[0].evidence if after else ""})
+    if as_json:
+        _out(args, json.dumps(doc, indent=2) + "\n")
+    else:
+        _out(args, f"\nApplied as transaction {res.txid} (undo with: dockfix rollback {res.txid}"
+                   + (f" --root {ctx.host.root}" if not ctx.host.is_live else "") + ")\n")
+        for r in doc["results"]:
+            _out(args, f"  {'fixed    ' if r['fixed'] else 'NOT FIXED'} {r['check_id']}  {r['subject']}"
+                       + ("" if r["fixed"] else f"  ({r['status']}: {r['evidence']})") + "\n")
+        for a in res.actions:
+            _out(args, f"  {a}\n")
+    return EXIT_OK if all_fixed else EXIT_NOT_FIXED
+
+
+def _plan_summary(plan) -> list[dict]:
+    return [{"check_id": it.check_id, "subject": it.subject, "safety": it.safety, "impact": it.impact,
+             "notes": it.notes, "daemon_action": it.daemon_action,
+             "changes": [c.summary().replace("\n", " ").strip() for c in it.changes]} for it in plan.items]
+
+
+def add_apply_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-y", "--yes", action="store_true", help="apply without asking (needed when there is no terminal)")
+    p.add_argument("--dry-run", action="store_true", help="print the diffs and change nothing")
+    p.add_argument("--plan", metavar="FILE", help="apply exactly this plan (from `dockfix plan -o FILE`)")
+    p.add_argument("--include-disruptive", action="store_true",
+                   help="also plan disruptive fixes (changes users may notice; confirmed one by one)")
+    p.add_argument("--restart-daemon", action="store_true",
+                   help="reload or restart dockerd through systemd when daemon.json changed (live host only)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
+# ---------------------------------------------------------------------- dockfix plan
+def cmd_plan(args: argparse.Namespace) -> int:
+    ctx = make_context(args)
+    plan, _ = build_plan(args, ctx)
+    if args.output:
+        from dockfix.cli import write_output
+
+        write_output(args.output, plan.dumps())
+    if args.format == "json" and not args.output:
+        _out(args, plan.dumps())
+    else:
+        print_plan(plan, args)
+        if args.output:
+            _out(args, f"Plan written to {args.output}; apply it with: dockfix --apply --plan {args.output}"
+                       + (f" --root {ctx.host.root}" if not ctx.host.is_live else "") + "\n")
+    return EXIT_OK
+
+
+def build_plan_parser(sub) -> None:
+    p = sub.add_parser("plan", help="plan fixes for the failing checks and show their diffs (changes nothing)")
+    add_host_options(p)
+    add_selection_options(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write the plan to FILE for review and `--apply --plan`")
+    p.add_argument("--include-disruptive", action="store_true", help="plan disruptive fixes too")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_plan)
+
+
+# ---------------------------------------------------------------------- dockfix rollback
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from dockfix.journal import JournalBusy, JournalError
+    from dockfix.workflow import rollback
+
+    if args.txid and args.last:
+        raise UsageError("give a transaction id or --last, not both")
+    if not args.txid and not args.last:
+        raise UsageError("say which transaction to roll back: a TXID (see `dockfix journal`) or --last")
+    need_root(args, "dockfix rollback")
+    ctx = make_context(args)
+    try:
+        res = rollback(ctx.host, args.txid or "last", force=args.force, restart_daemon=args.restart_daemon)
+    except JournalBusy as e:
+        _err(f"dockfix: {e}")
+        return EXIT_REFUSED
+    except JournalError as e:
+        raise UsageError(str(e)) from None
+    doc = {"txid": res.txid, "restored": res.restored, "refused": res.refused_paths, "already_rolled_back": res.already,
+           "damaged": res.damaged, "actions": res.actions}
+    if args.format == "json":
+        _out(args, json.dumps(doc, indent=2) + "\n")
+    if res.damaged:
+        _err(f"dockfix: warning: {res.damaged}")
+    if res.refused_paths:
+        _err(f"dockfix: refusing to roll back {res.txid}: changed since the transaction: "
+             + "; ".join(res.refused_paths) + ". Look at them; --force restores them anyway.")
+        return EXIT_REFUSED
+    if args.format != "json":
+        if res.already:
+            _out(args, f"Transaction {res.txid} is already rolled back; nothing to do.\n")
+        else:
+            _out(args, f"Rolled back {res.txid}: restored {len(res.restored)} path(s).\n")
+            for p in res.restored:
+                _out(args, f"  restored {p}\n")
+            for a in res.actions:
+                _out(args, f"  {a}\n")
+    return EXIT_OK
+
+
+def build_rollback_parser(sub) -> None:
+    p = sub.add_parser("rollback", help="undo an applied transaction (byte for byte, owners and modes)")
+    p.add_argument("txid", nargs="?", help="transaction id (see `dockfix journal`)")
+    p.add_argument("--last", action="store_true", help="the most recent transaction")
+    p.add_argument("--force", action="store_true", help="restore even files changed since the transaction")
+    p.add_argument("--restart-daemon", action="store_true", help="reload or restart dockerd after restoring daemon.json")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    add_host_options(p)
+    p.set_defaults(func=cmd_rollback)
+
+
+# ---------------------------------------------------------------------- dockfix journal
+def cmd_journal(args: argparse.Namespace) -> int:
+    from dockfix.journal import JournalError
+    from dockfix.workflow import list_transactions
+
+    ctx = make_context(args)
+    try:
+        txs = list_transactions(ctx.host)
+    except JournalError as e:
+        raise UsageError(str(e)) from None
+    if args.format == "json":
+        _out(args, json.dumps([t.to_json() for t in txs], indent=2) + "\n")
+        return EXIT_OK
+    if not txs:
+        _out(args, "No transactions in the journal.\n")
+        return EXIT_OK
+    for t in txs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t.time))
+        _out(args, f"{t.txid}  {when}  {t.user}  {t.state}\n")
+        for it in t.items:
+            _out(args, f"  fix {it['check_id']} ({it['safety']})  {it['subject']}\n")
+        for c in t.changes:
+            _out(args, f"    {c['step']:>3}. {c['summary']}{'' if c['done'] else '  (not completed)'}\n")
+        if t.error:
+            _out(args, f"  error: {t.error}\n")
+        if t.damaged:
+            _out(args, f"  warning: {t.damaged}\n")
+    return EXIT_OK
+
+
+def build_journal_parser(sub) -> None:
+    p = sub.add_parser("journal", help="list applied transactions and their changes")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    add_host_options(p)
+    p.set_defaults(func=cmd_journal)
+
+
+SUBCOMMANDS = [build_plan_parser, build_rollback_parser, build_journal_parser]

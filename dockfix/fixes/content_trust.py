@@ -1,0 +1,84 @@
+"""CIS 4.5: DOCKER_CONTENT_TRUST for the host's users — with the truth about it in 2026.
+
+The benchmark asks for ``DOCKER_CONTENT_TRUST=1`` in /etc/environment so the docker CLI pulls
+only images signed with Docker Content Trust (Notary v1). That mechanism is being retired, and the
+fix says so in its impact and in the preview. It is ``disruptive``: planned only with
+``--include-disruptive`` and confirmed on its own.
+
+The fix does what the failing finding asks for:
+
+* the benchmark's reading (the variable is not set): add ``DOCKER_CONTENT_TRUST=1`` to
+  /etc/environment (or turn an existing ``=0`` line into ``=1``), with the warning;
+* the scanner's 2026 reading (dockfix/checks/notes.py fails the check when the variable IS set,
+  because with a CLI before 29.0 it breaks official-image pulls and from 29.0 it does nothing):
+  remove the line the finding names (/etc/environment or /etc/profile.d/*.sh), with the same facts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dockfix.fixes import DISRUPTIVE
+from dockfix.model import REGISTRY
+from dockfix.plan import PlanItem, WriteFile, staged_state, staged_text
+
+ENVIRONMENT = "/etc/environment"
+VAR = "DOCKER_CONTENT_TRUST"
+TRUE_WORDS = {"1", "t", "T", "true", "TRUE", "True"}
+
+IMPACT = ("Content trust is retired: with a docker CLI older than 29.0 and the variable set, pulls of Docker "
+          "Official Images fail (signing certificates expiring since August 2025) and every content-trust pull fails "
+          "once notary.docker.io shuts down on 2026-12-08; a 29.0 or later CLI ignores the variable.")
+
+WARNING = [
+    "Content trust is retired: Docker no longer signs Docker Official Images with it, and their signing "
+    "certificates have been expiring since August 2025, so official-image pulls fail while DOCKER_CONTENT_TRUST=1.",
+    "The Docker CLI stopped enforcing DOCKER_CONTENT_TRUST in 29.0; on such a CLI the variable does nothing.",
+    "notary.docker.io shuts down on 2026-12-08; after that no content-trust pull can succeed.",
+    "To verify images today, check their signatures with Sigstore cosign (cosign verify) or Notation "
+    "(notation verify) in CI, at deploy time or with an admission policy.",
+    "/etc/environment and /etc/profile.d are read at login: running shells and services keep their old "
+    "environment until they start again.",
+]
+
+_LINE = re.compile(r"^\s*(?:export\s+)?" + VAR + r"\s*=\s*(['\"]?)([^'\"\s;#]*)\1")
+
+
+def _write(ctx, path: str, text: str | None, new: str) -> WriteFile:
+    if text is None:
+        return WriteFile(path=path, after=new.encode(), mode=0o644, uid=0, gid=0)
+    st = staged_state(ctx, path)
+    return WriteFile(path=path, after=new.encode(), mode=st.mode, uid=st.uid, gid=st.gid)
+
+
+def build(ctx, finding) -> PlanItem | list:
+    named = finding.data.get("file")
+    if named:  # the check fails because the variable is set: take the setting out of that file
+        text = staged_text(ctx, named)
+        if text is None:
+            return []
+        lines = text.splitlines(keepends=True)
+        keep = [ln for ln in lines if not (_LINE.match(ln) and _LINE.match(ln).group(2) in TRUE_WORDS)]
+        if keep == lines:
+            return []
+        notes = [f"removes {VAR}=1 from {named}"] + WARNING
+        return PlanItem(finding.id, finding.subject, finding.title, DISRUPTIVE, IMPACT,
+                        [_write(ctx, named, text, "".join(keep))], notes)
+    # the check fails because the variable is not set: set it, as the benchmark asks
+    text = staged_text(ctx, ENVIRONMENT)
+    lines = (text or "").splitlines(keepends=True)
+    found = [i for i, ln in enumerate(lines) if _LINE.match(ln)]
+    if found and all(_LINE.match(lines[i]).group(2) in TRUE_WORDS for i in found):
+        return []  # already set
+    if found:
+        for i in found:
+            lines[i] = f"{VAR}=1\n"
+        new = "".join(lines)
+    else:
+        new = (text or "") + ("" if not text or text.endswith("\n") else "\n") + f"{VAR}=1\n"
+    return PlanItem(finding.id, finding.subject, finding.title, DISRUPTIVE, IMPACT,
+                    [_write(ctx, ENVIRONMENT, text, new)], list(WARNING))
+
+
+if "content-trust" in REGISTRY:
+    REGISTRY["content-trust"].fix(safety=DISRUPTIVE, impact=IMPACT)(build)

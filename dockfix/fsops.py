@@ -1,0 +1,297 @@
+"""Careful file operations under a host root: the only code that changes files.
+
+Link policy (what a fix may do to a path that is, or runs through, a symbolic link):
+
+* Parent directories are walked from the root one component at a time with ``O_NOFOLLOW``: a
+  link anywhere on the way is refused, so nothing is ever changed outside the root or somewhere
+  the plan did not name. (Plans name paths with their parent links already resolved inside the
+  root, e.g. ``/var/run/docker.sock`` becomes ``/run/docker.sock`` on a host where
+  ``/var/run -> /run``; the plan shows the real path.)
+* The final component is never followed either. Owner and mode are changed through a file
+  descriptor opened with ``O_PATH | O_NOFOLLOW`` after checking that it is not a link, so a
+  ``daemon.json -> /etc/shadow`` link can never make dockfix change ``/etc/shadow``.
+* Content is written by creating a temporary file in the same directory, writing and fsyncing
+  it, setting its owner and mode, then renaming it over the path and fsyncing the directory.
+  The rename replaces the directory entry itself: a link at the path would be replaced, not
+  followed — but plans refuse links at plan time, and the precondition check refuses one that
+  appeared since.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat as stat_mod
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+from dockfix.host import Host, kind_of
+
+
+class FsError(Exception):
+    """A file operation was refused or failed. The message names the file."""
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a path is: enough to tell whether it changed, and to put it back."""
+
+    existed: bool
+    kind: str | None = None  # "file", "dir", "link", "socket", "fifo", "device", ...
+    uid: int | None = None
+    gid: int | None = None
+    mode: int | None = None  # permission bits (S_IMODE)
+    sha256: str | None = None  # regular files only
+    size: int | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "FileState | None":
+        return None if d is None else cls(**d)
+
+    def same_as(self, other: "FileState | None") -> bool:
+        if other is None:
+            return False
+        if not self.existed or not other.existed:
+            return self.existed == other.existed
+        return (self.kind, self.uid, self.gid, self.mode, self.sha256) == (
+            other.kind, other.uid, other.gid, other.mode, other.sha256)
+
+    def describe(self) -> str:
+        if not self.existed:
+            return "did not exist"
+        bits = f"{self.kind} {self.uid}:{self.gid} {self.mode:04o}" if self.mode is not None else f"{self.kind}"
+        if self.sha256:
+            bits += f" sha256 {self.sha256[:12]}"
+        return bits
+
+
+def _kind(mode: int) -> str:
+    if stat_mod.S_ISREG(mode):
+        return "file"
+    if stat_mod.S_ISDIR(mode):
+        return "dir"
+    if stat_mod.S_ISLNK(mode):
+        return "link"
+    if stat_mod.S_ISSOCK(mode):
+        return "socket"
+    if stat_mod.S_ISFIFO(mode):
+        return "fifo"
+    return "device" if (stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode)) else "other"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _split(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise FsError(f"{path}: not an absolute host path")
+    parts = [p for p in os.path.normpath(path).split("/") if p]
+    if any(p == ".." for p in parts):
+        raise FsError(f"{path}: '..' is not allowed in a path to change")
+    return parts
+
+
+@contextmanager
+def open_parent(host: Host, path: str, create: bool = False) -> Iterator[tuple[int, str]]:
+    """(fd of the parent directory, final name) walking from the root without following links."""
+    parts = _split(path)
+    if not parts:
+        raise FsError(f"{path}: cannot change the root itself")
+    fd = os.open(host.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        done = ""
+        for name in parts[:-1]:
+            done += "/" + name
+            try:
+                nfd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                raise FsError(f"{path}: directory {done} does not exist") from None
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    st = os.lstat(name, dir_fd=fd)
+                    what = "a symbolic link" if stat_mod.S_ISLNK(st.st_mode) else f"a {kind_of(st.st_mode)}"
+                    raise FsError(f"{path}: {done} is {what}; dockfix does not change files through links") from None
+                raise FsError(f"{path}: {done}: {e.strerror}") from None
+            os.close(fd)
+            fd = nfd
+        yield fd, parts[-1]
+    finally:
+        os.close(fd)
+
+
+def _dir_rw_fd(parent_fd: int) -> int:
+    """A real (non-O_PATH) descriptor of the same directory, for fsync and openat."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
+
+
+def state_of(host: Host, path: str) -> FileState:
+    """The state of ``path`` itself (a link is reported as a link, never followed)."""
+    try:
+        with open_parent(host, path) as (pfd, name):
+            try:
+                st = os.lstat(name, dir_fd=pfd)
+            except FileNotFoundError:
+                return FileState(False)
+            kind = _kind(st.st_mode)
+            digest = None
+            if kind == "file":
+                digest = sha256(_read_at(pfd, name, path))
+            return FileState(True, kind, st.st_uid, st.st_gid, stat_mod.S_IMODE(st.st_mode), digest, st.st_size)
+    except FsError as e:
+        if "does not exist" in str(e):
+            return FileState(False)
+        raise
+
+
+def _read_at(pfd: int, name: str, path: str) -> bytes:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=pfd)
+    except OSError as e:
+        raise FsError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise FsError(f"{path}: not a regular file")
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_file(host: Host, path: str) -> bytes | None:
+    """Content of the regular file at ``path`` (no link followed); None when absent."""
+    with open_parent(host, path) as (pfd, name):
+        try:
+            st = os.lstat(name, dir_fd=pfd)
+        except FileNotFoundError:
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise FsError(f"{path}: is a {kind_of(st.st_mode)}, not a regular file")
+        return _read_at(pfd, name, path)
+
+
+def write_file(host: Host, path: str, data: bytes, uid: int, gid: int, mode: int) -> None:
+    """Atomically replace (or create) ``path`` with ``data``, owner and mode set before the rename."""
+    with open_parent(host, path) as (pfd, name):
+        try:
+            st = os.lstat(name, dir_fd=pfd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise FsError(f"{path}: is a {kind_of(st.st_mode)}; dockfix only replaces regular files")
+        except FileNotFoundError:
+            pass
+        dfd = _dir_rw_fd(pfd)
+        tmp = f".{name}.dockfix-{os.getpid()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, mode)  # after chown: chown may clear set-id bits
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            tmp = ""
+            os.fsync(dfd)
+        except OSError as e:
+            raise FsError(f"{path}: cannot write: {e.strerror}") from None
+        finally:
+            if tmp:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
+            os.close(dfd)
+
+
+@contextmanager
+def _nofollow_fd(host: Host, path: str) -> Iterator[int]:
+    with open_parent(host, path) as (pfd, name):
+        try:
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        except FileNotFoundError:
+            raise FsError(f"{path}: does not exist") from None
+        try:
+            st = os.fstat(fd)
+            if stat_mod.S_ISLNK(st.st_mode):
+                raise FsError(f"{path}: is a symbolic link; dockfix does not change owner or mode through links")
+            yield fd
+        finally:
+            os.close(fd)
+
+
+def chown(host: Host, path: str, uid: int, gid: int) -> None:
+    """Change the owner of ``path`` itself (never through a link)."""
+    with _nofollow_fd(host, path) as fd:
+        try:
+            os.chown(f"/proc/self/fd/{fd}", uid, gid)
+        except OSError as e:
+            raise FsError(f"{path}: cannot change owner: {e.strerror}") from None
+
+
+def chmod(host: Host, path: str, mode: int) -> None:
+    """Change the mode of ``path`` itself (never through a link)."""
+    with _nofollow_fd(host, path) as fd:
+        try:
+            os.chmod(f"/proc/self/fd/{fd}", mode)
+        except OSError as e:
+            raise FsError(f"{path}: cannot change mode: {e.strerror}") from None
+
+
+def remove_file(host: Host, path: str) -> None:
+    """Remove a file, link or socket (not a directory); absent is fine."""
+    with open_parent(host, path) as (pfd, name):
+        dfd = _dir_rw_fd(pfd)
+        try:
+            os.unlink(name, dir_fd=dfd)
+            os.fsync(dfd)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise FsError(f"{path}: cannot remove: {e.strerror}") from None
+        finally:
+            os.close(dfd)
+
+
+def make_dir(host: Host, path: str, uid: int, gid: int, mode: int) -> None:
+    with open_parent(host, path) as (pfd, name):
+        dfd = _dir_rw_fd(pfd)
+        try:
+            os.mkdir(name, 0o700, dir_fd=dfd)
+            os.fsync(dfd)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise FsError(f"{path}: cannot create directory: {e.strerror}") from None
+        finally:
+            os.close(dfd)
+    chown(host, path, uid, gid)
+    chmod(host, path, mode)
+
+
+def remove_dir(host: Host, path: str) -> None:
+    """Remove an empty directory; absent is fine; a non-empty one is an error naming it."""
+    with open_parent(host, path) as (pfd, name):
+        dfd = _dir_rw_fd(pfd)
+        try:
+            os.rmdir(name, dir_fd=dfd)
+            os.fsync(dfd)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise FsError(f"{path}: cannot remove directory: {e.strerror}") from None
+        finally:
+            os.close(dfd)

@@ -1,0 +1,668 @@
+"""The write-ahead rollback journal: apply a plan as one transaction, roll it back later.
+
+Layout under ``<root>/var/lib/dockfix/journal/`` (directories 0700, files 0600, whatever the umask):
+
+* ``lock`` — an flock held for the whole of an apply or a rollback: a second one is refused.
+* ``<txid>/tx.json`` — id, time, user, root and the plan (as in a plan file: no secret content).
+* ``<txid>/log`` — one record per line: ``<sha256 of the JSON> <JSON>``. A line whose checksum does
+  not match (a journal cut short mid-write) ends the trusted part of the log; it is reported,
+  never trusted.
+* ``<txid>/blob-<n>`` — before-images (file content, a service spec), checked against the sha256
+  recorded with them.
+
+Order of an apply, per step: the before-image blob is written and fsynced, then the ``before``
+record (with the state the step is expected to leave) is appended and fsynced — only then is the
+change made, and an ``after`` record (the state actually left) appended. A crash anywhere leaves
+enough on disk for :func:`rollback` to put every target back: a step with a ``before`` record
+and no ``after`` record may or may not have happened, and both states are accepted.
+
+Rollback restores each target touched by the transaction to its first before-image: content byte
+for byte, owner, mode; files and directories the transaction created are removed. It is idempotent
+(a crashed rollback is simply run again) and refuses, naming the paths, when a target has changed
+since the transaction (unless forced).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pwd
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from dockfix.fsops import FileState, FsError, read_file, sha256, state_of
+from dockfix.host import Host
+from dockfix.plan import Change, Plan, PlanError
+
+JOURNAL_DIR = "/var/lib/dockfix/journal"
+
+
+class JournalError(Exception):
+    """The journal cannot be used (busy, damaged, unknown transaction). Names the file."""
+
+
+class JournalBusy(JournalError):
+    pass
+
+
+class Interrupted(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------- fault injection (tests)
+def _fault(phase: str, step: int) -> None:
+    """DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an
+    apply is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
+    rollback:2 after the second target is restored. For tests of crash recovery only."""
+    spec = os.environ.get("DOCKFIX_FAULT_KILL_AFTER")
+    if not spec:
+        return
+    for part in spec.split(","):
+        name, _, n = part.partition(":")
+        if name == phase and n.isdigit() and int(n) == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------- target kinds
+class FileTarget:
+    @staticmethod
+    def state(host: Host, path: str) -> dict:
+        return state_of(host, path).to_json()
+
+    @staticmethod
+    def capture(host: Host, path: str) -> tuple[dict, bytes | None]:
+        st = state_of(host, path)
+        blob = read_file(host, path) if st.existed and st.kind == "file" else None
+        if blob is not None and sha256(blob) != st.sha256:  # changed between stat and read
+            st = FileState(True, "file", st.uid, st.gid, st.mode, sha256(blob), len(blob))
+        return st.to_json(), blob
+
+    @staticmethod
+    def same(a: dict | None, b: dict | None) -> bool:
+        if a is None or b is None:
+            return False
+        return FileState(**a).same_as(FileState(**b))
+
+    @staticmethod
+    def describe(state: dict) -> str:
+        return FileState(**state).describe()
+
+    @staticmethod
+    def restore(host: Host, path: str, state: dict, blob: bytes | None) -> None:
+        from dockfix import fsops
+
+        want = FileState(**state)
+        now = state_of(host, path)
+        if not want.existed:
+            if not now.existed:
+                return
+            if now.kind == "dir":
+                fsops.remove_dir(host, path)
+            else:
+                fsops.remove_file(host, path)
+            return
+        if want.kind == "file":
+            if blob is None or sha256(blob) != want.sha256:
+                raise JournalError(f"{path}: the before-image in the journal is missing or damaged")
+            if now.existed and now.kind not in ("file",):
+                raise JournalError(f"{path}: is now a {now.kind}; not replacing it with the old file")
+            if not (now.existed and now.sha256 == want.sha256):
+                fsops.write_file(host, path, blob, want.uid, want.gid, want.mode)  # type: ignore[arg-type]
+                return
+        elif want.kind == "dir":
+            if not now.existed:
+                fsops.make_dir(host, path, want.uid, want.gid, want.mode)  # type: ignore[arg-type]
+                return
+        elif not now.existed:
+            raise JournalError(f"{path}: was a {want.kind} and is gone; dockfix cannot recreate it")
+        if (now.uid, now.gid) != (want.uid, want.gid):
+            fsops.chown(host, path, want.uid, want.gid)  # type: ignore[arg-type]
+        fsops.chmod(host, path, want.mode)  # type: ignore[arg-type]  (also puts back set-id bits chown cleared)
+
+
+class SecretTarget:
+    @staticmethod
+    def _find(host: Host, name: str):
+        for s in host.docker.secrets.list(filters={"name": name}):
+            if s.name == name:
+                return s
+        return None
+
+    @classmethod
+    def state(cls, host: Host, name: str) -> dict:
+        s = cls._find(host, name)
+        return {"existed": s is not None, "id": s.id if s else None}
+
+    @classmethod
+    def capture(cls, host: Host, name: str) -> tuple[dict, bytes | None]:
+        return cls.state(host, name), None
+
+    @staticmethod
+    def same(a: dict | None, b: dict | None) -> bool:
+        if a is None or b is None:
+            return False
+        if a.get("existed") != b.get("existed"):
+            return False
+        return not a.get("id") or not b.get("id") or a["id"] == b["id"]
+
+    @staticmethod
+    def describe(state: dict) -> str:
+        return "existed" if state.get("existed") else "did not exist"
+
+    @classmethod
+    def restore(cls, host: Host, name: str, state: dict, blob: bytes | None) -> None:
+        if state.get("existed"):
+            return  # secrets are immutable: one that existed before was never changed
+        s = cls._find(host, name)
+        if s is not None:
+            s.remove()
+
+
+class ServiceTarget:
+    @staticmethod
+    def state(host: Host, sid: str) -> dict:
+        import docker.errors
+
+        try:
+            svc = host.docker.api.inspect_service(sid)
+        except docker.errors.NotFound:
+            return {"existed": False}
+        return {"existed": True, "spec_sha256": sha256(json.dumps(svc["Spec"], sort_keys=True).encode())}
+
+    @classmethod
+    def capture(cls, host: Host, sid: str) -> tuple[dict, bytes | None]:
+        svc = host.docker.api.inspect_service(sid)
+        spec = json.dumps(svc["Spec"], sort_keys=True).encode()
+        return {"existed": True, "spec_sha256": sha256(spec)}, spec
+
+    @staticmethod
+    def same(a: dict | None, b: dict | None) -> bool:
+        if a is None or b is None:
+            return False
+        return a.get("existed") == b.get("existed") and (
+            a.get("spec_sha256") is None or b.get("spec_sha256") is None or a["spec_sha256"] == b["spec_sha256"])
+
+    @staticmethod
+    def describe(state: dict) -> str:
+        return f"spec sha256 {str(state.get('spec_sha256'))[:12]}" if state.get("existed") else "did not exist"
+
+    @classmethod
+    def restore(cls, host: Host, sid: str, state: dict, blob: bytes | None) -> None:
+        from dockfix.plan import _update_service
+
+        if not state.get("existed") or blob is None:
+            return
+        svc = host.docker.api.inspect_service(sid)
+        if sha256(json.dumps(svc["Spec"], sort_keys=True).encode()) == state.get("spec_sha256"):
+            return
+        _update_service(host, sid, svc["Version"]["Index"], json.loads(blob))
+
+
+TARGETS: dict[str, Any] = {"file": FileTarget, "secret": SecretTarget, "service": ServiceTarget}
+
+
+def target_kind(target: str):
+    kind, _, name = target.partition(":")
+    if kind not in TARGETS:
+        raise JournalError(f"unknown target kind {kind!r} in {target!r}")
+    return TARGETS[kind], name
+
+
+def target_label(target: str) -> str:
+    kind, _, name = target.partition(":")
+    return name if kind == "file" else f"{kind} {name}"
+
+
+# ---------------------------------------------------------------------- the journal on disk
+def _user() -> str:
+    try:
+        name = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        name = str(os.geteuid())
+    sudo = os.environ.get("SUDO_USER")
+    return f"{name} (sudo by {sudo})" if sudo and sudo != name else name
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Write a 0600 file atomically and durably."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    _fsync_dir(os.path.dirname(path))
+
+
+def _record_line(rec: dict) -> bytes:
+    body = json.dumps(rec, sort_keys=True, separators=(",", ":"))
+    return f"{sha256(body.encode())} {body}\n".encode()
+
+
+@dataclass
+class Log:
+    """The trusted records of a transaction log, and what (if anything) could not be trusted."""
+
+    records: list[dict]
+    damaged: str | None = None
+
+
+def read_log(path: str) -> Log:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return Log([], None)
+    records: list[dict] = []
+    lines = raw.split(b"\n")
+    tail = lines.pop()  # text after the last newline: a record cut short
+    for n, line in enumerate(lines, 1):
+        digest, _, body = line.partition(b" ")
+        try:
+            ok = sha256(body) == digest.decode("ascii")
+            rec = json.loads(body) if ok else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            ok, rec = False, None
+        if not ok or not isinstance(rec, dict):
+            rest = len(lines) - n
+            return Log(records, f"{path}: record {n} is damaged (checksum mismatch)"
+                       + (f"; {rest} later record(s) not trusted" if rest else ""))
+        records.append(rec)
+    if tail:
+        return Log(records, f"{path}: the last record was cut short while being written (ignored)")
+    return Log(records, None)
+
+
+class Journal:
+    def __init__(self, host: Host):
+        self.host = host
+        self.dir = host.real(JOURNAL_DIR)
+
+    # -------------------------------------------------------------- setup and lock
+    def ensure(self) -> None:
+        path = self.host.root
+        for part in JOURNAL_DIR.strip("/").split("/"):
+            path = os.path.join(path, part)
+            try:
+                os.mkdir(path, 0o700)
+                private = part in ("dockfix", "journal")
+                os.chmod(path, 0o700 if private else 0o755)
+            except FileExistsError:
+                pass
+            if os.path.islink(path):
+                raise JournalError(f"{self.host.unreal(path)}: is a symbolic link; the journal will not follow it")
+        os.chmod(self.dir, 0o700)
+        os.chmod(os.path.dirname(self.dir), 0o700)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        self.ensure()
+        path = os.path.join(self.dir, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                raise JournalBusy(f"another dockfix apply or rollback is running on this host "
+                                  f"({self.host.unreal(path)} is locked{', by ' + holder if holder else ''})") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    # -------------------------------------------------------------- transactions
+    def new_txid(self) -> str:
+        """Sortable by time (microseconds), so that --last is the latest; unique in the journal."""
+        while True:
+            t = time.time_ns()
+            txid = time.strftime("%Y%m%dT%H%M%S", time.gmtime(t // 10**9)) + f".{t // 1000 % 10**6:06d}Z"
+            if not os.path.exists(os.path.join(self.dir, txid)):
+                return txid
+
+    def txids(self) -> list[str]:
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if os.path.isfile(os.path.join(self.dir, n, "tx.json")))
+
+    def open(self, txid: str) -> "Tx":
+        if not txid or "/" in txid or txid.startswith("."):
+            raise JournalError(f"{txid!r} is not a transaction id")
+        d = os.path.join(self.dir, txid)
+        if not os.path.isfile(os.path.join(d, "tx.json")):
+            raise JournalError(f"no transaction {txid} in {self.host.unreal(self.dir)}")
+        return Tx(self, txid)
+
+    def begin(self, plan: Plan) -> "Tx":
+        txid = self.new_txid()
+        d = os.path.join(self.dir, txid)
+        os.mkdir(d, 0o700)
+        os.chmod(d, 0o700)
+        _fsync_dir(self.dir)
+        header = {"id": txid, "time": time.time(), "user": _user(), "root": self.host.root, "plan": plan.to_json()}
+        _write_private(os.path.join(d, "tx.json"), json.dumps(header, indent=1).encode())
+        tx = Tx(self, txid)
+        tx.append({"type": "begin"})
+        return tx
+
+
+class Tx:
+    def __init__(self, journal: Journal, txid: str):
+        self.journal = journal
+        self.id = txid
+        self.dir = os.path.join(journal.dir, txid)
+        self._log_fd: int | None = None
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.dir, "log")
+
+    def header(self) -> dict:
+        try:
+            with open(os.path.join(self.dir, "tx.json"), encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise JournalError(f"{self.journal.host.unreal(self.dir)}/tx.json: unreadable ({e})") from None
+
+    def append(self, rec: dict) -> None:
+        rec = {**rec, "at": time.time()}
+        new = not os.path.exists(self.log_path)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            data = _record_line(rec)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(self.dir)
+
+    def put_blob(self, n: int, data: bytes) -> str:
+        name = f"blob-{n}"
+        _write_private(os.path.join(self.dir, name), data)
+        return name
+
+    def get_blob(self, name: str | None, digest: str | None) -> bytes | None:
+        if not name:
+            return None
+        try:
+            with open(os.path.join(self.dir, os.path.basename(name)), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        if digest and sha256(data) != digest:
+            return None
+        return data
+
+    def log(self) -> Log:
+        return read_log(self.log_path)
+
+
+# ---------------------------------------------------------------------- state of a transaction
+@dataclass
+class Step:
+    n: int
+    target: str
+    change: dict
+    before: dict
+    expected: dict | None
+    blob: str | None
+    blob_sha256: str | None
+    after: dict | None = None
+
+
+@dataclass
+class TxState:
+    txid: str
+    header: dict
+    steps: list[Step]
+    state: str  # applied | rolled back | incomplete | rolling back | failed (rolled back)
+    error: str | None
+    damaged: str | None
+    restored: set[str] = field(default_factory=set)
+
+
+def tx_state(tx: Tx) -> TxState:
+    header = tx.header()
+    log = tx.log()
+    steps: dict[int, Step] = {}
+    types = []
+    error = None
+    restored: set[str] = set()
+    for rec in log.records:
+        t = rec.get("type")
+        types.append(t)
+        if t == "before":
+            steps[rec["step"]] = Step(rec["step"], rec["target"], rec.get("change") or {}, rec["state"],
+                                      rec.get("expected"), rec.get("blob"), rec.get("blob_sha256"))
+        elif t == "after" and rec.get("step") in steps:
+            steps[rec["step"]].after = rec["state"]
+        elif t == "abort":
+            error = rec.get("error")
+        elif t == "restored":
+            restored.add(rec["target"])
+    if "rollback-end" in types:
+        state = "failed (rolled back)" if "abort" in types else "rolled back"
+    elif "rollback-begin" in types:
+        state = "rolling back"
+    elif "commit" in types:
+        state = "applied"
+    else:
+        state = "incomplete"
+    return TxState(tx.id, header, [steps[k] for k in sorted(steps)], state, error, log.damaged, restored)
+
+
+# ---------------------------------------------------------------------- apply
+@dataclass
+class Progress:
+    step: int
+    total: int
+    change: Change
+
+
+class _Signals:
+    """SIGINT/SIGTERM during an apply set a flag; the apply stops between steps and rolls back."""
+
+    def __init__(self):
+        self.got: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.got = signum
+
+    def check(self) -> None:
+        if self.got is not None:
+            raise Interrupted(f"interrupted by {signal.Signals(self.got).name}")
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False
+
+
+def stale_targets(host: Host, plan: Plan) -> list[str]:
+    """Targets whose state is not the one the plan was made against (first change per target)."""
+    seen: set[str] = set()
+    out = []
+    for c in plan.changes:
+        if c.target in seen:
+            continue
+        seen.add(c.target)
+        kind, name = target_kind(c.target)
+        try:
+            now = kind.state(host, name)
+        except (FsError, JournalError) as e:
+            out.append(f"{target_label(c.target)} ({e})")
+            continue
+        if c.pre is None:
+            out.append(f"{target_label(c.target)} (the plan recorded no precondition)")
+        elif not kind.same(now, c.pre):
+            out.append(f"{target_label(c.target)} (planned against: {kind.describe(c.pre)}; now: {kind.describe(now)})")
+    return out
+
+
+def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = None) -> tuple[str | None, list[str], bool, str | None]:
+    """Apply the plan's changes as one transaction. Returns (txid, applied targets, rolled_back, error).
+
+    Raises JournalBusy when another apply or rollback holds the lock, PlanError when the host
+    changed since the plan was made (nothing is touched then)."""
+    journal = Journal(host)
+    changes = plan.changes
+    # checked before the journal is created (a refused plan leaves no trace), and again under the lock
+    stale = stale_targets(host, plan)
+    if stale:
+        raise PlanError("the host changed since the plan was made; nothing was applied. Changed: " + "; ".join(stale))
+    if not changes:
+        return None, [], False, None
+    with journal.lock():
+        stale = stale_targets(host, plan)
+        if stale:
+            raise PlanError("the host changed since the plan was made; nothing was applied. Changed: " + "; ".join(stale))
+        if not changes:
+            return None, [], False, None
+        tx = journal.begin(plan)
+        done: list[str] = []
+        with _Signals() as sig:
+            try:
+                for n, c in enumerate(changes, 1):
+                    sig.check()
+                    kind, name = target_kind(c.target)
+                    state, blob = kind.capture(host, name)
+                    blob_name = tx.put_blob(n, blob) if blob is not None else None
+                    tx.append({"type": "before", "step": n, "target": c.target, "change": _change_summary(c),
+                               "state": state, "expected": c.expected(), "blob": blob_name,
+                               "blob_sha256": sha256(blob) if blob is not None else None})
+                    first = c.target not in done
+                    if first and not kind.same(state, c.pre):
+                        raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
+                    c.perform(host)
+                    _fault("apply-inflight", n)
+                    tx.append({"type": "after", "step": n, "target": c.target, "state": kind.state(host, name)})
+                    if first:
+                        done.append(c.target)
+                    if on_step:
+                        on_step(Progress(n, len(changes), c))
+                    _fault("apply", n)
+                sig.check()
+                tx.append({"type": "commit"})
+                return tx.id, done, False, None
+            except (Exception, Interrupted) as e:
+                msg = str(e) or type(e).__name__
+                tx.append({"type": "abort", "error": msg})
+                try:
+                    _rollback_tx(host, tx, force=True)
+                except Exception as e2:  # noqa: BLE001 — report both
+                    return tx.id, done, False, f"{msg}; rolling back failed too: {e2} (run `dockfix rollback {tx.id}`)"
+                return tx.id, done, True, msg
+
+
+def _change_summary(c: Change) -> dict:
+    """What the journal listing shows about a change: never content."""
+    return {"kind": c.kind, "summary": " ".join(c.summary().split())}
+
+
+# ---------------------------------------------------------------------- rollback
+@dataclass
+class RollbackOutcome:
+    txid: str
+    restored: list[str]
+    refused: list[str]
+    already: bool = False
+    damaged: str | None = None
+
+
+def find_tx(journal: Journal, txid: str | None) -> Tx:
+    ids = journal.txids()
+    if not ids:
+        raise JournalError(f"no transactions in {journal.host.unreal(journal.dir)}")
+    if txid in (None, "last", "--last"):
+        return journal.open(ids[-1])
+    if txid not in ids:
+        matches = [i for i in ids if i.startswith(txid)]  # type: ignore[arg-type]
+        if len(matches) != 1:
+            raise JournalError(f"no transaction {txid} in {journal.host.unreal(journal.dir)}")
+        txid = matches[0]
+    return journal.open(txid)
+
+
+def rollback(host: Host, txid: str | None = None, force: bool = False) -> RollbackOutcome:
+    journal = Journal(host)
+    with journal.lock():
+        tx = find_tx(journal, txid)
+        with _Signals():  # a rollback runs to its end; signals are noted, not obeyed mid-way
+            return _rollback_tx(host, tx, force)
+
+
+def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
+    st = tx_state(tx)
+    if st.state in ("rolled back", "failed (rolled back)"):
+        return RollbackOutcome(tx.id, [], [], already=True, damaged=st.damaged)
+    if st.damaged and "is damaged" in st.damaged and not force:
+        # not a record cut short by a crash: the log itself was changed; do not act on it blindly
+        return RollbackOutcome(tx.id, [], [f"{st.damaged} (--force rolls back what the trusted records cover)"],
+                               damaged=st.damaged)
+    # per target: the original before-image (first step) and what may be there now
+    first: dict[str, Step] = {}
+    last: dict[str, Step] = {}
+    for s in st.steps:
+        first.setdefault(s.target, s)
+        last[s.target] = s
+    refused = []
+    for target, s0 in first.items():
+        kind, name = target_kind(target)
+        now = kind.state(host, name)
+        sl = last[target]
+        ok = [s0.before]
+        ok.append(sl.after if sl.after is not None else sl.expected)
+        if sl.after is None:
+            ok.append(sl.before)
+        if not any(kind.same(now, o) for o in ok if o is not None):
+            if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None and s0.before.get("kind") == "file":
+                refused.append(f"{target_label(target)} (its before-image in the journal is damaged)")
+            elif not force:
+                refused.append(f"{target_label(target)} (changed since the transaction: now {kind.describe(now)})")
+    if refused:
+        return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
+    tx.append({"type": "rollback-begin", "force": force})
+    restored = []
+    for i, target in enumerate(reversed(list(first)), 1):
+        s0 = first[target]
+        kind, name = target_kind(target)
+        blob = tx.get_blob(s0.blob, s0.blob_sha256)
+        kind.restore(host, name, s0.before, blob)
+        tx.append({"type": "restored", "target": target})
+        restored.append(target_label(target))
+        _fault("rollback", i)
+    tx.append({"type": "rollback-end"})
+    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged)

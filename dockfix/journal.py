@@ -59,6 +59,11 @@ def _fault(phase: str, step: int) -> None:
     """DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an
     apply is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
     rollback:2 after the second target is restored. For tests of crash recovery only."""
+    slow = os.environ.get("DOCKFIX_FAULT_SLOW")
+    if slow and phase in ("apply", "rollback"):
+        # DOCKFIX_FAULT_SLOW=0.5 waits that many seconds after each step, so that a test can send
+        # SIGINT/SIGTERM while an apply is half-way.
+        time.sleep(float(slow))
     spec = os.environ.get("DOCKFIX_FAULT_KILL_AFTER")
     if not spec:
         return
@@ -559,13 +564,15 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                     sig.check()
                     kind, name = target_kind(c.target)
                     state, blob = kind.capture(host, name)
+                    first = c.target not in done
+                    # Checked before the step is recorded: a target that changed under us is never
+                    # touched, so the rollback must not try to "restore" it either.
+                    if first and not kind.same(state, c.pre):
+                        raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
                     blob_name = tx.put_blob(n, blob) if blob is not None else None
                     tx.append({"type": "before", "step": n, "target": c.target, "change": _change_summary(c),
                                "state": state, "expected": c.expected(), "blob": blob_name,
                                "blob_sha256": sha256(blob) if blob is not None else None})
-                    first = c.target not in done
-                    if first and not kind.same(state, c.pre):
-                        raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
                     c.perform(host)
                     _fault("apply-inflight", n)
                     tx.append({"type": "after", "step": n, "target": c.target, "state": kind.state(host, name)})
@@ -647,7 +654,12 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         ok.append(sl.after if sl.after is not None else sl.expected)
         if sl.after is None:
             ok.append(sl.before)
-        if not any(kind.same(now, o) for o in ok if o is not None):
+        needs_image = s0.before.get("kind") == "file" and s0.before.get("existed") and not kind.same(now, s0.before)
+        if needs_image and tx.get_blob(s0.blob, s0.blob_sha256) is None:
+            # checked for every target before anything is touched: never a half-done rollback
+            refused.append(f"{target_label(target)} (its before-image {os.path.basename(s0.blob or '?')} in the "
+                           f"journal is missing or damaged)")
+        elif not any(kind.same(now, o) for o in ok if o is not None):
             if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None and s0.before.get("kind") == "file":
                 refused.append(f"{target_label(target)} (its before-image in the journal is damaged)")
             elif not force:
@@ -656,13 +668,23 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
     tx.append({"type": "rollback-begin", "force": force})
     restored = []
+    failed = []
     for i, target in enumerate(reversed(list(first)), 1):
         s0 = first[target]
         kind, name = target_kind(target)
         blob = tx.get_blob(s0.blob, s0.blob_sha256)
-        kind.restore(host, name, s0.before, blob)
+        try:
+            kind.restore(host, name, s0.before, blob)
+        except (FsError, JournalError, OSError) as e:
+            # Put back every other target, then say which could not be (the transaction stays
+            # "rolling back", so `dockfix rollback` can be run again once they are seen to).
+            failed.append(str(e))
+            continue
         tx.append({"type": "restored", "target": target})
         restored.append(target_label(target))
         _fault("rollback", i)
+    if failed:
+        raise JournalError(f"rollback of {tx.id} is incomplete: {'; '.join(failed)}. Restored: "
+                           f"{', '.join(restored) or 'nothing'}. Look at the paths named, then run the rollback again")
     tx.append({"type": "rollback-end"})
     return RollbackOutcome(tx.id, restored, [], damaged=st.damaged)

@@ -125,3 +125,147 @@ def test_read_refuses_a_file_swapped_after_the_look(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(host_mod.os, "open", swapping_open)
     with pytest.raises(CheckError, match="changed while being read"):
         host.read_text("/etc/docker/daemon.json")
+
+
+# ---------------------------------------------------------------------- fixes and links
+#: Every place the fixes of a failing tree act on (owner, mode or content), as links to decoys.
+LINKED = ["/etc/docker/daemon.json", "/lib/systemd/system/docker.service", "/etc/default/docker"]
+
+
+def failing_tree(root: Path) -> Path:
+    put(root, "/var/lib/", mode=0o755)
+    put(root, "/etc/group", "root:x:0:\ndocker:x:999:\n")
+    put(root, "/etc/docker/", mode=0o755)
+    put(root, "/etc/docker/daemon.json", '{\n  "icc": true\n}\n', mode=0o666, owner=(1000, 1000))
+    put(root, "/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n", mode=0o666,
+        owner=(1000, 1000))
+    put(root, "/etc/default/docker", 'DOCKER_OPTS=""\n', mode=0o666, owner=(1000, 1000))
+    return root
+
+
+def apply_all(root: Path, *extra: str):
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", *extra)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+@pytest.mark.parametrize("where", ["outside the root", "inside the root"])
+def test_fixes_never_act_through_a_link(where: str, tmp_path: Path) -> None:
+    """daemon.json, docker.service and /etc/default/docker are links to decoys that look like
+    what the fixes want to change (owned 1000:1000, mode 0666, daemon.json content with icc on).
+    Owner, mode and content fixes refuse them, naming the link; the decoys and links stay as they were."""
+    root = failing_tree(tmp_path / "root")
+    decoys = {}
+    for i, p in enumerate(LINKED):
+        real = root / p.lstrip("/")
+        content = real.read_bytes()
+        if where == "outside the root":
+            d = tmp_path / "outside" / f"shadow-{i}"
+            target = str(d)  # an absolute machine path: must not be reached at all
+        else:
+            d = root / "etc" / f"shadow-{i}"
+            target = f"/etc/shadow-{i}"  # absolute inside the host: resolves to the decoy
+        decoy(d, content)
+        os.chown(d, 1000, 1000)
+        os.chmod(d, 0o666)
+        real.unlink()
+        os.symlink(target, real)
+        decoys[d] = state(d)
+    before = manifest(root)
+    r = apply_all(root)
+    assert r.returncode in (0, 1), r.stderr
+    for d, st in decoys.items():
+        assert state(d) == st, f"{d} was changed through a link"
+    for p in LINKED:
+        assert (root / p.lstrip("/")).is_symlink(), f"{p} was replaced"
+    if where == "inside the root":
+        # the policy is stated where the admin sees it: the link is named and left for a human
+        for p in ("/etc/docker/daemon.json", "/lib/systemd/system/docker.service"):
+            assert f"{p} is a symbolic link" in r.stdout, r.stdout
+    after = {k: v for k, v in manifest(root).items() if not k.startswith("var/lib/dockfix") and not k.startswith("etc/audit")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("etc/audit")}
+
+
+def test_linked_etc_docker_directory(tmp_path: Path) -> None:
+    """/etc/docker is a link to a directory elsewhere in the root (a common layout). The fix for
+    /etc/docker's own owner and mode refuses the link; it never changes the directory behind it."""
+    root = failing_tree(tmp_path / "root")
+    real_dir = root / "srv/dockerconf"
+    real_dir.mkdir(parents=True)
+    os.chown(real_dir, 1000, 1000)
+    os.chmod(real_dir, 0o777)
+    os.rename(root / "etc/docker/daemon.json", real_dir / "daemon.json")
+    (root / "etc/docker").rmdir()
+    os.symlink("/srv/dockerconf", root / "etc/docker")
+    dir_before = os.lstat(real_dir)
+    r = apply_all(root)
+    assert r.returncode in (0, 1), r.stderr
+    st = os.lstat(real_dir)
+    assert (st.st_uid, st.st_gid, st.st_mode) == (dir_before.st_uid, dir_before.st_gid, dir_before.st_mode)
+    assert (root / "etc/docker").is_symlink()
+    assert "/etc/docker is a symbolic link" in r.stdout
+
+
+def test_swap_for_a_link_between_plan_and_apply_is_refused(tmp_path: Path) -> None:
+    """A plan is reviewed; before it is applied, daemon.json (to be rewritten, chowned and
+    chmodded) becomes a link to a decoy with the same content, owner and mode. The apply refuses
+    (exit 3) naming the file, and changes nothing at all."""
+    root = failing_tree(tmp_path / "root")
+    plan = tmp_path / "plan.json"
+    r = run_dockfix("plan", "-o", str(plan), "--root", str(root), "--no-engine")
+    assert r.returncode == 0, r.stderr
+    shadow = root / "etc/shadow"
+    os.rename(root / "etc/docker/daemon.json", shadow)  # same inode, content, owner, mode
+    os.symlink("/etc/shadow", root / "etc/docker/daemon.json")
+    before = manifest(root)
+    r = apply_all(root, "--plan", str(plan))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "/etc/docker/daemon.json" in r.stderr and "changed since the plan" in r.stderr
+    assert manifest(root) == before
+
+
+def test_swap_of_a_parent_directory_between_plan_and_apply_is_refused(tmp_path: Path) -> None:
+    """/etc/docker is swapped for a link to a copy of itself: every file below looks the same,
+    but the path now runs through a link. Refused, nothing changed."""
+    root = failing_tree(tmp_path / "root")
+    plan = tmp_path / "plan.json"
+    assert run_dockfix("plan", "-o", str(plan), "--root", str(root), "--no-engine").returncode == 0
+    os.rename(root / "etc/docker", root / "etc/docker.real")
+    os.symlink("docker.real", root / "etc/docker")
+    before = manifest(root)
+    r = apply_all(root, "--plan", str(plan))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "/etc/docker" in r.stderr
+    assert manifest(root) == before
+
+
+def test_swap_during_the_apply_is_refused_and_rolled_back(tmp_path: Path) -> None:
+    """The race inside an apply: after step 1, docker.service (not yet touched) becomes a link
+    to a decoy. Its step re-checks what it is about to change, refuses, and the transaction is
+    rolled back; the decoy is untouched."""
+    from dockfix.host import Host
+    from dockfix.scan import Context, scan
+    from dockfix.workflow import apply_plan, plan_fixes
+
+    root = failing_tree(tmp_path / "root")
+    ctx = Context(Host(str(root), engine=False))
+    plan = plan_fixes(ctx, scan(ctx).findings)
+    targets = [c.target for c in plan.changes]
+    assert "file:/lib/systemd/system/docker.service" in targets[1:]
+    shadow = decoy(root / "etc/shadow", (root / "lib/systemd/system/docker.service").read_bytes())
+    os.chown(shadow, 1000, 1000)
+    os.chmod(shadow, 0o666)
+    shadow_state = state(shadow)
+    swapped = []
+
+    def on_step(p) -> None:
+        if not swapped:
+            unit = root / "lib/systemd/system/docker.service"
+            unit.unlink()
+            os.symlink("/etc/shadow", unit)
+            swapped.append(p.step)
+
+    res = apply_plan(ctx.host, plan, on_step=on_step)
+    assert res.rolled_back and res.error and "docker.service" in res.error, res
+    assert state(shadow) == shadow_state
+    assert (root / "lib/systemd/system/docker.service").is_symlink()

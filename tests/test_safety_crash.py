@@ -1,0 +1,256 @@
+"""Crashes: an apply or a rollback killed (SIGKILL, through the fault switch
+DOCKFIX_FAULT_KILL_AFTER) after any step k is put right by the next `dockfix rollback --last`:
+the tree is then byte for byte, owner and mode, what it was before the apply. A journal cut short
+mid-write is detected and never trusted blindly; SIGINT and SIGTERM during an apply roll it back.
+
+The host tree fails 16 fixable checks at once (files and a directory with wrong owners and modes,
+daemon.json content, audit rules that must be created with their directories): an apply of 16
+changes on 6 targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, manifest, put, run_dockfix
+
+pytestmark = pytest.mark.slow
+
+MAX_STEPS = 16  # changes in the plan of bad_tree(); test_plan_is_big_enough keeps this honest
+
+
+def bad_tree(root: Path) -> Path:
+    put(root, "/etc/docker/", mode=0o777, owner=(1000, 1000))
+    put(root, "/etc/docker/daemon.json", '{\n  "icc": true,\n  "log-level": "debug"\n}\n', mode=0o666, owner=(1000, 1000))
+    put(root, "/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n", mode=0o666, owner=(1000, 1000))
+    put(root, "/etc/default/docker", 'DOCKER_OPTS=""\n', mode=0o666, owner=(1000, 1000))
+    put(root, "/etc/group", "root:x:0:\ndocker:x:999:\n")
+    put(root, "/var/lib/", mode=0o755)
+    return root
+
+
+def tree_state(root: Path) -> dict:
+    """The manifest without dockfix's own journal."""
+    return {k: v for k, v in manifest(root).items() if not k.startswith("var/lib/dockfix")}
+
+
+def apply_cmd(root: Path, fault: str | None = None, slow: float | None = None) -> list[str]:
+    return [sys.executable, "-m", "dockfix", "--apply", "--yes", "--root", str(root), "--no-engine"]
+
+
+def env_with(**kw: str) -> dict:
+    e = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    e.pop("DOCKER_HOST", None)
+    e.update(kw)
+    return e
+
+
+def apply_killed(root: Path, fault: str) -> subprocess.CompletedProcess:
+    r = subprocess.run(apply_cmd(root), capture_output=True, text=True, timeout=120,
+                       env=env_with(DOCKFIX_FAULT_KILL_AFTER=fault))
+    assert r.returncode == -signal.SIGKILL, f"the fault switch did not fire ({r.returncode}): {r.stderr}"
+    return r
+
+
+def rollback_last(root: Path, *extra: str) -> subprocess.CompletedProcess:
+    r = run_dockfix("rollback", "--last", "--root", str(root), "--no-engine", *extra)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def journal_json(root: Path) -> list[dict]:
+    r = run_dockfix("journal", "--root", str(root), "--no-engine", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def log_path(root: Path) -> Path:
+    (tx,) = [p for p in (root / "var/lib/dockfix/journal").iterdir() if p.is_dir()]
+    return tx / "log"
+
+
+def test_plan_is_big_enough(tmp_path: Path) -> None:
+    root = bad_tree(tmp_path / "root")
+    r = run_dockfix("--apply", "--dry-run", "--format", "json", "--root", str(root), "--no-engine")
+    doc = json.loads(r.stdout)
+    changes = sum(len(i["changes"]) for i in doc["plan"] if i["safety"] != "manual")
+    assert changes == MAX_STEPS, f"the plan has {changes} changes; update MAX_STEPS"
+
+
+@pytest.mark.parametrize("k", range(1, MAX_STEPS + 1))
+@pytest.mark.parametrize("phase", ["apply", "apply-inflight"])
+def test_crash_after_step_k_of_an_apply(phase: str, k: int, tmp_path: Path) -> None:
+    """apply: killed after step k is done and recorded; apply-inflight: killed after the change
+    of step k is made but before it is recorded (the worst moment for a write-ahead log)."""
+    root = bad_tree(tmp_path / "root")
+    before = tree_state(root)
+    apply_killed(root, f"{phase}:{k}")
+    assert tree_state(root) != before, "the crashed apply changed nothing: the fault fired too early"
+    (tx,) = journal_json(root)
+    assert tx["state"] == "incomplete"
+    r = rollback_last(root)
+    assert r.returncode == 0, r.stderr
+    assert tree_state(root) == before
+    assert journal_json(root)[0]["state"] == "rolled back"
+    # and a second rollback is a harmless no-op
+    r = rollback_last(root)
+    assert r.returncode == 0 and "already rolled back" in r.stdout
+    assert tree_state(root) == before
+
+
+@pytest.mark.parametrize("k", range(1, 7))
+def test_crash_after_step_k_of_a_rollback(k: int, tmp_path: Path) -> None:
+    """A rollback restores the 6 targets one by one; killed after any of them, the next
+    rollback finishes the job exactly."""
+    root = bad_tree(tmp_path / "root")
+    before = tree_state(root)
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine")
+    assert r.returncode in (0, 1), r.stderr
+    applied = tree_state(root)
+    assert applied != before
+    r = subprocess.run([sys.executable, "-m", "dockfix", "rollback", "--last", "--root", str(root), "--no-engine"],
+                       capture_output=True, text=True, timeout=120, env=env_with(DOCKFIX_FAULT_KILL_AFTER=f"rollback:{k}"))
+    assert r.returncode == -signal.SIGKILL, f"the fault switch did not fire ({r.returncode}): {r.stderr}"
+    assert tree_state(root) not in (before, applied) or k == 6
+    assert journal_json(root)[0]["state"] == "rolling back"
+    r = rollback_last(root)
+    assert r.returncode == 0, r.stderr
+    assert tree_state(root) == before
+    assert journal_json(root)[0]["state"] == "rolled back"
+
+
+def test_crash_during_apply_then_crash_during_its_rollback(tmp_path: Path) -> None:
+    root = bad_tree(tmp_path / "root")
+    before = tree_state(root)
+    apply_killed(root, "apply-inflight:9")
+    r = subprocess.run([sys.executable, "-m", "dockfix", "rollback", "--last", "--root", str(root), "--no-engine"],
+                       capture_output=True, text=True, timeout=120, env=env_with(DOCKFIX_FAULT_KILL_AFTER="rollback:2"))
+    assert r.returncode == -signal.SIGKILL
+    assert rollback_last(root).returncode == 0
+    assert tree_state(root) == before
+
+
+# ---------------------------------------------------------------------- a journal cut short
+def test_journal_cut_short_at_every_byte_of_its_last_record(tmp_path: Path) -> None:
+    """Crash after step 5, then cut the log's last record (the 'after' record of step 5) at every
+    byte offset: each time the damage is reported, the cut record is not trusted, and rollback
+    still restores the tree exactly (step 5's target is accepted in its before or after state)."""
+    from dockfix.host import Host
+    from dockfix.journal import Journal, find_tx, tx_state
+    from dockfix.workflow import rollback
+
+    base = bad_tree(tmp_path / "base")
+    before = tree_state(base)
+    apply_killed(base, "apply:5")
+    crashed = tmp_path / "crashed"
+    subprocess.run(["cp", "-a", str(base), str(crashed)], check=True)
+    log = log_path(crashed).read_bytes()
+    records = log.split(b"\n")[:-1]
+    last = records[-1]
+    assert b'"after"' in last
+    start = len(log) - len(last) - 1
+    offsets = list(range(start + 1, len(log)))  # keep 1 .. all-but-the-newline bytes of the record
+    assert len(offsets) > 50
+    for cut in offsets:
+        work = tmp_path / f"cut-{cut}"
+        subprocess.run(["cp", "-a", str(crashed), str(work)], check=True)
+        lp = log_path(work)
+        with open(lp, "r+b") as f:
+            f.truncate(cut)
+        host = Host(str(work), engine=False)
+        st = tx_state(find_tx(Journal(host), "last"))
+        assert st.damaged and "cut short" in st.damaged, (cut, st.damaged)
+        assert len(st.steps) == 5 and st.steps[-1].after is None, "the cut record was trusted"
+        res = rollback(host, "last")
+        assert not res.refused_paths, (cut, res.refused_paths)
+        assert tree_state(work) == before, f"not restored exactly with the log cut at byte {cut}"
+        subprocess.run(["rm", "-rf", str(work)], check=True)
+
+
+def test_journal_cut_short_mid_file_is_reported_by_the_cli(tmp_path: Path) -> None:
+    root = bad_tree(tmp_path / "root")
+    before = tree_state(root)
+    apply_killed(root, "apply:3")
+    lp = log_path(root)
+    data = lp.read_bytes()
+    lp.write_bytes(data[:-7])
+    (tx,) = journal_json(root)
+    assert tx["damaged"] and "cut short" in tx["damaged"]
+    r = rollback_last(root)
+    assert r.returncode == 0, r.stderr
+    assert "cut short" in r.stderr
+    assert tree_state(root) == before
+
+
+def test_a_damaged_record_is_never_trusted_blindly(tmp_path: Path) -> None:
+    """A record in the middle whose checksum no longer matches (the log was changed, not cut by a
+    crash): rollback refuses, naming the log, until --force."""
+    root = bad_tree(tmp_path / "root")
+    before = tree_state(root)
+    apply_killed(root, "apply:6")
+    lp = log_path(root)
+    lines = lp.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b'"before"', b'"BEFORE"')
+    lp.write_bytes(b"\n".join(lines))
+    r = rollback_last(root)
+    assert r.returncode == 3, r.stderr
+    assert "is damaged" in r.stderr and "log" in r.stderr
+    assert tree_state(root) != before  # nothing was done on the strength of a damaged log
+    # --force rolls back what the trusted records cover (steps 1-2: the audit folders, which now
+    # hold files the untrusted records created): what cannot be put back is named, no traceback
+    r = rollback_last(root, "--force")
+    assert r.returncode == 2, r.stderr
+    assert "rollback of" in r.stderr and "incomplete" in r.stderr and "/etc/audit" in r.stderr
+
+
+def test_a_damaged_before_image_is_refused(tmp_path: Path) -> None:
+    root = bad_tree(tmp_path / "root")
+    apply_killed(root, "apply:16")
+    tx = log_path(root).parent
+    blobs = sorted(tx.glob("blob-*"))
+    assert blobs
+    for b in blobs:
+        b.write_bytes(b.read_bytes() + b"tampered")
+    changed = tree_state(root)
+    r = rollback_last(root)
+    assert r.returncode == 3, r.stderr
+    assert "damaged" in r.stderr
+    assert tree_state(root) == changed
+
+
+# ---------------------------------------------------------------------- SIGINT / SIGTERM
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_apply_rolls_back(sig: signal.Signals, tmp_path: Path) -> None:
+    root = bad_tree(tmp_path / "root")
+    before = tree_state(root)
+    p = subprocess.Popen(apply_cmd(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env_with(DOCKFIX_FAULT_SLOW="0.3"))
+    seen = ""
+    deadline = time.monotonic() + 60
+    assert p.stderr is not None
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        seen += line
+        if line.startswith("[4/"):
+            break
+    else:
+        p.kill()
+        pytest.fail(f"the apply did not reach step 4: {seen}")
+    assert tree_state(root) != before  # half-way: some steps are done
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    err = seen + err
+    assert "Traceback" not in err, err
+    assert p.returncode == 130, err
+    assert "rolled back" in err
+    assert tree_state(root) == before
+    (tx,) = journal_json(root)
+    assert tx["state"] == "failed (rolled back)" and "interrupted" in (tx["error"] or "")

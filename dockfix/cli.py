@@ -69,14 +69,19 @@ def make_context(args: argparse.Namespace):
 
 def load_notes(args: argparse.Namespace):
     """Team notes from --notes (or the config file), or None."""
-    path = getattr(args, "notes", None)
-    if not path:
+    try:
+        from dockfix.team_notes import NotesError, load_for_args
+    except ImportError:
+        if getattr(args, "notes", None):
+            raise UsageError("--notes is not supported by this build") from None
         return None
     try:
-        from dockfix.team_notes import load_team_notes
-    except ImportError:
-        raise UsageError("--notes is not supported by this build") from None
-    return load_team_notes(path)
+        notes = load_for_args(getattr(args, "notes", None), getattr(args, "root", "/"))
+    except NotesError as e:
+        raise UsageError(str(e)) from None
+    for w in notes.warnings() if notes else ():
+        print(f"dockfix: warning: {w}", file=sys.stderr)
+    return notes
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -89,11 +94,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     ctx = make_context(args)
+    notes = load_notes(args)
     try:
         result = scan(ctx, split_ids(args.only), split_ids(args.skip))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    notes = load_notes(args)
     if notes is not None:
         notes.attach(result.findings)
     if args.format == "text":

@@ -70,10 +70,13 @@ def _build(args):
         raise UsageError(str(e)) from None
 
 
-def _load_notes(demo, notes_arg):
+def _load_notes(notes_arg):
+    """The team notes (--notes, or this machine's config files), read before anything is built."""
+    import argparse
+
     from dockfix.cli import load_notes
 
-    return load_notes(demo.args(notes=notes_arg))
+    return load_notes(argparse.Namespace(notes=notes_arg, root="/"))
 
 
 def describe(demo) -> str:
@@ -90,9 +93,9 @@ def describe(demo) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from dockfix.demo_host import cleanup_on_signals
 
-    demo = _build(args)
-    with cleanup_on_signals(demo) as guard:
-        notes = _load_notes(demo, args.notes)
+    notes = _load_notes(args.notes)
+    with cleanup_on_signals() as guard:
+        demo = guard.demo = _build(args)
         for line in describe(demo).splitlines():
             _say(line)
         if args.scan:
@@ -141,9 +144,9 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
         return 0
     from dockfix.demo_host import cleanup_on_signals
 
-    demo = _build(args)
-    with cleanup_on_signals(demo) as guard:
-        notes = _load_notes(demo, args.notes)
+    notes = _load_notes(args.notes)
+    with cleanup_on_signals() as guard:
+        demo = guard.demo = _build(args)
         for line in describe(demo).splitlines():
             _say(line)
         wt = Walkthrough(demo, progress, notes=notes, restart=args.restart)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 from collections import Counter
 from typing import Any
 
@@ -110,7 +111,7 @@ def render_sarif(findings: list[Finding], host: dict[str, Any]) -> str:
             "properties": {"cis": f.cis, "severity": str(f.severity)},
         })
         region = {"startLine": f.location.line} if f.location.line else {}
-        loc = {"physicalLocation": {"artifactLocation": {"uri": "file://" + f.location.path}}}
+        loc = {"physicalLocation": {"artifactLocation": {"uri": "file://" + quote(f.location.path)}}}
         if region:
             loc["physicalLocation"]["region"] = region
         results.append({

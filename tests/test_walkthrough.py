@@ -138,7 +138,7 @@ async def test_pilot_walks_the_whole_walkthrough_and_resumes(demo, notes, tmp_pa
     wt = Walkthrough(demo, str(progress), notes=notes)
     app = WalkthroughApp(wt)
     seen: list[str] = []
-    async with app.run_test(size=(150, 50)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         for i, step in enumerate(wt.steps[:stop_after]):
             await _do_step(pilot, wt, step, i, seen)
@@ -152,7 +152,7 @@ async def test_pilot_walks_the_whole_walkthrough_and_resumes(demo, notes, tmp_pa
     assert wt2.index == stop_after
     assert [s.state for s in wt2.steps[:stop_after]] == ["done"] * stop_after
     app2 = WalkthroughApp(wt2)
-    async with app2.run_test(size=(150, 50)) as pilot:
+    async with app2.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         assert f"# Step {stop_after + 1} of" in shown(app2)
         for i, step in enumerate(wt2.steps[stop_after:], start=stop_after):

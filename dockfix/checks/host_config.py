@@ -402,13 +402,13 @@ check(
 def docker_version(ctx: Context) -> Result:
     if ctx.engine is None:
         raise NotApplicable("the engine was not scanned (--no-engine): its version is unknown")
-    v = ctx.engine.version()
-    version = str(v.get("Version") or "unknown")
-    parts = [f"engine {version}"]
-    for comp in v.get("Components") or []:
-        name = comp.get("Name")
-        if name in ("containerd", "runc"):
-            parts.append(f"{name} {comp.get('Version')}")
+    info = ctx.info()  # one shared request: docker info carries the server version
+    version = str(info.get("ServerVersion") or "unknown")
+    parts = [f"engine {version} (docker info)"]
+    for name in ("Containerd", "Runc"):
+        commit = (info.get(f"{name}Commit") or {}).get("ID")
+        if commit:
+            parts.append(f"{name.lower()} commit {commit[:12]}")
     m = re.match(r"(\d+)\.(\d+)", version)
     old = ""
     if m and int(m.group(1)) < 23:

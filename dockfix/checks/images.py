@@ -21,9 +21,11 @@ ROOT_USERS = ("", "root", "0")
 def image_index(ctx: Context) -> dict[str, dict[str, Any]]:
     """Every image of the engine by id, by each tag and by each digest (memoised)."""
 
+    images = ctx.need_engine().images()  # outside the memo lock
+
     def build() -> dict[str, dict[str, Any]]:
         idx: dict[str, dict[str, Any]] = {}
-        for img in ctx.need_engine().images():
+        for img in images:
             idx[img["Id"]] = img
             for ref in (img.get("RepoTags") or []) + (img.get("RepoDigests") or []):
                 idx[ref] = img
@@ -40,15 +42,14 @@ def image_ref(img: dict[str, Any]) -> str:
 def image_histories(ctx: Context) -> dict[str, list[dict[str, Any]]]:
     """{image id: history (newest layer first)}, fetched concurrently once per scan."""
 
-    def build() -> dict[str, list[dict[str, Any]]]:
-        from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
-        eng = ctx.need_engine()
-        ids = [img["Id"] for img in eng.images()]
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            return dict(zip(ids, pool.map(eng.image_history, ids)))
-
-    return ctx.memo("image_histories", build)
+    eng = ctx.need_engine()
+    ids = [img["Id"] for img in eng.images()]
+    # each history is fetched (and cached) once by the engine, outside the memo lock
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = list(pool.map(eng.image_history, ids))
+    return dict(zip(ids, found))
 
 
 def dockerfiles(ctx: Context) -> list[tuple[str, Any]]:

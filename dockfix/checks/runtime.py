@@ -134,7 +134,7 @@ def _need_lsm(name: str) -> Callable[[Context], None]:
 
 
 @workload_check(
-    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="apparmor", gate=_need_lsm("apparmor"),
+    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="security_opt", gate=_need_lsm("apparmor"),
     kinds=("container", "compose"),
     title="An AppArmor profile is applied to each container, where the kernel has AppArmor",
     explanation="AppArmor confines what files, capabilities and mounts a process may use. Docker applies its "

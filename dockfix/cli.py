@@ -115,7 +115,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-def write_output(path: str, text: str) -> None:
+def write_output(path: str, text: str, mode: int = 0o666) -> None:
     """Write a report atomically. The temporary file is created fresh (O_EXCL, random name) in the
     target's folder, so a link planted at a guessable name (``report.json.tmp -> /etc/shadow``) is
     never followed by a root-run dockfix; the rename then replaces ``path`` itself, not a link's target."""
@@ -129,7 +129,7 @@ def write_output(path: str, text: str) -> None:
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+        os.fchmod(fd, mode & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
         os.replace(tmp, path)

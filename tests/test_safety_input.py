@@ -277,3 +277,126 @@ def test_relative_and_device_paths_in_daemon_json(tmp_path: Path) -> None:
 
 def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 50
+
+
+# ---------------------------------------------------------------------- files the user names
+@pytest.mark.parametrize("kind", ["fifo", "socket", "char device", "directory"])
+@pytest.mark.parametrize("command", ["notes", "plan", "report"])
+def test_named_inputs_that_are_not_files(command: str, kind: str, tmp_path: Path) -> None:
+    """--notes, --plan and `report` FILE given a FIFO (open() would block forever), a socket,
+    /dev/zero or a directory: a one-line message and exit 2, within the timeout."""
+    root = tmp_path / "root"
+    base_tree(root)
+    odd = tmp_path / "odd"
+    make_special(odd, kind)
+    args = {"notes": ["scan", "--root", str(root), "--no-engine", "--notes", str(odd)],
+            "plan": ["--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(odd)],
+            "report": ["report", str(odd)]}[command]
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    try:
+        r = subprocess.run([sys.executable, "-m", "dockfix", *args], capture_output=True, text=True, env=env,
+                           timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"dockfix {command} hung on a {kind}", pytrace=False)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert str(odd) in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _plan_file(tmp_path: Path) -> tuple[Path, Path, dict]:
+    root = tmp_path / "root"
+    base_tree(root)
+    put(root, "/var/lib/", mode=0o755)
+    put(root, "/etc/docker/daemon.json", '{"icc": true}\n', mode=0o666)
+    plan = tmp_path / "plan.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "dockfix", "plan", "-o", str(plan), "--root", str(root), "--no-engine",
+                        "--include-disruptive"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return root, plan, json.loads(plan.read_text())
+
+
+def _apply_plan(root: Path, plan: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "dockfix", "--apply", "--yes", "--plan", str(plan), "--root", str(root),
+                           "--no-engine"], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _edit(doc: dict, how: str) -> dict:
+    doc = json.loads(json.dumps(doc))
+    items = doc["items"]
+    audit = next(i for i in items if i.get("post"))
+    change = next(c for i in items for c in i["changes"] if c["kind"] in ("chmod", "write", "mkdir"))
+    if how == "post command":
+        audit["post"] = [["sh", "-c", "touch /tmp/dockfix-plan-pwned"]]
+    elif how == "path type":
+        change["path"] = 5
+    elif how == "relative path":
+        change["path"] = "etc/shadow"
+    elif how == "mode out of range":
+        change["mode"] = 0o177777
+    elif how == "items not a list":
+        doc["items"] = "everything"
+    elif how == "change not an object":
+        items[0]["changes"] = ["chmod 777 /"]
+    elif how == "precondition not an object":
+        change["pre"] = "whatever"
+    elif how == "huge number":
+        doc["created"] = int("9" * 5000) if False else 0
+        return json.loads(json.dumps(doc).replace('"created": 0', '"created": ' + "9" * 5000))
+    elif how == "deep nesting":
+        return {"format": "dockfix-plan", "version": 1, "items": [{"notes": [json.loads("[" * 50 + "]" * 50)]}]}
+    return doc
+
+
+PLAN_EDITS = ["post command", "path type", "relative path", "mode out of range", "items not a list",
+              "change not an object", "precondition not an object", "huge number", "deep nesting"]
+
+
+@pytest.mark.parametrize("how", PLAN_EDITS)
+def test_edited_plan_files_are_refused(how: str, tmp_path: Path) -> None:
+    """A plan file is input to a process running as root: an edited or damaged one is refused
+    with one line naming it, before anything is changed. (A plan that would run an arbitrary
+    command after the apply was accepted, and the command was not shown in the preview.)"""
+    root, plan, doc = _plan_file(tmp_path)
+    if how == "huge number":
+        plan.write_text(json.dumps(doc).replace('"created": ', '"created": ' + "9" * 5000 + ", \"x\": "))
+    else:
+        plan.write_text(json.dumps(_edit(doc, how)))
+    os.chmod(plan, 0o600)
+    before = manifest(root)
+    r = _apply_plan(root, plan)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert str(plan) in r.stderr
+    assert manifest(root) == before
+    assert not Path("/tmp/dockfix-plan-pwned").exists()
+
+
+def test_post_commands_are_shown_in_the_preview(tmp_path: Path) -> None:
+    root, plan, doc = _plan_file(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    r = subprocess.run([sys.executable, "-m", "dockfix", "--apply", "--dry-run", "--plan", str(plan), "--root",
+                        str(root), "--no-engine"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "then runs (on the live host, after apply and after rollback): augenrules --load" in r.stdout
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_plan_files_are_never_writable_by_others(umask: int, tmp_path: Path) -> None:
+    """`dockfix plan -o` writes 0644 even under umask 000; a plan file that others can write is
+    refused at apply time (anyone could have changed it after it was reviewed)."""
+    root = tmp_path / "root"
+    base_tree(root)
+    put(root, "/etc/docker/daemon.json", '{"icc": true}\n', mode=0o666)
+    plan = tmp_path / "plan.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "dockfix", "plan", "-o", str(plan), "--root", str(root), "--no-engine"],
+                       capture_output=True, text=True, env=env, timeout=120, preexec_fn=lambda: os.umask(umask))
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.lstat(plan).st_mode) == 0o644
+    os.chmod(plan, 0o666)
+    before = manifest(root)
+    r = _apply_plan(root, plan)
+    assert r.returncode == 2 and "writable by other users" in r.stderr, r.stderr
+    assert manifest(root) == before

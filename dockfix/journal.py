@@ -29,6 +29,7 @@ import json
 import os
 import pwd
 import signal
+import stat as stat_mod
 import threading
 import time
 from contextlib import contextmanager
@@ -321,6 +322,17 @@ class Journal:
                 pass
             if os.path.islink(path):
                 raise JournalError(f"{self.host.unreal(path)}: is a symbolic link; the journal will not follow it")
+            # Whoever else can write a folder on the way can swap the journal for one of their own,
+            # and rollback writes before-images from it as root: refuse such a journal.
+            st = os.lstat(path)
+            if not stat_mod.S_ISDIR(st.st_mode):
+                raise JournalError(f"{self.host.unreal(path)}: is not a directory")
+            if st.st_uid not in (0, os.geteuid()):
+                raise JournalError(f"{self.host.unreal(path)}: is owned by uid {st.st_uid}, not root; dockfix will not "
+                                   f"keep (or trust) its journal there")
+            if st.st_mode & 0o002 and not st.st_mode & stat_mod.S_ISVTX:
+                raise JournalError(f"{self.host.unreal(path)}: is writable by everyone; dockfix will not keep (or "
+                                   f"trust) its journal there")
         os.chmod(self.dir, 0o700)
         os.chmod(os.path.dirname(self.dir), 0o700)
 

@@ -26,16 +26,16 @@ from helpers import REPO, put
 NOBODY = 65534
 
 DRIVER = r"""
-import io, os, sys, contextlib
-from dockfix.cli import main
+import io, os, sys, contextlib, tempfile
+from dockfix.cli import main, build_parser
 warm, *argv = sys.argv[1:]
+# Warm up as root on a throw-away tree only (never the command under test: that one may be an
+# apply on / ): every module the scan, the report writers and the fix commands use gets loaded.
 with contextlib.redirect_stdout(io.StringIO()):
     main(["scan", "--root", warm, "--no-engine", "--format", "json"])
     main(["scan", "--root", warm, "--no-engine"])
-    try:
-        main(list(argv))  # every module this command imports is loaded while still root ...
-    except SystemExit:
-        pass
+    build_parser()
+    import dockfix.apply_cli, dockfix.workflow, dockfix.journal, dockfix.plan, dockfix.fixes.all  # noqa
 os.setgroups([])
 os.setgid(65534)
 os.setuid(65534)
@@ -45,7 +45,7 @@ try:
     sys.exit("still privileged: /etc/shadow was readable")
 except PermissionError:
     pass
-sys.exit(main(list(argv)))  # ... and this run is the one under test, as nobody
+sys.exit(main(list(argv)))  # the run under test, as nobody
 """
 
 
@@ -116,3 +116,16 @@ def test_text_scan_as_nobody(world_tmp: Path) -> None:
     assert r.returncode in (0, 1), r.stderr
     assert "permission denied" in r.stdout
     assert "ERROR" in r.stdout
+
+
+@pytest.mark.parametrize("command", [["--apply", "--yes"], ["rollback", "--last"]])
+def test_fixing_the_real_host_without_root_refuses_before_planning(command: list[str], world_tmp: Path) -> None:
+    """As nobody, `dockfix --apply` (and rollback) on the real host (--root /) refuses at once:
+    one line, exit 2, nothing scanned or planned (no plan is printed), nothing written."""
+    warm = world_tmp / "warm"
+    put(warm, "/etc/docker/daemon.json", "{}\n")
+    r = run_as_nobody(*command, "--root", "/", "--no-engine", warm=warm)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "needs root" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.stdout == ""

@@ -948,6 +948,15 @@ def validate(plan: "Plan", source: str) -> None:
                         raise bad(f"{c.path}: {attr} {v!r} is out of range")
             if c.pre is not None and not isinstance(c.pre, dict):
                 raise bad(f"item {it.check_id}: precondition is not an object")
+            if isinstance(c, FileChange) and c.pre is not None and not _file_state_ok(c.pre):
+                raise bad(f"{c.path}: precondition is not a file state")
+
+
+def _file_state_ok(d: dict) -> bool:
+    types = {"existed": (bool,), "kind": (str, type(None)), "uid": (int, type(None)), "gid": (int, type(None)),
+             "mode": (int, type(None)), "sha256": (str, type(None)), "size": (int, type(None))}
+    return ("existed" in d and set(d) <= set(types)
+            and all(isinstance(v, types[k]) and not (isinstance(v, bool) and k != "existed") for k, v in d.items()))
 
 
 def load_plan(path: str, host: Host | None = None) -> Plan:

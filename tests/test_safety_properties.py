@@ -5,6 +5,7 @@ hold where a format has one (what we write, we read back the same)."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from dockfix.daemon_config import BOOL_KEYS, LIST_KEYS, STRING_KEYS, parse_daemon_json, parse_env_file, parse_flags
 from dockfix.model import CheckError
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_scalars = st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -161,3 +162,177 @@ def test_env_file_round_trip(flags: dict[str, str], export: str, sep: str, quote
     assert {k: s.value for k, s in out.items()} == flags
     for s in out.values():
         assert s.location.line == 2
+
+
+# ---------------------------------------------------------------------- audit rules (section 1)
+from dockfix.checks.host_config import parse_audit_rules  # noqa: E402
+
+audit_path = st.from_regex(r"/[a-z][a-z0-9._-]{0,10}(/[a-z0-9._-]{1,10}){0,3}", fullmatch=True)
+blanks = st.sampled_from([" ", "  ", "\t", " \t "])
+
+
+@SETTINGS
+@given(st.text(max_size=300) | st.lists(st.sampled_from(["-w", "-W", "-p", "-a", "-F", "-k", "path=", "dir=", "perm=",
+                                                         "/etc/docker", "wa", " ", "\t", "\n", "#", "-w/x", "\x00"]),
+                                        max_size=40).map("".join))
+def test_audit_rules_any_text(text: str) -> None:
+    rules = parse_audit_rules(text, "/etc/audit/rules.d/x.rules")
+    for r in rules:
+        assert r.location is not None and 1 <= r.location.line <= max(1, len(text.splitlines()))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(audit_path, st.sampled_from([None, "wa", "rwxa", "x"]), st.sampled_from(["watch", "syscall"]),
+                          st.booleans(), blanks), min_size=1, max_size=8))
+def test_audit_rules_round_trip(rules: list) -> None:
+    """Rules written as auditctl accepts them (separate or attached option values, any blanks)
+    read back as the watched paths and permissions."""
+    lines = []
+    for path, perms, form, attached, sep in rules:
+        if form == "watch":
+            w = f"-w{path}" if attached else f"-w{sep}{path}"
+            p = "" if perms is None else (f"{sep}-p{perms}" if attached else f"{sep}-p{sep}{perms}")
+            lines.append(f"{w}{p}{sep}-k{sep}docker")
+        else:
+            p = "" if perms is None else f"{sep}-F{sep}perm={perms}"
+            lines.append(f"-a{sep}always,exit{sep}-F{sep}path={path}{p}{sep}-k{sep}docker")
+    got = parse_audit_rules("\n".join(lines) + "\n", "/r")
+    assert [(r.path, r.perms, r.location.line) for r in got] == [
+        (os.path.normpath(p) if not p.startswith("/var/run") else p, perms, n)
+        for n, (p, perms, *_rest) in enumerate(rules, 1)]
+
+
+# ---------------------------------------------------------------------- team notes
+from dockfix.team_notes import NotesError, parse_notes  # noqa: E402
+
+
+@SETTINGS
+@given(st.text(max_size=400) | st.lists(st.sampled_from(["#", "## ", "[icc]", "<!-- dockfix: 2.2 -->", "```", "~~~",
+                                                         "\n", "5.", "2.2", "x", " ", "[", "]", "<!--", "-->"]),
+                                        max_size=60).map("".join))
+def test_team_notes_any_text(text: str) -> None:
+    try:
+        parse_notes(text, "/notes.md")
+    except NotesError as e:
+        assert str(e).startswith("/notes.md") and "\n" not in str(e)
+
+
+# ---------------------------------------------------------------------- compose environment
+from dockfix.compose import parse_compose  # noqa: E402
+
+env_name = st.from_regex(r"[A-Z][A-Z0-9_]{0,12}", fullmatch=True)
+env_value = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="$"),
+                    max_size=20)
+
+
+@SETTINGS
+@given(st.dictionaries(env_name, env_value, min_size=1, max_size=6), st.booleans())
+def test_compose_environment_round_trip(env: dict[str, str], as_list: bool) -> None:
+    """Environment written by a YAML dumper (mapping or list form, any quoting it picks) is read
+    back name for name, value for value, each on its own line."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    doc = {"services": {"app": {"image": "busybox",
+                                "environment": [f"{k}={v}" for k, v in env.items()] if as_list else dict(env)}}}
+    buf = io.StringIO()
+    y = YAML(typ="safe", pure=True)
+    y.default_flow_style = False
+    y.dump(doc, buf)
+    text = buf.getvalue()
+    cf = parse_compose(text, "/c.yaml")
+    got = cf.services["app"].environment
+    assert {v.name: v.value for v in got} == env and len(got) == len(env)  # (the dumper sorts keys)
+    assert all(v.line is not None for v in got)
+
+
+# ---------------------------------------------------------------------- plan files
+from dockfix.plan import Plan, PlanError  # noqa: E402
+
+_SHA_HI = "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"
+VALID_PLAN = {"format": "dockfix-plan", "version": 1, "root": "/x", "created": 1.0, "items": [
+    {"check_id": "audit-etc-docker", "subject": "/etc/docker", "title": "t", "safety": "safe", "impact": "i",
+     "notes": [], "daemon_action": None, "post": [["augenrules", "--load"]], "changes": [
+        {"kind": "mkdir", "path": "/etc/audit", "mode": 0o755, "uid": 0, "gid": 0, "pre": {"existed": False}},
+        {"kind": "write", "path": "/etc/audit/x.rules", "mode": 0o640, "uid": 0, "gid": 0, "secret": False,
+         "after_sha256": _SHA_HI, "pre": {"existed": False}, "after_text": "hi"},
+        {"kind": "chown", "path": "/etc/docker", "uid": 0, "gid": 0, "pre": None},
+        {"kind": "chmod", "path": "/etc/docker", "mode": 0o755, "pre": None},
+        {"kind": "remove", "path": "/etc/docker/old", "pre": None}]}]}
+odd_values = st.sampled_from([None, 1, -1, "s", "", [], {}, [1], {"a": 1}, 1.5, True, 10**30, "/etc/x", "rel", [[]],
+                              ["augenrules"], ["sh", "-c", "id"]])
+
+
+@st.composite
+def mutated_plans(draw):
+    doc = json.loads(json.dumps(VALID_PLAN))
+    paths: list[list] = []
+
+    def collect(o, at):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                paths.append(at + [k])
+                collect(v, at + [k])
+        elif isinstance(o, list):
+            for i, v in enumerate(o):
+                paths.append(at + [i])
+                collect(v, at + [i])
+
+    collect(doc, [])
+    for _ in range(draw(st.integers(1, 4))):
+        where = draw(st.sampled_from(paths))
+        parent = doc
+        try:
+            for k in where[:-1]:
+                parent = parent[k]
+            if isinstance(parent, dict) and draw(st.booleans()):
+                parent.pop(where[-1], None)
+            else:
+                parent[where[-1]] = draw(odd_values)
+        except (KeyError, IndexError, TypeError):
+            pass
+    return doc
+
+
+@SETTINGS
+@given(mutated_plans())
+def test_plan_loader_refuses_or_loads_cleanly(doc: dict) -> None:
+    """A damaged or edited plan file: loaded into a plan whose every change can be shown, or
+    refused with a PlanError naming the file — never another exception."""
+    try:
+        plan = Plan.from_json(doc, "/p.json")
+    except PlanError as e:
+        assert str(e).startswith("/p.json") and "\n" not in str(e)
+        return
+    plan.diff()
+    plan.dumps()
+    for c in plan.changes:
+        c.summary()
+        assert isinstance(getattr(c, "path", ""), str)
+    for it in plan.items:
+        assert all(tuple(p) == ("augenrules", "--load") for p in it.post)
+
+
+def test_plan_round_trip(tmp_path) -> None:
+    """A real plan written to a file and read back is the same plan (what was reviewed)."""
+    from dockfix.host import Host
+    from dockfix.plan import load_plan
+    from dockfix.scan import Context, scan
+    from dockfix.workflow import plan_fixes
+    from helpers import put
+
+    root = tmp_path / "root"
+    put(root, "/var/lib/", mode=0o755)
+    put(root, "/etc/docker/daemon.json", '{"icc": true}\n', mode=0o666, owner=(1000, 1000))
+    put(root, "/etc/default/docker", 'DOCKER_OPTS=""\n', mode=0o666)
+    host = Host(str(root), engine=False)
+    ctx = Context(host)
+    plan = plan_fixes(ctx, scan(ctx).findings, include_disruptive=True)
+    assert len(plan.changes) >= 5
+    f = tmp_path / "plan.json"
+    f.write_text(plan.dumps())
+    os.chmod(f, 0o600)
+    again = load_plan(str(f), host)
+    assert [c.summary() for c in again.changes] == [c.summary() for c in plan.changes]
+    assert again.diff() == plan.diff()

@@ -297,7 +297,7 @@ def build_demo(at: str | None = None, engine: bool = True, on_step: Callable[[st
         else:
             say(f"reusing the demo host in {folder}")
         if not engine:
-            demo.no_engine_reason = "--no-engine was given"
+            demo.no_engine_reason = "the private engine was not asked for"
         else:
             from dockfix.private_engine import why_no_engine
 

@@ -325,3 +325,33 @@ def load_for_args(notes: str | None, root: str = "/") -> TeamNotes | None:
         for p in tn.problems:
             p.path = tn.path
     return tn
+
+
+# ---------------------------------------------------------------------- for front ends
+def with_notes(notes: TeamNotes | None) -> dict:
+    """Keyword arguments for DockfixApp: scan and rescan functions that attach ``notes``.
+
+    Empty when there are no notes (the app then uses its defaults).
+    """
+    if notes is None:
+        return {}
+    from dockfix import scan as scan_mod
+
+    def scan(ctx, *a, **kw):
+        result = scan_mod.scan(ctx, *a, **kw)
+        notes.attach(result.findings)
+        return result
+
+    out = {"scan": scan}
+    try:
+        from dockfix import workflow
+    except ImportError:
+        return out
+
+    def rescan(ctx, check_ids):
+        found = workflow.rescan(ctx, check_ids)
+        notes.attach(found)
+        return found
+
+    out["rescan"] = rescan
+    return out

@@ -340,12 +340,16 @@ APP_FILES = {"/src/app/main.py": F("print('hi')\n"), "/src/app/requirements.txt"
 
 NOTES = [
     Case("content-trust", "set", {"/etc/environment": F('LANG=C\nDOCKER_CONTENT_TRUST="1"\n')},
-         {"/etc/environment": "fail"}, evidence="no docker CLI is installed, so the setting has no effect"),
+         "pass", evidence="no docker CLI is installed, so the setting has no effect"),
     Case("content-trust", "profile-d", {"/etc/profile.d/dct.sh": F("export DOCKER_CONTENT_TRUST=1\n"),
                                         "/usr/bin/docker": F("ELF", 0o755)},
-         {"/etc/profile.d/dct.sh": "fail"}, evidence="the CLI version is unknown: before 29.0 the CLI enforces it"),
+         "pass", evidence="the CLI version is unknown: before 29.0 the CLI enforces it"),
     Case("content-trust", "unset", {"/etc/environment": F("LANG=C\n"), "/etc/profile.d/x.sh": F("export DOCKER_CONTENT_TRUST=0\n")},
-         "manual", evidence="set to 0"),
+         "fail", evidence="set to 0"),
+    # /etc/profile.d is read after /etc/environment: its =0 wins over the =1 before it
+    Case("content-trust", "overridden", {"/etc/environment": F("DOCKER_CONTENT_TRUST=1\n"),
+                                         "/etc/profile.d/zz.sh": F("export DOCKER_CONTENT_TRUST=0\n")},
+         "fail", evidence="set to 0 at /etc/profile.d/zz.sh:1"),
     Case("disable-content-trust-flag", "fail", {
         "/src/ops/deploy.sh": F("#!/bin/sh\nset -e\ndocker pull --disable-content-trust shop/app:1\n", 0o755),
         "/src/ops/.gitlab-ci.yml": F("build:\n  script:\n    - docker build --disable-content-trust=true .\n"),
@@ -391,10 +395,10 @@ NOTES = [
     Case("registry-https", "no-registry", {"/srv/shop/compose.yaml": F(SHOP_OK)}, "skip", paths=["/srv/shop"]),
     Case("sensitive-file-in-image", "fail", {**APP_FILES, "/src/app/Dockerfile": F(DOCKERFILE_BAD),
                                              "/src/app/deploy/id_ed25519": F("KEY", 0o600)},
-         {"/src/app/Dockerfile": "fail"}, paths=["/src/app"], evidence="line 3: COPY . takes .env"),
+         {"dockerfile:/src/app/Dockerfile": "fail"}, paths=["/src/app"], evidence="line 3: COPY . takes .env"),
     Case("sensitive-file-in-image", "pass", {**APP_FILES, "/src/app/Dockerfile": F(DOCKERFILE_OK),
                                              "/src/app/.dockerignore": F(".env\ndata/\n**/*.key\n")},
-         {"/src/app/Dockerfile": "pass"}, paths=["/src/app"]),
+         {"dockerfile:/src/app/Dockerfile": "pass"}, paths=["/src/app"]),
     Case("sensitive-file-in-image", "no-dockerfile", {"/src/app/main.py": F("")}, "skip", paths=["/src/app"]),
     Case("storage-driver", "devicemapper", dj({"storage-driver": "devicemapper"}), "fail", evidence="removed in Docker Engine 25.0"),
     Case("storage-driver", "overlay2", dj({"storage-driver": "overlay2"}), "pass"),
@@ -451,8 +455,6 @@ def test_every_check_has_a_problem_case_and_a_clean_case():
             continue  # engine checks: tests/test_engine_checks.py and tests/test_swarm_checks.py
         if chk.id in ("daemon-rootless", "host-hardened", "docker-version"):
             ok = bool(seen)  # always manual (or skip without engine): one case shows it
-        elif chk.id == "content-trust":
-            ok = seen == {"fail", "manual"}  # unset is manual by design: how images are verified is a judgment
         elif chk.id == "data-root-partition":
             ok = bool(seen & {"pass"})  # fail needs a live mount table: test_data_root_partition_verdicts
         else:

@@ -96,9 +96,9 @@ SECTION2: dict[str, Callable[[Path], None]] = {
 }
 
 NOTES: dict[str, Callable[[Path], None]] = {
-    # the scanner fails content-trust when the retired variable is set; the fix takes it out
+    # content trust is off (=0 in /etc/environment): the fix turns it on, with the 2026 warning
     "content-trust": lambda r: (put(r, "etc/environment", 'PATH="/usr/bin:/bin"\nDOCKER_CONTENT_TRUST=1\n'),
-                                put(r, "etc/profile.d/dct.sh", "export DOCKER_CONTENT_TRUST=1\n")),
+                                put(r, "etc/profile.d/dct.sh", "export DOCKER_CONTENT_TRUST=0\n")),
 }
 
 SECRETS: dict[str, Callable[[Path], None]] = {

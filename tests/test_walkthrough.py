@@ -207,3 +207,19 @@ async def _do_step(pilot, wt, step, i, seen) -> None:
     assert step.state == "done"
     for s in DEMO_SECRETS:
         assert s not in shown(app)
+
+
+def test_cli_lists_steps_and_saved_progress(demo, tmp_path):
+    from helpers import run_dockfix
+
+    progress = tmp_path / "wt.json"
+    wt = Walkthrough(demo, str(progress))
+    wt.mark_done()
+    wt.skip()
+    r = run_dockfix("walkthrough", "--list", "--progress", str(progress))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"progress file: {progress}"
+    assert lines[1] == "  1. Who owns /etc/docker  [done]"
+    assert lines[2] == "> 2. Who owns docker.service  [new]"
+    assert len(lines) == 1 + len(TOPICS)

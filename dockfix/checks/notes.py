@@ -72,17 +72,19 @@ def content_trust_settings(ctx: Context) -> list[tuple[str, int, str]]:
 
 @check(
     "content-trust", cis="4.5", severity=MEDIUM, subject="host",
-    title="Image signatures are verified (DOCKER_CONTENT_TRUST is retired)",
+    title="Content trust is enabled for the host's users (DOCKER_CONTENT_TRUST=1)",
     explanation="The benchmark asks for DOCKER_CONTENT_TRUST=1 so that the docker CLI only pulls images signed with "
-    "Docker Content Trust (Notary v1). In 2026 that advice no longer holds. Docker has retired content trust for "
-    "Docker Official Images: their signing certificates have been expiring since August 2025, so with the variable "
-    "set, pulls of official images fail. The Docker CLI stopped enforcing the variable in release 29.0, so on a "
-    "current CLI it does nothing at all and only gives a false feeling of safety. notary.docker.io shuts down on "
-    "2026-12-08, after which no content-trust pull works. Verifying images today means checking signatures with "
-    "Sigstore cosign or Notation, in CI and at deploy time, or with an admission policy.",
+    "Docker Content Trust (Notary v1), and the team's notes agree: production should run images from a trusted "
+    "party only. Be aware of where that mechanism stands in 2026. Docker has retired content trust for Docker "
+    "Official Images: their signing certificates have been expiring since August 2025, so with the variable set, "
+    "pulls of official images fail. The Docker CLI stopped enforcing the variable in release 29.0, so on a current "
+    "CLI it does nothing. notary.docker.io shuts down on 2026-12-08, after which no content-trust pull works. The "
+    "evidence says what the setting does with the CLI installed on this host. Verifying images today means checking "
+    "signatures with Sigstore cosign or Notation, in CI and at deploy time, or with an admission policy.",
     manual="grep -rn DOCKER_CONTENT_TRUST /etc/environment /etc/profile.d/; docker --version",
-    remediation="Remove DOCKER_CONTENT_TRUST from /etc/environment and /etc/profile.d, and verify the images you "
-    "deploy with cosign verify (Sigstore) or notation verify against the publisher's key or identity.",
+    remediation="Set DOCKER_CONTENT_TRUST=1 in /etc/environment if this host's CLI still enforces it and the images "
+    "it pulls are signed; in any case verify the images you deploy with cosign verify (Sigstore) or notation verify "
+    "against the publisher's key or identity.",
 )
 def content_trust(ctx: Context) -> list[Result]:
     clis = docker_cli_versions(ctx)
@@ -102,19 +104,28 @@ def content_trust(ctx: Context) -> list[Result]:
         elif major >= 29:
             effect = "this CLI (29.0 or later) ignores the setting: it has no effect and verifies nothing"
         else:
-            effect = ("this CLI (before 29.0) enforces it, so pulls of Docker Official Images fail (expired signing "
-                      "certificates) and every content-trust pull fails once notary.docker.io shuts down on 2026-12-08")
+            effect = ("this CLI (before 29.0) enforces it: only signed images are pulled, pulls of Docker Official "
+                      "Images fail (expired signing certificates) and every content-trust pull fails once "
+                      "notary.docker.io shuts down on 2026-12-08")
     settings = content_trust_settings(ctx)
-    on = [(f, n, v) for f, n, v in settings if v in TRUE_WORDS]
+    # /etc/environment is read first (PAM), /etc/profile.d/*.sh after it in name order: the last one wins
+    on = [settings[-1]] if settings and settings[-1][2] in TRUE_WORDS else []
     data = {"cli": [{"path": p, "version": v} for p, v in clis]}
+    ignored = major is not None and major >= 29
     if not on:
         seen = "; ".join(f"set to {v or 'empty'} at {f}:{n}" for f, n, v in settings) or \
             "not set in /etc/environment or /etc/profile.d/*.sh"
-        return [Result.manual(f"DOCKER_CONTENT_TRUST {seen}; {cli_text}. Content trust is retired: check how this "
-                              "host's images are verified (cosign or Notation signatures)", data=data)]
-    return [Result.fail(f"DOCKER_CONTENT_TRUST={v} (line {n}); {cli_text}; on this host: {effect}",
-                        subject=f, location=Location(f, n), data={**data, "file": f, "line": n})
-            for f, n, v in on]
+        ev = f"DOCKER_CONTENT_TRUST {seen}; {cli_text}; if set, on this host: {effect}"
+        if ignored:  # the benchmark's setting would change nothing here: a judgment, not a failure
+            return [Result.manual(ev + ". Check how this host's images are verified (cosign or Notation)", data=data)]
+        return [Result.fail(ev, data=data)]
+    where = ", ".join(f"{f}:{n}" for f, n, _ in on)
+    ev = f"DOCKER_CONTENT_TRUST={on[0][2]} at {where}; {cli_text}; on this host: {effect}"
+    loc = Location(on[0][0], on[0][1])
+    if ignored:
+        return [Result.manual(ev + ". Check how this host's images are verified (cosign or Notation)",
+                              location=loc, data=data)]
+    return [Result.ok(ev, location=loc, data=data)]
 
 
 # ====================================================================== files under --path
@@ -685,7 +696,7 @@ def sensitive_file_in_image(ctx: Context) -> list[Result]:
         try:
             instructions = load_dockerfile(ctx, path)
         except CheckError as e:
-            results.append(Result.error(str(e), subject=path))
+            results.append(Result.error(str(e), subject=f"dockerfile:{path}"))
             continue
         context_dir = os.path.dirname(path)
         ignore = dockerignore(ctx, context_dir)
@@ -715,11 +726,11 @@ def sensitive_file_in_image(ctx: Context) -> list[Result]:
                     elif value and has_url_credentials(value):
                         hits.append((ins.line, f"{ins.cmd} {name}: a URL with a password"))
         if hits:
-            results.append(Result.fail("; ".join(f"line {n}: {t}" for n, t in hits), subject=path,
+            results.append(Result.fail("; ".join(f"line {n}: {t}" for n, t in hits), subject=f"dockerfile:{path}",
                                        location=Location(path, hits[0][0]),
                                        data={"file": path, "lines": [n for n, _ in hits]}))
         else:
-            results.append(Result.ok(f"{len(instructions)} instructions examined", subject=path))
+            results.append(Result.ok(f"{len(instructions)} instructions examined", subject=f"dockerfile:{path}"))
     return results
 
 

@@ -255,7 +255,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.output:
         from dockfix.cli import write_output
 
-        write_output(args.output, plan.dumps(key))
+        write_output(args.output, plan.dumps(key), mode=0o644)  # never writable by others: root applies it
     if args.format == "json" and not args.output:
         _out(args, plan.dumps(key))
     else:

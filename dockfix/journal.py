@@ -29,6 +29,7 @@ import json
 import os
 import pwd
 import signal
+import stat as stat_mod
 import threading
 import time
 from contextlib import contextmanager
@@ -62,6 +63,11 @@ def _fault(phase: str, step: int) -> None:
     is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
     rollback:2 after the second target is restored. DOCKFIX_FAULT_FAIL_AT=apply:3 makes step 3 of
     an apply fail (as a failed write would) after its before-image is recorded."""
+    slow = os.environ.get("DOCKFIX_FAULT_SLOW")
+    if slow and phase in ("apply", "rollback"):
+        # DOCKFIX_FAULT_SLOW=0.5 waits that many seconds after each step, so that a test can send
+        # SIGINT/SIGTERM while an apply is half-way.
+        time.sleep(float(slow))
     var = "DOCKFIX_FAULT_FAIL_AT" if phase.endswith("-fail") else "DOCKFIX_FAULT_KILL_AFTER"
     for part in (os.environ.get(var) or "").split(","):
         name, _, n = part.partition(":")
@@ -316,6 +322,17 @@ class Journal:
                 pass
             if os.path.islink(path):
                 raise JournalError(f"{self.host.unreal(path)}: is a symbolic link; the journal will not follow it")
+            # Whoever else can write a folder on the way can swap the journal for one of their own,
+            # and rollback writes before-images from it as root: refuse such a journal.
+            st = os.lstat(path)
+            if not stat_mod.S_ISDIR(st.st_mode):
+                raise JournalError(f"{self.host.unreal(path)}: is not a directory")
+            if st.st_uid not in (0, os.geteuid()):
+                raise JournalError(f"{self.host.unreal(path)}: is owned by uid {st.st_uid}, not root; dockfix will not "
+                                   f"keep (or trust) its journal there")
+            if st.st_mode & 0o002 and not st.st_mode & stat_mod.S_ISVTX:
+                raise JournalError(f"{self.host.unreal(path)}: is writable by everyone; dockfix will not keep (or "
+                                   f"trust) its journal there")
         os.chmod(self.dir, 0o700)
         os.chmod(os.path.dirname(self.dir), 0o700)
 
@@ -585,13 +602,15 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                     sig.check()
                     kind, name = target_kind(c.target)
                     state, blob = kind.capture(host, name)
+                    first = c.target not in done
+                    # Checked before the step is recorded: a target that changed under us is never
+                    # touched, so the rollback must not try to "restore" it either.
+                    if first and not plan.same_pre(kind, state, c.pre):
+                        raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
                     blob_name = tx.put_blob(n, blob) if blob is not None else None
                     tx.append({"type": "before", "step": n, "target": c.target, "change": _change_summary(c),
                                "state": state, "expected": c.expected(state), "blob": blob_name,
                                "blob_sha256": sha256(blob) if blob is not None else None})
-                    first = c.target not in done
-                    if first and not plan.same_pre(kind, state, c.pre):
-                        raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
                     _fault("apply-fail", n)
                     c.perform(host)
                     _fault("apply-inflight", n)

@@ -740,6 +740,8 @@ class PlanItem:
         elif self.daemon_action:
             head += ("#   dockerd needs a restart to use this (`systemctl restart docker`: containers stop unless "
                      "live-restore is on); dockfix restarts it only with --restart-daemon\n")
+        for cmd in self.post:
+            head += f"#   then runs (on the live host, after apply and after rollback): {' '.join(cmd)}\n"
         return head + "".join(c.diff(mask_secrets) for c in self.changes)
 
     def to_json(self) -> dict:
@@ -863,10 +865,11 @@ class Plan:
         try:
             plan = cls(items=[PlanItem.from_json(i) for i in d.get("items") or []], root=d.get("root", "/"),
                        created=float(d.get("created", 0)))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise PlanError(f"{source}: malformed plan ({type(e).__name__}: {e})") from None
         except PlanError as e:
             raise PlanError(f"{source}: {e}") from None
+        validate(plan, source)
         if d.get("keyed") or has_keyed(d.get("items")):
             if host is None:
                 raise PlanError(f"{source}: a plan file is checked on the host that made it (give --root)")
@@ -928,16 +931,78 @@ class Plan:
         return json.dumps(self.to_json(key), indent=2) + "\n"
 
 
+#: The only commands a plan may run after it is applied or rolled back (a plan file is input
+#: to a root process: one edited to run something else is refused, not obeyed).
+POST_COMMANDS = {("augenrules", "--load")}
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+
+def validate(plan: "Plan", source: str) -> None:
+    """Types and values a plan file must have before anything acts on it (a one-line PlanError)."""
+    def bad(what: str) -> PlanError:
+        return PlanError(f"{source}: {what} (plan file damaged or edited)")
+
+    for it in plan.items:
+        for name in ("check_id", "subject", "title", "impact"):
+            if not isinstance(getattr(it, name), str):
+                raise bad(f"item {it.check_id!r}: {name} is not text")
+        if it.daemon_action not in (None, "reload", "restart"):
+            raise bad(f"item {it.check_id}: unknown daemon action {it.daemon_action!r}")
+        for cmd in it.post:
+            if not all(isinstance(w, str) for w in cmd) or tuple(cmd) not in POST_COMMANDS:
+                raise bad(f"item {it.check_id}: {' '.join(map(str, cmd))!r} is not a command dockfix runs")
+        for c in it.changes:
+            if isinstance(c, FileChange):
+                if not isinstance(c.path, str) or not c.path.startswith("/") or "\0" in c.path:
+                    raise bad(f"item {it.check_id}: {c.path!r} is not an absolute path")
+                for attr, top in (("mode", 0o7777), ("uid", 2**32 - 2), ("gid", 2**32 - 2)):
+                    v = getattr(c, attr, 0)
+                    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top):
+                        raise bad(f"{c.path}: {attr} {v!r} is out of range")
+            if c.pre is not None and not isinstance(c.pre, dict):
+                raise bad(f"item {it.check_id}: precondition is not an object")
+            if isinstance(c, FileChange) and c.pre is not None and not _file_state_ok(c.pre):
+                raise bad(f"{c.path}: precondition is not a file state")
+
+
+def _file_state_ok(d: dict) -> bool:
+    types = {"existed": (bool,), "kind": (str, type(None)), "uid": (int, type(None)), "gid": (int, type(None)),
+             "mode": (int, type(None)), "sha256": (str, type(None)), "size": (int, type(None))}
+    return ("existed" in d and set(d) <= set(types)
+            and all(isinstance(v, types[k]) and not (isinstance(v, bool) and k != "existed") for k, v in d.items()))
+
+
 def load_plan(path: str, host: Host | None = None) -> Plan:
+    """Read a plan file. It must be a regular file (a FIFO would block), not writable by anyone
+    but its owner (root applies it: anyone else who can write it could change it after review)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         raise PlanError(f"{path}: plan file not found") from None
+    except OSError as e:
+        raise PlanError(f"{path}: cannot read the plan: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            from dockfix.host import kind_of
+
+            raise PlanError(f"{path}: is a {kind_of(st.st_mode)}, not a plan file")
+        if st.st_mode & 0o022:
+            raise PlanError(f"{path}: is writable by other users (mode {stat_mod.S_IMODE(st.st_mode):04o}): anyone could "
+                            f"have changed it after it was reviewed; chmod go-w it, or make a new plan")
+        if st.st_size > MAX_PLAN_BYTES:
+            raise PlanError(f"{path}: too large for a plan file ({st.st_size} bytes)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_PLAN_BYTES + 1)
+        data = json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as e:
         raise PlanError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except RecursionError:
+        raise PlanError(f"{path}: nested too deeply to be a plan file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise PlanError(f"{path}: cannot read the plan: {e}") from None
+    finally:
+        os.close(fd)
     return Plan.from_json(data, path, host)
 
 

@@ -28,6 +28,7 @@ Where the notes file comes from, first found wins: ``--notes FILE``; ``notes = "
 from __future__ import annotations
 
 import os
+import stat
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -238,8 +239,11 @@ def load_team_notes(path: str, host=None) -> TeamNotes:
             raise NotesError(f"{path}: notes file not found")
     else:
         try:
-            with open(path, "rb") as f:
-                if not os.path.isfile(path):
+            # O_NONBLOCK and a check of what was opened: open() of a FIFO would block until some
+            # writer came along (the scan would hang); a device is never read.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise NotesError(f"{path}: notes file is not a regular file")
                 data = f.read(MAX_NOTES + 1)
         except FileNotFoundError:

@@ -207,7 +207,12 @@ def parse_audit_rules(text: str, path: str | None) -> list[AuditRule]:
         s = line.split("#", 1)[0].strip()
         if not s:
             continue
-        words = s.split()
+        words = []
+        for w in s.split():  # auditctl takes "-w/etc/docker" and "-pwa" as well as "-w /etc/docker"
+            if len(w) > 2 and w[0] == "-" and w[1] in "wWpFk":
+                words += [w[:2], w[2:]]
+            else:
+                words.append(w)
         loc = Location(path, n) if path else None
         perms = None
         for i, w in enumerate(words):

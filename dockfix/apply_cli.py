@@ -228,7 +228,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.output:
         from dockfix.cli import write_output
 
-        write_output(args.output, plan.dumps())
+        write_output(args.output, plan.dumps(), private=True)
     if args.format == "json" and not args.output:
         _out(args, plan.dumps())
     else:

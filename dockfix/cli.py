@@ -115,10 +115,17 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-def write_output(path: str, text: str) -> None:
+def write_output(path: str, text: str, private: bool = False) -> None:
+    """Write ``text`` to ``path`` through a temporary file; ``private`` makes it 0600 (a plan file
+    holds no secret value, but it does hold hashes of secret files)."""
     tmp = f"{path}.dockfix-tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        if private and os.path.lexists(tmp):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600 if private else 0o666)
+        with open(fd, "w", encoding="utf-8") as f:
+            if private:
+                os.fchmod(f.fileno(), 0o600)
             f.write(text)
         os.replace(tmp, path)
     except OSError as e:

@@ -344,7 +344,8 @@ class WriteFile(FileChange):
     def diff(self, mask_secrets: bool = True) -> str:
         pre = self.pre_state()
         if self.after is None:
-            out = f"--- {self.path}\n+++ {self.path}\n  content  <secret, sha256 {(self.after_sha256 or '')[:12]}>\n"
+            # not even a prefix of the hash: for a short password it would be enough to find it
+            out = f"--- {self.path}\n+++ {self.path}\n  content  <secret, not kept in the plan file>\n"
         else:
             out = content_diff(self.path, self.before, self.after, pre.existed, self.secret, mask_secrets)
             if not out:

@@ -139,9 +139,11 @@ def _default_time(value: Any) -> str:
 
 def run_app(args: argparse.Namespace) -> int:
     """`dockfix` with no subcommand: open the app on the host given by the host options."""
-    from dockfix.cli import make_context
+    from dockfix.cli import load_notes, make_context
+    from dockfix.team_notes import with_notes
 
     make_context(args)  # bad options fail here, before the terminal is taken over
-    app = DockfixApp(lambda: make_context(args))
+    notes = load_notes(args)  # team notes (--notes or the config file), shown beside each finding
+    app = DockfixApp(lambda: make_context(args), **with_notes(notes))
     app.run()
     return app.return_code or 0

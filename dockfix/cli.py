@@ -115,20 +115,29 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-def write_output(path: str, text: str, private: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file; ``private`` makes it 0600 (a plan file
-    holds no secret value, but it does hold hashes of secret files)."""
-    tmp = f"{path}.dockfix-tmp"
+def write_output(path: str, text: str, mode: int = 0o666) -> None:
+    """Write a report atomically. The temporary file is created fresh (O_EXCL, random name) in the
+    target's folder, so a link planted at a guessable name (``report.json.tmp -> /etc/shadow``) is
+    never followed by a root-run dockfix; the rename then replaces ``path`` itself, not a link's target."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
     try:
-        if private and os.path.lexists(tmp):
-            os.unlink(tmp)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600 if private else 0o666)
-        with open(fd, "w", encoding="utf-8") as f:
-            if private:
-                os.fchmod(f.fileno(), 0o600)
+        fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write output: {e.strerror}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, mode & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
         os.replace(tmp, path)
     except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise UsageError(f"{path}: cannot write output: {e.strerror}") from None
 
 
@@ -180,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from dockfix.model import CheckError
+
+    # Text from a hostile host (a lone surrogate in daemon.json, an odd file name) must never
+    # crash the output: anything the terminal's encoding cannot show is written as an escape.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
     try:
         parser = build_parser()

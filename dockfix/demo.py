@@ -15,12 +15,16 @@ def _say(msg: str) -> None:
     print(f"dockfix demo: {msg}", file=sys.stderr, flush=True)
 
 
-def _demo_options(p: argparse.ArgumentParser) -> None:
+def _demo_options(p: argparse.ArgumentParser, engine_default: bool = True) -> None:
     p.add_argument("--at", metavar="DIR",
                    help="build the demo host in DIR and keep it afterwards (default: a temporary folder, "
                         "removed on exit); an earlier demo folder is reused as it was left")
-    p.add_argument("--no-engine", action="store_true",
-                   help="do not start the demo's private dockerd: files only")
+    if engine_default:
+        p.add_argument("--no-engine", action="store_true",
+                       help="do not start the demo's private dockerd: files only")
+    else:  # the lessons are about files: the engine only costs start-up time unless asked for
+        p.add_argument("--engine", dest="no_engine", action="store_false",
+                       help="also start the demo's private dockerd (as root, with dockerd installed)")
     p.add_argument("--notes", metavar="FILE", help="team notes (Markdown) shown beside findings")
 
 
@@ -47,7 +51,7 @@ def build_walkthrough_parser(sub) -> None:
         description="A guided lesson on the demo host: for each topic, the finding and where it is, why it "
         "matters, how to check it by hand, the fix as a diff, applying it, seeing the check pass, and rolling "
         "it back. Progress is saved, so you can stop and come back.")
-    _demo_options(p)
+    _demo_options(p, engine_default=False)
     p.add_argument("--progress", metavar="FILE",
                    help="where progress is saved (default: $XDG_STATE_HOME/dockfix/walkthrough.json, "
                         "i.e. ~/.local/state/dockfix/walkthrough.json)")
@@ -70,10 +74,13 @@ def _build(args):
         raise UsageError(str(e)) from None
 
 
-def _load_notes(demo, notes_arg):
+def _load_notes(notes_arg):
+    """The team notes (--notes, or this machine's config files), read before anything is built."""
+    import argparse
+
     from dockfix.cli import load_notes
 
-    return load_notes(demo.args(notes=notes_arg))
+    return load_notes(argparse.Namespace(notes=notes_arg, root="/"))
 
 
 def describe(demo) -> str:
@@ -90,9 +97,9 @@ def describe(demo) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from dockfix.demo_host import cleanup_on_signals
 
-    demo = _build(args)
-    with cleanup_on_signals(demo) as guard:
-        notes = _load_notes(demo, args.notes)
+    notes = _load_notes(args.notes)
+    with cleanup_on_signals() as guard:
+        demo = guard.demo = _build(args)
         for line in describe(demo).splitlines():
             _say(line)
         if args.scan:
@@ -141,9 +148,9 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
         return 0
     from dockfix.demo_host import cleanup_on_signals
 
-    demo = _build(args)
-    with cleanup_on_signals(demo) as guard:
-        notes = _load_notes(demo, args.notes)
+    notes = _load_notes(args.notes)
+    with cleanup_on_signals() as guard:
+        demo = guard.demo = _build(args)
         for line in describe(demo).splitlines():
             _say(line)
         wt = Walkthrough(demo, progress, notes=notes, restart=args.restart)

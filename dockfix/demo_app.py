@@ -4,38 +4,9 @@ terminal app is started (never by `dockfix demo --scan`)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
-
-
-def _notes_scan(notes):
-    """The scan function with the team notes attached to every finding."""
-    from dockfix import scan as scan_mod
-
-    def scan(ctx, *a: Any, **kw: Any):
-        result = scan_mod.scan(ctx, *a, **kw)
-        if notes is not None:
-            notes.attach(result.findings)
-        return result
-
-    return scan
-
-
-def _notes_rescan(notes):
-    try:
-        from dockfix import workflow
-    except ImportError:
-        return None
-
-    def rescan(ctx, check_ids):
-        found = workflow.rescan(ctx, check_ids)
-        if notes is not None:
-            notes.attach(found)
-        return found
-
-    return rescan
 
 
 def make_demo_app(demo, notes=None):
@@ -50,6 +21,7 @@ def make_demo_app(demo, notes=None):
             self.sub_title = "demo host"
             if demo.left_out():
                 self.notify(demo.left_out(), title="Files only", timeout=30)
+            notify_notes_problems(self, notes)
 
         def action_walkthrough(self) -> None:
             from dockfix.screens.walkthrough_screen import WalkthroughScreen
@@ -57,8 +29,9 @@ def make_demo_app(demo, notes=None):
 
             self.push_screen(WalkthroughScreen(Walkthrough(demo, default_progress_path(), notes=notes)))
 
-    return DemoApp(demo.context, scan=_notes_scan(notes), rescan=_notes_rescan(notes),
-                   host_label=f"demo host {demo.folder}")
+    from dockfix.team_notes import with_notes
+
+    return DemoApp(demo.context, host_label=f"demo host {demo.folder}", **with_notes(notes))
 
 
 class WalkthroughApp(App[int]):
@@ -75,6 +48,13 @@ class WalkthroughApp(App[int]):
         self.push_screen(WalkthroughScreen(self.wt))
         if self.wt.demo.left_out():
             self.notify(self.wt.demo.left_out(), title="Files only", timeout=30)
+        notify_notes_problems(self, self.wt.notes)
+
+
+def notify_notes_problems(app: App, notes) -> None:
+    """Untagged sections and unknown tags of the team notes, shown as warnings (file:line: problem)."""
+    for problem in (notes.warnings() if notes is not None else []):
+        app.notify(problem, title="Team notes", severity="warning", timeout=30)
 
 
 def _exit_on_signal(app: App, guard) -> None:

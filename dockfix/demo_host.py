@@ -297,7 +297,7 @@ def build_demo(at: str | None = None, engine: bool = True, on_step: Callable[[st
         else:
             say(f"reusing the demo host in {folder}")
         if not engine:
-            demo.no_engine_reason = "--no-engine was given"
+            demo.no_engine_reason = "the private engine was not asked for"
         else:
             from dockfix.private_engine import why_no_engine
 
@@ -365,9 +365,10 @@ def plant_runtime(eng, image: str) -> None:
 class cleanup_on_signals:
     """While active, SIGTERM and SIGHUP end the program through normal exception handling (so every
     ``finally`` runs and the demo is removed); ``on_signal`` may be set to stop a running app
-    instead. An atexit hook closes the demo as a last resort."""
+    instead. Enter it *before* building the demo and set ``demo`` once built, so a signal during the
+    build also cleans up. An atexit hook closes the demo as a last resort."""
 
-    def __init__(self, demo: DemoHost):
+    def __init__(self, demo: DemoHost | None = None):
         self.demo = demo
         self.on_signal: Callable[[], None] | None = None
         self._old: dict[int, object] = {}
@@ -379,10 +380,14 @@ class cleanup_on_signals:
             return
         raise SystemExit(128 + signum)
 
+    def _close(self) -> None:
+        if self.demo is not None:
+            self.demo.close()
+
     def __enter__(self) -> "cleanup_on_signals":
         import atexit
 
-        atexit.register(self.demo.close)
+        atexit.register(self._close)
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGTERM, signal.SIGHUP):
                 self._old[s] = signal.signal(s, self._handler)
@@ -395,7 +400,7 @@ class cleanup_on_signals:
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 held[s] = signal.signal(s, signal.SIG_IGN)
         try:
-            self.demo.close()
+            self._close()
         finally:
             for s, old in held.items():
                 signal.signal(s, old)

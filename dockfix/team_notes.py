@@ -28,6 +28,7 @@ Where the notes file comes from, first found wins: ``--notes FILE``; ``notes = "
 from __future__ import annotations
 
 import os
+import stat
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -238,8 +239,11 @@ def load_team_notes(path: str, host=None) -> TeamNotes:
             raise NotesError(f"{path}: notes file not found")
     else:
         try:
-            with open(path, "rb") as f:
-                if not os.path.isfile(path):
+            # O_NONBLOCK and a check of what was opened: open() of a FIFO would block until some
+            # writer came along (the scan would hang); a device is never read.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise NotesError(f"{path}: notes file is not a regular file")
                 data = f.read(MAX_NOTES + 1)
         except FileNotFoundError:
@@ -321,3 +325,33 @@ def load_for_args(notes: str | None, root: str = "/") -> TeamNotes | None:
         for p in tn.problems:
             p.path = tn.path
     return tn
+
+
+# ---------------------------------------------------------------------- for front ends
+def with_notes(notes: TeamNotes | None) -> dict:
+    """Keyword arguments for DockfixApp: scan and rescan functions that attach ``notes``.
+
+    Empty when there are no notes (the app then uses its defaults).
+    """
+    if notes is None:
+        return {}
+    from dockfix import scan as scan_mod
+
+    def scan(ctx, *a, **kw):
+        result = scan_mod.scan(ctx, *a, **kw)
+        notes.attach(result.findings)
+        return result
+
+    out = {"scan": scan}
+    try:
+        from dockfix import workflow
+    except ImportError:
+        return out
+
+    def rescan(ctx, check_ids):
+        found = workflow.rescan(ctx, check_ids)
+        notes.attach(found)
+        return found
+
+    out["rescan"] = rescan
+    return out

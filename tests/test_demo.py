@@ -79,7 +79,7 @@ def test_at_dir_is_kept_and_reused_and_a_foreign_folder_is_refused(tmp_path):
     at = tmp_path / "practice"
     r = run_dockfix("demo", "--scan", "--no-engine", "--at", str(at), env={"HOME": str(tmp_path)})
     assert r.returncode == 0, r.stderr
-    assert "--no-engine was given" in r.stdout + r.stderr
+    assert "the private engine was not asked for" in r.stdout + r.stderr
     assert (at / MARKER).is_file() and (at / "host/srv/shop/compose.yaml").is_file()
     st = os.stat(at / "host/etc/docker")
     assert (st.st_uid, st.st_gid) == (1000, 1000)

@@ -19,7 +19,8 @@ from helpers import REPO
 
 NOTES = ("## etc-docker-owner\n\nAnsible owns /etc/docker here.\n\n"
          "## env-password\n\nExporter passwords live in Vault.\n\n"
-         "## 2.2\n\nicc has been off since 2024.\n")
+         "## 2.2\n\nicc has been off since 2024.\n\n"
+         "## no-such-check\n\nA typo in a tag.\n")
 
 
 async def settle(pilot) -> None:
@@ -49,6 +50,7 @@ async def test_demo_app_shows_the_demo_findings_with_team_notes():
     demo = build_demo(engine=False)
     try:
         notes = parse_notes(NOTES, "team.md")
+        assert len(notes.warnings()) == 1
         app = make_demo_app(demo, notes)
         async with app.run_test(size=(160, 50)) as pilot:
             await settle(pilot)
@@ -63,7 +65,11 @@ async def test_demo_app_shows_the_demo_findings_with_team_notes():
             for text in (detail_of(screen, "env-password"), detail_of(screen, "registry-s3-encryption")):
                 assert not any(s in text for s in DEMO_SECRETS)
             # the files-only demo says what it leaves out
-            assert any("runs on files alone" in str(n.message) for n in app._notifications)
+            messages = [str(n.message) for n in app._notifications]
+            assert any("runs on files alone" in m for m in messages)
+            # the unknown tag is reported in the app, with file and line
+            assert "team.md:13: unknown check id 'no-such-check': no check of dockfix has it" in messages
+            await settle(pilot)
     finally:
         demo.close()
     assert not demo.folder.exists()

@@ -138,7 +138,7 @@ async def test_pilot_walks_the_whole_walkthrough_and_resumes(demo, notes, tmp_pa
     wt = Walkthrough(demo, str(progress), notes=notes)
     app = WalkthroughApp(wt)
     seen: list[str] = []
-    async with app.run_test(size=(150, 50)) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         for i, step in enumerate(wt.steps[:stop_after]):
             await _do_step(pilot, wt, step, i, seen)
@@ -152,7 +152,7 @@ async def test_pilot_walks_the_whole_walkthrough_and_resumes(demo, notes, tmp_pa
     assert wt2.index == stop_after
     assert [s.state for s in wt2.steps[:stop_after]] == ["done"] * stop_after
     app2 = WalkthroughApp(wt2)
-    async with app2.run_test(size=(150, 50)) as pilot:
+    async with app2.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         assert f"# Step {stop_after + 1} of" in shown(app2)
         for i, step in enumerate(wt2.steps[stop_after:], start=stop_after):
@@ -207,3 +207,19 @@ async def _do_step(pilot, wt, step, i, seen) -> None:
     assert step.state == "done"
     for s in DEMO_SECRETS:
         assert s not in shown(app)
+
+
+def test_cli_lists_steps_and_saved_progress(demo, tmp_path):
+    from helpers import run_dockfix
+
+    progress = tmp_path / "wt.json"
+    wt = Walkthrough(demo, str(progress))
+    wt.mark_done()
+    wt.skip()
+    r = run_dockfix("walkthrough", "--list", "--progress", str(progress))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"progress file: {progress}"
+    assert lines[1] == "  1. Who owns /etc/docker  [done]"
+    assert lines[2] == "> 2. Who owns docker.service  [new]"
+    assert len(lines) == 1 + len(TOPICS)

@@ -100,8 +100,8 @@ class WalkthroughScreen(Screen):
     def refresh_view(self) -> None:
         self.query_one("#wt-title", Static).update(self._title())
         steps = self.query_one("#wt-steps", OptionList)
-        steps.clear_options()
-        steps.add_options(self._options())
+        for i, option in enumerate(self._options()):
+            steps.replace_option_prompt_at_index(i, option.prompt)
         steps.highlighted = self.wt.index
         self.query_one("#wt-markdown", Markdown).update(self.wt.lesson())
 

@@ -68,21 +68,27 @@ class Connection(ConnectionBase):
         return self._docker(*args, self.get_option("remote_addr"))
 
     def _connect(self):
+        # Nothing to open: every call is its own `docker exec`. A missing or stopped container
+        # shows up on the first call as an unreachable host.
         if not self._connected:
-            container = self.get_option("remote_addr")
-            r = subprocess.run(self._docker("inspect", "--format", "{{.State.Running}}", container),
-                               capture_output=True, text=True)
-            if r.returncode != 0 or r.stdout.strip() != "true":
-                raise AnsibleConnectionFailure(f"container {container} is not running: {r.stderr.strip() or r.stdout.strip()}")
-            display.vvv(f"ESTABLISH DOCKER_CLI CONNECTION TO {container}", host=container)
+            display.vvv(f"ESTABLISH DOCKER_CLI CONNECTION TO {self.get_option('remote_addr')}",
+                        host=self.get_option("remote_addr"))
             self._connected = True
         return self
+
+    def _run(self, argv, **kw):
+        p = subprocess.run(argv, **kw)
+        err = p.stderr or b""
+        if p.returncode in (1, 125, 126) and (b"No such container" in err or b"is not running" in err
+                                               or b"Cannot connect to the Docker daemon" in err):
+            raise AnsibleConnectionFailure(f"container {self.get_option('remote_addr')}: {to_text(err).strip()}")
+        return p
 
     def exec_command(self, cmd, in_data=None, sudoable=False):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         argv = self._exec_args() + ["/bin/sh", "-c", to_text(cmd)]
         display.vvv(f"EXEC {shlex.join(argv)}", host=self.get_option("remote_addr"))
-        p = subprocess.run(argv, input=in_data or b"", capture_output=True)
+        p = self._run(argv, input=in_data or b"", capture_output=True)
         return p.returncode, p.stdout, p.stderr
 
     def put_file(self, in_path, out_path):
@@ -93,8 +99,8 @@ class Connection(ConnectionBase):
         except FileNotFoundError:
             raise AnsibleFileNotFound(f"file or module does not exist: {in_path}") from None
         with src:
-            p = subprocess.run(self._exec_args() + ["/bin/sh", "-c", f"cat > {shlex.quote(to_text(out_path))}"],
-                               stdin=src, capture_output=True)
+            p = self._run(self._exec_args() + ["/bin/sh", "-c", f"cat > {shlex.quote(to_text(out_path))}"],
+                          stdin=src, capture_output=True)
         if p.returncode != 0:
             raise AnsibleError(f"failed to put {in_path} to {out_path}: {to_text(p.stderr).strip()}")
 
@@ -102,8 +108,8 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         display.vvv(f"FETCH {in_path} TO {out_path}", host=self.get_option("remote_addr"))
         with open(to_bytes(out_path), "wb") as dst:
-            p = subprocess.run(self._exec_args(interactive=False) + ["cat", "--", to_text(in_path)],
-                               stdout=dst, stderr=subprocess.PIPE)
+            p = self._run(self._exec_args(interactive=False) + ["cat", "--", to_text(in_path)],
+                          stdout=dst, stderr=subprocess.PIPE)
         if p.returncode != 0:
             raise AnsibleError(f"failed to fetch {in_path}: {to_text(p.stderr).strip()}")
 

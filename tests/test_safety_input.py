@@ -113,12 +113,22 @@ CASES = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_fil
 # One process scans three times (text to stdout, JSON and SARIF to files): an exception that
 # escapes dockfix ends the process with a traceback on stderr, which the test looks for.
 DRIVER = """
-import sys
+import contextlib, json, os, sys
 from dockfix.cli import main
 root, out, *extra = sys.argv[1:]
 codes = [main(["scan", "--root", root, "--no-engine", *extra]),
          main(["scan", "--root", root, "--no-engine", "--format", "json", "-o", out + ".json", *extra]),
          main(["scan", "--root", root, "--no-engine", "--format", "sarif", "-o", out + ".sarif", *extra])]
+if os.environ.get("SAFETY_APPLY"):
+    # where a fix would read the file: plan and apply every fix, then roll the transaction back
+    with open(out + ".apply.json", "w") as f, contextlib.redirect_stdout(f):
+        code = main(["--apply", "--yes", "--include-disruptive", "--format", "json", "--root", root,
+                     "--no-engine", *extra])
+    assert code in (0, 1, 3), code
+    doc = json.load(open(out + ".apply.json"))
+    if doc.get("txid"):
+        with contextlib.redirect_stdout(open(os.devnull, "w")):
+            assert main(["rollback", "--last", "--root", root, "--no-engine"]) == 0
 sys.exit(max(codes))
 """
 
@@ -131,12 +141,16 @@ def base_tree(root: Path) -> None:
     put(root, "/etc/audit/rules.d/", mode=0o750)
     put(root, "/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n")
     put(root, "/run/", mode=0o755)
+    put(root, "/var/lib/", mode=0o755)
     os.mknod(root / "run/docker.sock", stat.S_IFSOCK | 0o660)
     os.chown(root / "run/docker.sock", 0, 999)
 
 
-def run_scan(root: Path, out: Path, *extra: str, timeout: float = TIMEOUT, user: list[str] | None = None):
+def run_scan(root: Path, out: Path, *extra: str, timeout: float = TIMEOUT, user: list[str] | None = None,
+             apply: bool = False):
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    if apply:
+        env["SAFETY_APPLY"] = "1"
     env.pop("DOCKER_HOST", None)
     cmd = [*(user or []), sys.executable, "-c", DRIVER, str(root), str(out), *extra]
     try:
@@ -180,15 +194,21 @@ def test_corpus_file(case: str, tmp_path: Path) -> None:
     if pwned.exists():
         pwned.unlink()
     before = manifest(root)
-    r = run_scan(root, tmp_path / "report", *extra)
+    fixable = folder in ("daemon.json", "etc-default-docker", "compose", "dotenv", "audit")
+    r = run_scan(root, tmp_path / "report", *extra, apply=fixable)
     assert not pwned.exists(), "a YAML tag was constructed: code ran"
     doc = check_outputs(r, tmp_path / "report")
-    assert manifest(root) == before, "the scan changed the host tree"
+    unjournaled = {k: v for k, v in manifest(root).items() if not k.startswith("var/lib/dockfix")}
+    assert unjournaled == before, "the host tree differs after scan, apply and rollback"
     kind, text = EXPECT.get(case, (None, None))
     found = errors_naming(doc, where)
     if kind == "error":
         assert found, f"expected an error verdict naming {where}; got none"
         assert any(text in e for e in found), f"expected {text!r} in one of {found}"
+        if fixable:  # a file dockfix cannot read is never planned for, let alone rewritten
+            applied = json.loads(Path(str(tmp_path / "report") + ".apply.json").read_text())
+            planned = " ".join(ch for item in applied["plan"] for ch in item["changes"])
+            assert f"write {where}" not in planned, planned
     elif kind == "ok":
         assert not found, f"unexpected errors: {found}"
 

@@ -60,8 +60,13 @@ def fix_refusal(ctx: Context, euid: int, core: Core) -> str | None:
             "the files it changes (/etc/docker, the docker unit files, the socket) belong to root "
             "and its rollback journal lives in /var/lib/dockfix. Start it with sudo to apply fixes."
         )
+    if euid != 0:
+        return (
+            f"running as uid {euid}, not root: dockfix can read the tree under {root} but cannot fix it, "
+            "because its fixes give files to root and its journal must be written as root."
+        )
     if not os.access(root, os.W_OK):
-        return f"the tree under {root} is not writable by uid {euid}: findings can be read, not fixed."
+        return f"the tree under {root} is read-only here: findings can be read, not fixed."
     if not core.can_apply:
         return "this build of dockfix has no fix engine: findings can be read, not fixed."
     return None
@@ -128,12 +133,13 @@ class DockfixApp(App[int]):
 
 
 def _default_time(value: Any) -> str:
+    """Times in UTC, as the headless `dockfix journal` shows them (the column says so)."""
     import datetime as dt
 
     if isinstance(value, (int, float)):
         value = dt.datetime.fromtimestamp(value, dt.timezone.utc)
     if isinstance(value, dt.datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 

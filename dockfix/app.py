@@ -145,9 +145,17 @@ def _default_time(value: Any) -> str:
 
 def run_app(args: argparse.Namespace) -> int:
     """`dockfix` with no subcommand: open the app on the host given by the host options."""
-    from dockfix.cli import make_context
+    import functools
+
+    from dockfix.cli import UsageError, make_context, split_ids
+    from dockfix.scan import scan, selected_checks
 
     make_context(args)  # bad options fail here, before the terminal is taken over
-    app = DockfixApp(lambda: make_context(args))
+    only, skip = split_ids(getattr(args, "only", []) or []), split_ids(getattr(args, "skip", []) or [])
+    try:
+        selected_checks(only, skip)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    app = DockfixApp(lambda: make_context(args), scan=functools.partial(scan, only=only, skip=skip))
     app.run()
     return app.return_code or 0

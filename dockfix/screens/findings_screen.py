@@ -208,6 +208,7 @@ class FindingsScreen(Screen):
         for f in self.findings.values():
             by_section.setdefault(f.section, []).append(f)
         last_section = None
+        first_finding_row = None
         for f in self.visible():
             if f.section != last_section:
                 last_section = f.section
@@ -221,6 +222,8 @@ class FindingsScreen(Screen):
                     Text.assemble((rest + "  " if rest else "", "bold"), (summary, "" if self.app.no_color else "dim")),
                     key=f"s{SEP}{f.section}",
                 )
+            if first_finding_row is None:
+                first_finding_row = table.row_count
             table.add_row(
                 self.status_cell(f),
                 render.severity_text(f.severity, self.app.no_color),
@@ -232,11 +235,14 @@ class FindingsScreen(Screen):
         self.query_one("#counts", Static).update(
             render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
         )
-        if current is not None:
-            try:
-                table.move_cursor(row=table.get_row_index(current), animate=False)
-            except Exception:
-                pass
+        try:
+            row = table.get_row_index(current) if current is not None else None
+        except Exception:  # the row is filtered out now
+            row = None
+        if row is None and first_finding_row is not None:
+            row = first_finding_row  # rest on a finding, not on a section heading
+        if row is not None:
+            table.move_cursor(row=row, animate=False)
         if not table.row_count:
             msg = "Scanning…" if self.scanning else (
                 f"No findings match “{self.search}” here." if self.search

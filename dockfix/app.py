@@ -147,8 +147,9 @@ def run_app(args: argparse.Namespace) -> int:
     """`dockfix` with no subcommand: open the app on the host given by the host options."""
     import functools
 
-    from dockfix.cli import UsageError, make_context, split_ids
+    from dockfix.cli import UsageError, load_notes, make_context, split_ids
     from dockfix.scan import scan, selected_checks
+    from dockfix.team_notes import with_notes
 
     make_context(args)  # bad options fail here, before the terminal is taken over
     only, skip = split_ids(getattr(args, "only", []) or []), split_ids(getattr(args, "skip", []) or [])
@@ -156,6 +157,10 @@ def run_app(args: argparse.Namespace) -> int:
         selected_checks(only, skip)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    app = DockfixApp(lambda: make_context(args), scan=functools.partial(scan, only=only, skip=skip))
+    notes = load_notes(args)  # team notes (--notes or the config file), shown beside each finding
+    kw = with_notes(notes)
+    if only or skip:
+        kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
+    app = DockfixApp(lambda: make_context(args), **kw)
     app.run()
     return app.return_code or 0

@@ -63,11 +63,27 @@ class FileState:
 
     def describe(self) -> str:
         if not self.existed:
-            return "did not exist"
-        bits = f"{self.kind} {self.uid}:{self.gid} {self.mode:04o}" if self.mode is not None else f"{self.kind}"
-        if self.sha256:
-            bits += f" sha256 {self.sha256[:12]}"
-        return bits
+            return "does not exist"
+        return f"{self.kind} {self.uid}:{self.gid} {self.mode:04o}" if self.mode is not None else f"{self.kind}"
+
+    def changes_from(self, old: "FileState") -> str:
+        """What differs, in words (no content, no hash): 'mode 0644 -> 0600, content changed'."""
+        if not old.existed and not self.existed:
+            return "unchanged"
+        if not self.existed:
+            return "removed"
+        if not old.existed:
+            return f"created ({self.describe()})"
+        out = []
+        if old.kind != self.kind:
+            out.append(f"now a {self.kind}, was a {old.kind}")
+        if (old.uid, old.gid) != (self.uid, self.gid):
+            out.append(f"owner {old.uid}:{old.gid} -> {self.uid}:{self.gid}")
+        if old.mode != self.mode and old.mode is not None and self.mode is not None:
+            out.append(f"mode {old.mode:04o} -> {self.mode:04o}")
+        if old.sha256 != self.sha256:
+            out.append("content changed")
+        return ", ".join(out) or "unchanged"
 
 
 def _kind(mode: int) -> str:

@@ -1,0 +1,275 @@
+"""`dockfix report`: per-host scan results merged into one fleet view (text, JSON, HTML)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from fleet_html import parse_report
+from helpers import REPO, put, run_dockfix
+
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def scan_to(root: Path, out: Path, hostname: str | None = None) -> dict:
+    r = run_dockfix("scan", "--root", str(root), "--no-engine", "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    doc = json.loads(r.stdout)
+    if hostname is not None:
+        doc["host"]["hostname"] = hostname  # as a scan of a live host (--root /) records it
+    out.write_text(json.dumps(doc))
+    return doc
+
+
+@pytest.fixture(scope="module")
+def three_hosts(tmp_path_factory) -> tuple[list[Path], list[dict]]:
+    """Scans of three host trees with different faults; two named by hostname, one by file name."""
+    base = tmp_path_factory.mktemp("fleet")
+    a, b, c = base / "a", base / "b", base / "c"
+    # a: /etc/docker owned by a user and writable by everyone else
+    put(a, "etc/docker/", mode=0o733, owner=(1000, 1000))
+    put(a, "etc/docker/daemon.json", '{"icc": false}\n')
+    # b: a world-writable docker.service, icc left on
+    put(b, "etc/docker/daemon.json", '{"icc": true}\n')
+    put(b, "lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n", mode=0o666)
+    # c: daemon.json world-writable
+    put(c, "etc/docker/daemon.json", '{"icc": false}\n', mode=0o666)
+    files = [base / "web-1.json", base / "web-2.json", base / "db-1.json"]
+    docs = [scan_to(a, files[0], "web-1.example.net"), scan_to(b, files[1], "web-2.example.net"),
+            scan_to(c, files[2])]
+    return files, docs
+
+
+def report(*args: str) -> subprocess.CompletedProcess:
+    return run_dockfix("report", *args)
+
+
+def failing_hosts(fleet: dict, check_id: str) -> list[str]:
+    c = next(c for c in fleet["checks"] if c["id"] == check_id)
+    return [h["host"] for h in c["failing_hosts"]]
+
+
+def test_json_names_each_hosts_faults_and_counts(three_hosts):
+    files, docs = three_hosts
+    r = report("--format", "json", *map(str, files))
+    assert r.returncode == 0, r.stderr
+    fleet = json.loads(r.stdout)
+    names = [h["name"] for h in fleet["hosts"]]
+    # host.hostname when the scan recorded one, else the file name
+    assert names == ["web-1.example.net", "web-2.example.net", "db-1"]
+    assert failing_hosts(fleet, "etc-docker-owner") == ["web-1.example.net"]
+    assert failing_hosts(fleet, "etc-docker-mode") == ["web-1.example.net"]
+    assert failing_hosts(fleet, "docker-service-mode") == ["web-2.example.net"]
+    assert failing_hosts(fleet, "icc") == ["web-2.example.net"]
+    assert failing_hosts(fleet, "daemon-json-mode") == ["db-1"]
+    icc = next(c for c in fleet["checks"] if c["id"] == "icc")
+    assert (icc["failing"], icc["hosts_scanned"]) == (1, 3)
+    # every host's counts are its own scan's summary
+    for h, doc in zip(fleet["hosts"], docs):
+        assert h["counts"] == doc["summary"]
+    by_name = {h["name"]: h for h in fleet["hosts"]}
+    assert by_name["web-1.example.net"]["sections"]["3"]["worst"] == "fail"
+    assert by_name["web-1.example.net"]["sections"]["3"]["counts"]["fail"] == 2
+    assert by_name["web-2.example.net"]["sections"]["2"]["worst"] == "fail"
+    assert fleet["summary"]["hosts"] == 3
+
+
+def test_text_lists_failing_checks_with_their_hosts(three_hosts, tmp_path):
+    files, _ = three_hosts
+    out = tmp_path / "fleet.txt"
+    r = report("-o", str(out), *map(str, files))
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    text = out.read_text()
+    assert "3 hosts" in text
+    lines = text.splitlines()
+    i = next(n for n, line in enumerate(lines) if " etc-docker-owner " in line)
+    assert "1/3" in lines[i]
+    assert "failing on: web-1.example.net" in lines[i + 2]
+    header = next(line for line in lines if line.startswith("host"))
+    assert header.split() == ["host", "fail", "error", "manual", "skip", "pass"]
+
+
+def test_same_hostname_in_two_files_stays_two_hosts(three_hosts, tmp_path):
+    files, _ = three_hosts
+    twin = tmp_path / "clone.json"
+    twin.write_bytes(files[0].read_bytes())
+    fleet = json.loads(report("--format", "json", str(files[0]), str(twin)).stdout)
+    assert [h["name"] for h in fleet["hosts"]] == ["web-1.example.net (web-1.json)", "web-1.example.net (clone.json)"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{\"dockfix\": ", "not valid JSON (line 1"),
+    ("[1, 2]", "not a dockfix scan document (the top level is not an object)"),
+    ('{"version": "2.1.0", "runs": []}', "not a dockfix scan document (no 'dockfix' version field)"),
+    ('{"dockfix": "0.1.0", "findings": [{"id": "x", "status": "broken", "section": "2"}]}',
+     "unknown status 'broken'"),
+    (b"\xff\xfe{}", "not UTF-8 text"),
+])
+def test_bad_input_is_one_line_naming_the_file(three_hosts, tmp_path, content, problem):
+    files, _ = three_hosts
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    out = tmp_path / "out.html"
+    r = report("--format", "html", "-o", str(out), str(files[0]), str(bad))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"dockfix: {bad}: "), r.stderr
+    assert problem in r.stderr
+    assert not out.exists() and os.listdir(tmp_path) == ["bad.json"]
+
+
+def test_missing_file(tmp_path):
+    r = report(str(tmp_path / "nope.json"))
+    assert r.returncode == 2 and r.stderr.strip() == f"dockfix: {tmp_path / 'nope.json'}: cannot read: No such file or directory"
+
+
+def test_report_does_not_import_textual(three_hosts, tmp_path):
+    files, _ = three_hosts
+    code = ("import sys; from dockfix.cli import main; rc = main(['report', '--format', 'html', '-o', sys.argv[1]] + sys.argv[2:]);"
+            "assert rc == 0, rc; bad = [m for m in sys.modules if m.split('.')[0] == 'textual']; assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.html"), *map(str, files)],
+                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------- HTML
+def check_html_against_json(page: str, fleet: dict) -> None:
+    """The page's hosts table and failing-checks table say what the JSON says."""
+    tables = parse_report(page)
+    hosts = tables.tables["hosts"]
+    sections = list(fleet["sections"])
+    head = [c["attrs"].get("data-section") for c in hosts["head"] if c["attrs"].get("data-section")]
+    assert head == sections
+    assert [r["attrs"]["data-host"] for r in hosts["rows"]] == [h["name"] for h in fleet["hosts"]]
+    for row, h in zip(hosts["rows"], fleet["hosts"]):
+        cells = row["cells"]
+        assert cells[0]["text"] == h["name"]
+        for c in cells:
+            col = c["attrs"].get("data-col")
+            if col:
+                assert int(c["text"]) == h["counts"][col]
+        by_sec = {c["attrs"]["data-section"]: c for c in cells if "data-section" in c["attrs"]}
+        assert list(by_sec) == sections
+        for sec, cell in by_sec.items():
+            want = h["sections"].get(sec)
+            if want is None:
+                assert "none" in cell["attrs"]["class"].split()
+                continue
+            assert want["worst"] in cell["attrs"]["class"].split()
+            for st, n in want["counts"].items():
+                assert int(cell["attrs"][f"data-{st}"]) == n
+            if want["counts"].get("fail"):
+                assert f"{want['counts']['fail']} fail" in cell["text"]
+    rows = tables.tables["checks"]["rows"]
+    failing = [c for c in fleet["checks"] if c["failing"] or c["error_hosts"]]
+    assert [r["attrs"]["data-check"] for r in rows] == [c["id"] for c in failing]
+    for r, c in zip(rows, failing):
+        assert r["cells"][3]["text"] == f"{c['failing']} / {c['hosts_scanned']}"
+        listed = [li["attrs"]["data-host"] for li in r["cells"][4]["items"] if "failing-host" in li["attrs"]["class"]]
+        assert listed == [fh["host"] for fh in c["failing_hosts"]]
+    assert tables.external == [] and tables.scripts == 1
+
+
+def test_html_table_matches_json(three_hosts, tmp_path):
+    files, _ = three_hosts
+    fleet = json.loads(report("--format", "json", *map(str, files)).stdout)
+    out = tmp_path / "fleet.html"
+    assert report("--format", "html", "-o", str(out), *map(str, files)).returncode == 0
+    page = out.read_text()
+    check_html_against_json(page, fleet)
+    by_host = {r["attrs"]["data-host"]: r for r in parse_report(page).tables["hosts"]["rows"]}
+    sec3 = next(c for c in by_host["web-1.example.net"]["cells"] if c["attrs"].get("data-section") == "3")
+    assert sec3["attrs"]["class"].split() == ["st", "fail"] and sec3["text"] == "2 fail"
+    sec3 = next(c for c in by_host["web-2.example.net"]["cells"] if c["attrs"].get("data-section") == "3")
+    assert sec3["attrs"]["class"].split() == ["st", "fail"] and sec3["text"] == "1 fail"
+
+
+def test_html_escapes_everything(tmp_path):
+    evil = '<script>alert("x")</script><img src=http://evil.example/x.png>'
+    doc = {
+        "dockfix": "0.1.0",
+        "host": {"root": "/", "hostname": evil},
+        "summary": {},
+        "findings": [{"id": "icc\"><b>", "cis": "2.2", "title": "<i>t</i>", "severity": "medium", "section": "2",
+                      "subject": "s", "status": "fail", "evidence": "x</li><script>bad()</script>"}],
+    }
+    f = tmp_path / "evil.json"
+    f.write_text(json.dumps(doc))
+    out = tmp_path / "r.html"
+    assert report("--format", "html", "-o", str(out), str(f)).returncode == 0
+    page = out.read_text()
+    parsed = parse_report(page)
+    assert parsed.scripts == 1 and parsed.external == []
+    assert "<script>alert" not in page and "<img" not in page and "<i>t</i>" not in page
+    row = parsed.tables["hosts"]["rows"][0]
+    assert row["attrs"]["data-host"] == evil and row["cells"][0]["text"] == evil
+    check = parsed.tables["checks"]["rows"][0]
+    assert check["attrs"]["data-check"] == 'icc"><b>'
+    assert "x</li><script>bad()</script>" in check["cells"][4]["items"][0]["text"]
+
+
+# ---------------------------------------------------------------------- in a browser
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory(prefix="dfx-chromium-") as profile:
+        return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=120)
+
+
+def screenshot(page: Path, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    png = ARTIFACTS / name
+    png.unlink(missing_ok=True)
+    r = chromium("--window-size=1400,1000", f"--screenshot={png}", page.as_uri())
+    assert png.exists(), r.stderr[-2000:]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a rendered page, not a blank one
+    print(f"\nscreenshot of the fleet report: {png}")
+    return png
+
+
+@pytest.mark.slow
+def test_html_opens_in_chromium_and_sorts(three_hosts, tmp_path):
+    files, _ = three_hosts
+    fleet = json.loads(report("--format", "json", *map(str, files)).stdout)
+    page = tmp_path / "fleet.html"
+    assert report("--format", "html", "-o", str(page), *map(str, files)).returncode == 0
+    screenshot(page, "fleet-report.png")
+    # The DOM the browser built holds the same table as the JSON.
+    r = chromium("--dump-dom", page.as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    check_html_against_json(r.stdout, fleet)
+    # Clicking a heading sorts, as a user would: "host" once (by name, ascending), "fail" twice
+    # (descending). Each state is recorded on the body and read back from the DOM.
+    html_text = page.read_text()
+    click = """<script>
+      function order() { return Array.from(document.querySelectorAll('#hosts tbody tr')).map(r => r.dataset.host).join('|'); }
+      var host = document.querySelector('#hosts th'), fail = document.querySelector('#hosts th[data-col=fail]');
+      host.click(); document.body.dataset.byName = order() + ' ' + host.getAttribute('aria-sort');
+      fail.click(); fail.click(); document.body.dataset.byFail = order() + ' ' + fail.getAttribute('aria-sort');
+      </script></body>"""
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(html_text.replace("</body>", click))
+    r = chromium("--dump-dom", clicked.as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'data-by-name="db-1|web-1.example.net|web-2.example.net ascending"' in r.stdout
+    by_fail = r.stdout.split('data-by-fail="', 1)[1].split('"', 1)[0]
+    names, state = by_fail.split(" ")
+    assert state == "descending"
+    fails = {h["name"]: h["counts"]["fail"] for h in fleet["hosts"]}
+    assert [fails[n] for n in names.split("|")] == sorted(fails.values(), reverse=True)

@@ -69,6 +69,7 @@ def build_plan(args: argparse.Namespace, ctx):
 def _fill_secret_content(ctx, plan, source: str) -> None:
     """Secret file content is never in a plan file: rebuild it from the host, and use it only if
     it is byte for byte what was reviewed (same sha256)."""
+    from dockfix.fsops import sha256
     from dockfix.model import REGISTRY
     from dockfix.plan import WriteFile
     from dockfix.scan import run_check
@@ -79,16 +80,23 @@ def _fill_secret_content(ctx, plan, source: str) -> None:
         return
     import dockfix.fixes.all  # noqa: F401
 
-    ids = {it.check_id for it, _ in missing}
-    findings = [f for cid in ids if cid in REGISTRY for f in run_check(REGISTRY[cid], ctx)]
+    # plan again, in the same order, every item of the plan: fixes of one file build on each other
+    keys = [(it.check_id, it.subject) for it in plan.items]
+    found = {}
+    for cid in dict.fromkeys(k[0] for k in keys):
+        if cid in REGISTRY:
+            for f in run_check(REGISTRY[cid], ctx):
+                found[(f.id, f.subject)] = f
+    findings = [found[k] for k in keys if k in found]
     rebuilt = plan_fixes(ctx, findings, include_disruptive=True)
-    fresh = {(c.path, c.after_sha256): c.after for c in rebuilt.changes if isinstance(c, WriteFile)}
+    fresh = [(c.path, c.after) for c in rebuilt.changes if isinstance(c, WriteFile) and c.after is not None]
     for it, c in missing:
-        data = fresh.get((c.path, c.after_sha256))
+        data = next((d for p, d in fresh if p == c.path and plan.content_matches(d, c.after_sha256)), None)
         if data is None:
             raise UsageError(f"{source}: the secret content for {c.path} cannot be rebuilt as reviewed "
                              f"(the source changed): make a new plan")
         c.after = data
+        c.after_sha256 = sha256(data)
     plan.load_before(ctx.host)
 
 
@@ -103,9 +111,9 @@ def print_plan(plan, args) -> None:
                + (f"; {len(manual)} to do by hand (shown above, never applied)" if manual else "") + ".\n")
 
 
-def confirm(plan, args):
+def confirm(plan, args, ctx):
     """Ask on the terminal: once for the safe fixes, once per disruptive fix. Returns the plan to apply."""
-    from dockfix.plan import Plan
+    from dockfix.workflow import subset_plan
 
     if args.yes:
         return plan
@@ -118,7 +126,18 @@ def confirm(plan, args):
     for it in plan.applicable():
         if it.safety == "disruptive" and _ask(f"Apply disruptive fix {it.check_id} ({it.subject})? {it.impact}"):
             keep.append(it)
-    return Plan([it for it in plan.items if it in keep or it.safety == "manual"], plan.root, plan.created)
+    if len(keep) == len(plan.applicable()):
+        return plan
+    if getattr(args, "plan", None) and keep:
+        raise UsageError(f"{args.plan}: apply a reviewed plan whole (answer yes to every fix) or make a new plan")
+    sub = subset_plan(ctx, plan, keep)
+    if keep and [it.diff() for it in sub.applicable()] != [it.diff() for it in keep]:
+        # a kept fix built on a declined one: its diff changed, so it is shown and asked again
+        _out(args, "\nWithout the declined fixes, the others change to:\n\n")
+        print_plan(sub, args)
+        if not _ask("Apply these?"):
+            return type(plan)([], plan.root, plan.created)
+    return sub
 
 
 def _ask(question: str) -> bool:
@@ -151,7 +170,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         elif args.dry_run and plan.applicable():
             _out(args, "Dry run: nothing was changed.\n")
         return EXIT_OK
-    chosen = confirm(plan, args)
+    chosen = confirm(plan, args, ctx)
     if not chosen.applicable():
         _out(args, "Nothing applied.\n")
         return EXIT_OK
@@ -225,12 +244,20 @@ def add_apply_options(p: argparse.ArgumentParser) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     ctx = make_context(args)
     plan, _ = build_plan(args, ctx)
+    from dockfix.plan import PlanError, host_key
+
+    key = None
+    if args.output or args.format == "json":
+        try:
+            key = host_key(ctx.host, create=True)  # plan files carry keyed hashes only
+        except (PlanError, OSError) as e:
+            raise UsageError(f"cannot create the plan key: {e}") from None
     if args.output:
         from dockfix.cli import write_output
 
-        write_output(args.output, plan.dumps())
+        write_output(args.output, plan.dumps(key), mode=0o644)  # never writable by others: root applies it
     if args.format == "json" and not args.output:
-        _out(args, plan.dumps())
+        _out(args, plan.dumps(key))
     else:
         print_plan(plan, args)
         if args.output:
@@ -266,6 +293,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         _err(f"dockfix: {e}")
         return EXIT_REFUSED
     except JournalError as e:
+        if "stopped at" in str(e):
+            _err(f"dockfix: {e}")
+            return EXIT_BROKEN
         raise UsageError(str(e)) from None
     doc = {"txid": res.txid, "restored": res.restored, "refused": res.refused_paths, "already_rolled_back": res.already,
            "damaged": res.damaged, "actions": res.actions}
@@ -310,6 +340,9 @@ def cmd_journal(args: argparse.Namespace) -> int:
         txs = list_transactions(ctx.host)
     except JournalError as e:
         raise UsageError(str(e)) from None
+    except PermissionError:
+        raise UsageError("/var/lib/dockfix/journal: permission denied "
+                         f"(the journal is readable by root only)") from None
     if args.format == "json":
         _out(args, json.dumps([t.to_json() for t in txs], indent=2) + "\n")
         return EXIT_OK

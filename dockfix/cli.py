@@ -69,14 +69,19 @@ def make_context(args: argparse.Namespace):
 
 def load_notes(args: argparse.Namespace):
     """Team notes from --notes (or the config file), or None."""
-    path = getattr(args, "notes", None)
-    if not path:
+    try:
+        from dockfix.team_notes import NotesError, load_for_args
+    except ImportError:
+        if getattr(args, "notes", None):
+            raise UsageError("--notes is not supported by this build") from None
         return None
     try:
-        from dockfix.team_notes import load_team_notes
-    except ImportError:
-        raise UsageError("--notes is not supported by this build") from None
-    return load_team_notes(path)
+        notes = load_for_args(getattr(args, "notes", None), getattr(args, "root", "/"))
+    except NotesError as e:
+        raise UsageError(str(e)) from None
+    for w in notes.warnings() if notes else ():
+        print(f"dockfix: warning: {w}", file=sys.stderr)
+    return notes
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -89,11 +94,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     ctx = make_context(args)
+    notes = load_notes(args)
     try:
         result = scan(ctx, split_ids(args.only), split_ids(args.skip))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    notes = load_notes(args)
     if notes is not None:
         notes.attach(result.findings)
     if args.format == "text":
@@ -110,13 +115,29 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-def write_output(path: str, text: str) -> None:
-    tmp = f"{path}.dockfix-tmp"
+def write_output(path: str, text: str, mode: int = 0o666) -> None:
+    """Write a report atomically. The temporary file is created fresh (O_EXCL, random name) in the
+    target's folder, so a link planted at a guessable name (``report.json.tmp -> /etc/shadow``) is
+    never followed by a root-run dockfix; the rename then replaces ``path`` itself, not a link's target."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write output: {e.strerror}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, mode & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
         os.replace(tmp, path)
     except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise UsageError(f"{path}: cannot write output: {e.strerror}") from None
 
 
@@ -168,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from dockfix.model import CheckError
+
+    # Text from a hostile host (a lone surrogate in daemon.json, an odd file name) must never
+    # crash the output: anything the terminal's encoding cannot show is written as an escape.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
     try:
         parser = build_parser()

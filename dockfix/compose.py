@@ -202,6 +202,7 @@ def load_yaml_bounded(text: str, path: str) -> Any:
         raise CheckError(f"{path}: too large (limit {MAX_COMPOSE_BYTES} bytes)")
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    _flow_depth_guard(text, path)
     y = _yaml()
     try:
         node = y.compose(text)
@@ -219,6 +220,25 @@ def load_yaml_bounded(text: str, path: str) -> Any:
         raise CheckError(f"{path}: malformed YAML: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except RecursionError:
         raise CheckError(f"{path}: nested too deeply") from None
+
+
+_FLOW_TOKEN = re.compile(r"""'[^']*'|"(?:[^"\\]|\\.)*"|#[^\n]*|[\[\]{}\n]""")
+
+
+def _flow_depth_guard(text: str, path: str) -> None:
+    """Refuse deeply nested flow collections ([[[[...) before the YAML parser sees them: its
+    recursive descent spends seconds of CPU on a 10 kB file before giving up (a scan-time DoS)."""
+    depth = line = 0
+    for m in _FLOW_TOKEN.finditer(text):
+        tok = m.group(0)
+        if tok == "\n":
+            line += 1
+        elif tok in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise CheckError(f"{path}: line {line + 1}: nested too deeply (over {MAX_DEPTH} levels)")
+        elif tok in "]}":
+            depth = max(0, depth - 1)
 
 
 def parse_compose(text: str, path: str, env: dict[str, str] | None = None) -> ComposeFile:

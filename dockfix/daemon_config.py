@@ -44,6 +44,10 @@ LIST_KEYS = {"insecure-registries", "authorization-plugins", "hosts", "storage-o
 #: Boolean flags (``--icc`` alone means true, ``--icc=false`` false).
 BOOL_KEYS = {"icc", "iptables", "ip-masq", "live-restore", "userland-proxy", "no-new-privileges", "tls",
              "tlsverify", "experimental", "debug", "selinux-enabled", "ip-forward", "ipv6"}
+#: Keys whose value is a string in daemon.json (dockerd refuses any other type).
+STRING_KEYS = {"log-level", "log-driver", "storage-driver", "cgroup-parent", "seccomp-profile", "userns-remap",
+               "tlscacert", "tlscert", "tlskey", "data-root", "exec-root", "pidfile", "group", "default-runtime",
+               "bridge", "bip", "fixed-cidr", "default-gateway", "ip", "iptables-path"}
 
 
 @dataclass(frozen=True)
@@ -112,18 +116,64 @@ def parse_daemon_json(text: str, path: str = DAEMON_JSON) -> dict[str, Setting]:
     if not text.strip():
         return {}
     try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates(path), parse_constant=_no_constant(path))
+        data = json.loads(text, object_pairs_hook=_reject_duplicates(path), parse_constant=_no_constant(path),
+                          parse_int=_int_of(path), parse_float=_float_of(path))
     except json.JSONDecodeError as e:
         raise CheckError(f"{path}: line {e.lineno} column {e.colno}: {e.msg}") from None
     except RecursionError:
         raise CheckError(f"{path}: nested too deeply") from None
     if not isinstance(data, dict):
         raise CheckError(f"{path}: line 1: expected a JSON object, found {type(data).__name__}")
-    lines = text.splitlines()
+    lines = _top_level_key_lines(text)
     out = {}
     for key, value in data.items():
-        out[key] = Setting(value, "daemon.json", Location(path, _line_of_key(lines, key)))
+        _check_type(path, key, value, lines.get(key))
+        out[key] = Setting(value, "daemon.json", Location(path, lines.get(key)))
     return out
+
+
+def _check_type(path: str, key: str, value: Any, line: int | None) -> None:
+    """dockerd refuses to start on a value of the wrong type; so do we, naming the key."""
+    where = f"{path}: line {line}" if line else path
+    if key in BOOL_KEYS and not isinstance(value, bool):
+        raise CheckError(f"{where}: {key} must be true or false, found {_json_type(value)} (dockerd would not start)")
+    if key in LIST_KEYS - {"log-opts", "default-ulimits"} and not isinstance(value, list):
+        raise CheckError(f"{where}: {key} must be a list, found {_json_type(value)} (dockerd would not start)")
+    if key in STRING_KEYS and not isinstance(value, str):
+        raise CheckError(f"{where}: {key} must be a string, found {_json_type(value)} (dockerd would not start)")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _float_of(path: str):
+    def hook(text: str) -> float:
+        value = float(text)
+        if value in (float("inf"), float("-inf")):
+            raise CheckError(f"{path}: the number {text[:40]} is out of range")
+        return value
+
+    return hook
+
+
+def _int_of(path: str):
+    def hook(digits: str) -> int:
+        if len(digits) > 100:
+            raise CheckError(f"{path}: a number with {len(digits)} digits is too large")
+        return int(digits)
+
+    return hook
 
 
 def _no_constant(path: str):
@@ -133,27 +183,78 @@ def _no_constant(path: str):
     return hook
 
 
-def _line_of_key(lines: list[str], key: str) -> int | None:
-    pat = re.compile(r'"' + re.escape(key) + r'"\s*:')
-    for n, line in enumerate(lines, 1):
-        if pat.search(line):
-            return n
-    return None
+_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"([ \t\r]*:)?|[{}\[\]]')
+
+
+def _top_level_key_lines(text: str) -> dict[str, int]:
+    """{key: line} for the keys of the top-level object, in one pass over the text.
+
+    (Looking each key up with its own search over all lines would take quadratic time on a
+    large file with many keys.)
+    """
+    out: dict[str, int] = {}
+    depth = 0
+    line, counted = 1, 0
+    for m in _TOKEN.finditer(text):
+        tok = m.group(0)
+        if tok in "{[":
+            depth += 1
+        elif tok in "}]":
+            depth -= 1
+        elif depth == 1 and m.group(1) is not None:
+            raw = tok[1: tok.rindex('"')]
+            if "\\" in raw:
+                try:
+                    raw = json.loads('"' + raw + '"')
+                except ValueError:
+                    continue
+            if raw not in out:
+                line += text.count("\n", counted, m.start())
+                counted = m.start()
+                out[raw] = line
+    return out
 
 
 def parse_env_file(text: str, var: str, path: str) -> dict[str, Setting]:
-    """Options from a shell-style file such as /etc/default/docker (``DOCKER_OPTS="..."``)."""
-    for n, line in enumerate(text.splitlines(), 1):
+    """Options from a shell-style file such as /etc/default/docker (``DOCKER_OPTS="..."``).
+
+    Read as the shell reads it when an init script sources the file and runs ``dockerd $VAR``:
+    a backslash at the end of a line continues it, a quoted value may run over several lines,
+    ``$VAR``/``${VAR}`` in a later assignment stands for the earlier value, the last assignment
+    wins, and the unquoted ``$VAR`` is split on blanks only (no quote or escape processing).
+    """
+    lines = text.splitlines()
+    value: str | None = None
+    where = 0
+    n = 0
+    self_ref = re.compile(r"\$(?:" + re.escape(var) + r"\b|\{" + re.escape(var) + r"\})")
+    while n < len(lines):
+        start = n
+        line = lines[n]
+        n += 1
+        while line.endswith("\\") and (len(line) - len(line.rstrip("\\"))) % 2 == 1 and n < len(lines):
+            line = line[:-1] + lines[n]
+            n += 1
         m = re.match(r"\s*(?:export\s+)?" + re.escape(var) + r"\s*=\s*(.*)$", line)
         if not m:
             continue
-        try:
-            words = shlex.split(m.group(1), comments=True)
-        except ValueError as e:
-            raise CheckError(f"{path}: line {n}: {e}") from None
-        argv = shlex.split(" ".join(words)) if len(words) == 1 else words
-        return parse_flags(argv, path, Location(path, n))
-    return {}
+        raw = m.group(1)
+        while True:
+            try:
+                words = shlex.split(raw, comments=True)
+                break
+            except ValueError as e:
+                if "No closing quotation" in str(e) and n < len(lines) and n - start < 100:
+                    raw += "\n" + lines[n]
+                    n += 1
+                    continue
+                raise CheckError(f"{path}: line {start + 1}: {e}") from None
+        earlier = value or ""
+        value = self_ref.sub(lambda _m: earlier, " ".join(words))
+        where = start + 1
+    if value is None:
+        return {}
+    return parse_flags(value.split(), path, Location(path, where))
 
 
 class DaemonConfig:

@@ -177,7 +177,14 @@ def parse_dockerfile(text: str, path: str = "Dockerfile") -> list[Instruction]:
     return out
 
 
+#: Names that match the patterns but are notes, backups or templates, not Dockerfiles.
+NOT_DOCKERFILE_SUFFIXES = (".md", ".txt", ".rst", ".bak", "~", ".orig", ".rej", ".swp", ".j2", ".jinja", ".tmpl",
+                           ".tpl", ".template", ".in", ".dockerignore")
+
+
 def is_dockerfile_name(name: str) -> bool:
+    if name.endswith(NOT_DOCKERFILE_SUFFIXES):
+        return False
     return any(fnmatch.fnmatchcase(name, p) for p in DOCKERFILE_PATTERNS)
 
 

@@ -14,22 +14,50 @@ from typing import Any, Callable
 from dockfix.model import CheckError
 
 
-def dockerd_processes(proc: str = "/proc") -> list[tuple[int, list[str]]]:
-    """(pid, argv) of every dockerd process on this machine."""
-    out = []
+def process_names(proc: str = "/proc") -> dict[int, str]:
+    """{pid: command name (comm)} of every process on this machine.
+
+    One small read per process with os.open/os.read: with thousands of processes (a host running
+    hundreds of containers) Python's buffered open() and a read of each cmdline cost several
+    times more.
+    """
+    out: dict[int, str] = {}
     try:
         pids = [p for p in os.listdir(proc) if p.isdigit()]
     except OSError:
         return out
     for pid in pids:
         try:
-            with open(f"{proc}/{pid}/cmdline", "rb") as f:
-                raw = f.read()
+            fd = os.open(f"{proc}/{pid}/comm", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             continue
-        argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+        try:
+            out[int(pid)] = os.read(fd, 64).decode("utf-8", "replace").rstrip("\n")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return out
+
+
+def read_cmdline(pid: int, proc: str = "/proc") -> list[str]:
+    try:
+        with open(f"{proc}/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
+def dockerd_processes(proc: str = "/proc") -> list[tuple[int, list[str]]]:
+    """(pid, argv) of every dockerd process on this machine."""
+    out = []
+    for pid, name in process_names(proc).items():
+        if name != "dockerd":
+            continue
+        argv = read_cmdline(pid, proc)
         if argv and os.path.basename(argv[0]) == "dockerd":
-            out.append((int(pid), argv))
+            out.append((pid, argv))
     return sorted(out)
 
 
@@ -71,12 +99,13 @@ def daemon_argv_for(docker_host: str, procs: list[tuple[int, list[str]]] | None 
 
 
 class RawAPI:
-    """Read-only JSON over HTTP to the engine, with the standard library only.
+    """Read-only JSON over HTTP/1.1 to the engine, with sockets only.
 
-    The Docker SDK costs ~0.2 s to import and builds a requests session; a scan only needs GETs,
-    so it talks HTTP/1.1 to the unix socket (or a plain/TLS TCP endpoint) directly. One
-    keep-alive connection per thread. Paths are unversioned: the engine answers in its own
-    current API version.
+    The Docker SDK costs ~0.2 s to import and ``http.client`` pulls in ``ssl`` and ``email``; a
+    scan needs nothing but GETs, so it speaks the little HTTP it needs to the unix socket (or a
+    plain TCP endpoint) itself, with one keep-alive connection per thread. A TLS endpoint
+    (``DOCKER_TLS_VERIFY``) goes through ``http.client``. Paths are unversioned: the engine answers
+    in its own current API version.
     """
 
     def __init__(self, url: str, timeout: float = 5.0, connect_timeout: float = 2.0):
@@ -94,41 +123,31 @@ class RawAPI:
             raise CheckError(f"engine {url}: unsupported address (use unix:// or tcp://)")
 
     def _connect(self):
-        import http.client
         import socket
 
-        api = self
-
-        class UnixConnection(http.client.HTTPConnection):
-            def connect(self) -> None:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(api.connect_timeout)
-                try:
-                    s.connect(api.address)
-                except OSError:
-                    s.close()
-                    raise
-                s.settimeout(api.timeout)
-                self.sock = s
-
-        if self.kind == "unix":
-            return UnixConnection("localhost", timeout=self.timeout)
-        host, _, port = self.address.rpartition(":")
         if self.kind == "tls":
-            import ssl
-
-            certs = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
-            ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
-            ctx.load_cert_chain(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem"))
-            return http.client.HTTPSConnection(host, int(port or 2376), timeout=self.connect_timeout, context=ctx)
-        return http.client.HTTPConnection(host, int(port or 2375), timeout=self.connect_timeout)
+            return _TLSConnection(self)
+        if self.kind == "unix":
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: Any = self.address
+        else:
+            host, _, port = self.address.rpartition(":")
+            s = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET, socket.SOCK_STREAM)
+            target = (host.strip("[]"), int(port or 2375))
+        s.settimeout(self.connect_timeout)
+        try:
+            s.connect(target)
+        except OSError:
+            s.close()
+            raise
+        s.settimeout(self.timeout)
+        return _Connection(s)
 
     def get(self, path: str, decode: bool = True) -> Any:
         """GET ``path`` and decode the JSON answer (the bytes with decode=False).
 
-        Raises OSError/http.client errors, or ApiError when the engine answers with an error.
+        Raises OSError (refused, timed out, dropped), or ApiError when the engine answers with an error.
         """
-        import http.client
         import json
 
         for attempt in (1, 2):
@@ -137,12 +156,8 @@ class RawAPI:
             if fresh:
                 conn = self._local.conn = self._connect()
             try:
-                conn.request("GET", path, headers={"Accept": "application/json"})
-                if self.kind != "unix" and conn.sock is not None:
-                    conn.sock.settimeout(self.timeout)
-                resp = conn.getresponse()
-                body = resp.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.CannotSendRequest):
+                status, body = conn.get(path)
+            except (ConnectionResetError, BrokenPipeError):
                 # a kept-alive connection the engine closed meanwhile: retry once on a new one
                 conn.close()
                 self._local.conn = None
@@ -153,8 +168,8 @@ class RawAPI:
                 conn.close()
                 self._local.conn = None
                 raise
-            if resp.status >= 400:
-                raise ApiError(resp.status, _message(body), path)
+            if status >= 400:
+                raise ApiError(status, _message(body), path)
             if not decode:
                 return body
             return json.loads(body) if body else None
@@ -165,6 +180,105 @@ class RawAPI:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class _Connection:
+    """Just enough HTTP/1.1 for GET: status line, headers, a Content-Length or chunked body."""
+
+    MAX_BODY = 512 * 1024 * 1024
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        request = f"GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockfix\r\nAccept: application/json\r\n\r\n"
+        self.sock.sendall(request.encode("ascii"))
+        line = self.reader.readline(65537)
+        if not line:
+            raise ConnectionResetError("the engine closed the connection without an answer")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise ConnectionResetError(f"not an HTTP answer: {line[:60]!r}")
+        status = int(parts[1])
+        headers: dict[bytes, bytes] = {}
+        while True:
+            h = self.reader.readline(65537)
+            if not h:
+                raise ConnectionResetError("the engine closed the connection in the middle of an answer")
+            if h in (b"\r\n", b"\n"):
+                break
+            k, _, v = h.partition(b":")
+            headers[k.strip().lower()] = v.strip()
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            body = self._chunked()
+        elif b"content-length" in headers:
+            n = int(headers[b"content-length"])
+            if n > self.MAX_BODY:
+                raise ConnectionResetError(f"answer too large ({n} bytes)")
+            body = self._exactly(n)
+        else:
+            body = self.reader.read()
+            self.close()
+        if headers.get(b"connection", b"").lower() == b"close":
+            self.close()
+        return status, body
+
+    def _exactly(self, n: int) -> bytes:
+        data = self.reader.read(n)
+        if len(data) != n:
+            raise ConnectionResetError("the engine closed the connection in the middle of an answer")
+        return data
+
+    def _chunked(self) -> bytes:
+        chunks, total = [], 0
+        while True:
+            size_line = self.reader.readline(1024)
+            if not size_line:
+                raise ConnectionResetError("the engine closed the connection in the middle of an answer")
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.reader.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > self.MAX_BODY:
+                raise ConnectionResetError("answer too large")
+            chunks.append(self._exactly(size))
+            self._exactly(2)  # CRLF after each chunk
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+        finally:
+            self.sock.close()
+
+
+class _TLSConnection:
+    """A TLS endpoint (DOCKER_TLS_VERIFY, certificates in DOCKER_CERT_PATH) through http.client."""
+
+    def __init__(self, api: RawAPI):
+        import http.client
+        import ssl
+
+        certs = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+        ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+        ctx.load_cert_chain(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem"))
+        host, _, port = api.address.rpartition(":")
+        self.conn = http.client.HTTPSConnection(host, int(port or 2376), timeout=api.timeout, context=ctx)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        import http.client
+
+        try:
+            self.conn.request("GET", path, headers={"Accept": "application/json"})
+            resp = self.conn.getresponse()
+            return resp.status, resp.read()
+        except (http.client.CannotSendRequest, http.client.BadStatusLine) as e:
+            raise ConnectionResetError(str(e)) from None
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class ApiError(Exception):

@@ -14,6 +14,7 @@ import argparse
 import html
 import json
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,11 @@ class HostScan:
 def load_scan(path: str) -> HostScan:
     """Read and validate one per-host scan document."""
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK and a check of what was opened: a FIFO would block open(), a device never ends
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ReportInputError(f"{path}: not a regular file, not a dockfix scan document")
             raw = f.read(64 * 1024 * 1024 + 1)
     except OSError as e:
         raise ReportInputError(f"{path}: cannot read: {e.strerror}") from None
@@ -54,6 +59,10 @@ def load_scan(path: str) -> HostScan:
         raise ReportInputError(f"{path}: not UTF-8 text, not a dockfix scan document") from None
     except json.JSONDecodeError as e:
         raise ReportInputError(f"{path}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise ReportInputError(f"{path}: nested too deeply, not a dockfix scan document") from None
+    except ValueError as e:  # e.g. a number of more than 4300 digits
+        raise ReportInputError(f"{path}: not a dockfix scan document ({str(e)[:80]})") from None
     problem = _shape_problem(doc)
     if problem:
         raise ReportInputError(f"{path}: not a dockfix scan document ({problem})")

@@ -70,7 +70,8 @@ class Host:
     def real(self, path: str) -> str:
         """The machine path of host path ``path`` (no link resolution)."""
         if not path.startswith("/"):
-            raise ValueError(f"host paths are absolute: {path!r}")
+            # A relative path can come from a hostile config file ("tlscert": "../x"): name it.
+            raise CheckError(f"{path}: not an absolute path")
         norm = os.path.normpath(path)
         if self.root == "/":
             return norm
@@ -110,7 +111,14 @@ class Host:
 
     # ------------------------------------------------------------------ stat
     def lstat(self, path: str) -> os.stat_result | None:
-        """lstat of a host path; None when it does not exist."""
+        """lstat of a host path (its last component is not followed); None when it does not exist.
+
+        Links in the parent folders are resolved inside the root, so that ``/var/run -> /run`` in a
+        tree under ``--root`` leads to the tree's ``/run``, never to this machine's."""
+        if self.root != "/":
+            parent, name = os.path.split(os.path.normpath(path))
+            if parent != "/":
+                path = os.path.join(self.resolve(parent), name)
         try:
             return os.lstat(self.real(path))
         except FileNotFoundError:
@@ -142,28 +150,61 @@ class Host:
         """Content of a regular file; None when absent.
 
         Raises CheckError (one line naming the file) when it is not a regular file, is too large,
-        or cannot be read. Never opens a FIFO, socket or device.
+        or cannot be read. Never opens a FIFO, socket or device: the entry is looked at (lstat)
+        before it is opened, and what was opened is checked to be what was looked at. Links are
+        resolved inside the root first; the resolved path is then opened one directory at a time
+        without following any link, so a link swapped in meanwhile is refused, never followed.
         """
         target = self.resolve(path)
-        real = self.real(target)
+        parts = [p for p in target.split("/") if p]
         try:
-            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
-            return None
-        except PermissionError:
-            raise CheckError(f"{path}: permission denied") from None
+            dfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise CheckError(f"{path}: is a symbolic link that cannot be followed") from None
-            if e.errno == errno.ENXIO:  # a socket, or a FIFO with no writer
-                raise CheckError(f"{path}: is not a regular file") from None
-            raise CheckError(f"{path}: {e.strerror}") from None
+            raise CheckError(f"{path}: cannot open the root {self.root}: {e.strerror}") from None
+        try:
+            for name in parts[:-1]:
+                try:
+                    nfd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                except FileNotFoundError:
+                    return None
+                except NotADirectoryError:
+                    # O_PATH|O_NOFOLLOW on a link gives ENOTDIR: resolve() saw no link here.
+                    try:
+                        if stat_mod.S_ISLNK(os.lstat(name, dir_fd=dfd).st_mode):
+                            raise CheckError(f"{path}: a symbolic link appeared on the way while reading; scan again")
+                    except OSError:
+                        pass
+                    return None
+                except OSError as e:
+                    raise self._open_error(path, e) from None
+                os.close(dfd)
+                dfd = nfd
+            if not parts:
+                raise CheckError(f"{path}: is a directory, not a regular file")
+            name = parts[-1]
+            try:
+                before = os.lstat(name, dir_fd=dfd)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as e:
+                raise self._open_error(path, e) from None
+            if not stat_mod.S_ISREG(before.st_mode):
+                raise CheckError(f"{path}: is a {kind_of(before.st_mode)}, not a regular file")
+            if before.st_size > limit:
+                raise CheckError(f"{path}: too large to read ({before.st_size} bytes, limit {limit})")
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY,
+                             dir_fd=dfd)
+            except FileNotFoundError:
+                return None
+            except OSError as e:
+                raise self._open_error(path, e) from None
+        finally:
+            os.close(dfd)
         try:
             st = os.fstat(fd)
-            if not stat_mod.S_ISREG(st.st_mode):
-                raise CheckError(f"{path}: is a {kind_of(st.st_mode)}, not a regular file")
+            if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino) or not stat_mod.S_ISREG(st.st_mode):
+                raise CheckError(f"{path}: changed while being read; scan again")
             if st.st_size > limit:
                 raise CheckError(f"{path}: too large to read ({st.st_size} bytes, limit {limit})")
             chunks = []
@@ -182,10 +223,22 @@ class Host:
         finally:
             os.close(fd)
 
+    @staticmethod
+    def _open_error(path: str, e: OSError) -> CheckError:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return CheckError(f"{path}: permission denied")
+        if e.errno == errno.ELOOP:
+            return CheckError(f"{path}: a symbolic link appeared on the way while reading; scan again")
+        if e.errno == errno.ENXIO:  # a socket, or a FIFO with no writer
+            return CheckError(f"{path}: is not a regular file")
+        return CheckError(f"{path}: {e.strerror}")
+
     def read_text(self, path: str, limit: int = MAX_READ) -> str | None:
         data = self.read_bytes(path, limit)
         if data is None:
             return None
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise CheckError(f"{path}: is UTF-16 text; only UTF-8 is read")
         if b"\0" in data:
             raise CheckError(f"{path}: is a binary file (contains NUL bytes)")
         try:

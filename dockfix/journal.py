@@ -29,6 +29,7 @@ import json
 import os
 import pwd
 import signal
+import stat as stat_mod
 import threading
 import time
 from contextlib import contextmanager
@@ -56,16 +57,24 @@ class Interrupted(Exception):
 
 # ---------------------------------------------------------------------- fault injection (tests)
 def _fault(phase: str, step: int) -> None:
-    """DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an
-    apply is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
-    rollback:2 after the second target is restored. For tests of crash recovery only."""
-    spec = os.environ.get("DOCKFIX_FAULT_KILL_AFTER")
-    if not spec:
-        return
-    for part in spec.split(","):
+    """Fault injection, for tests of crash recovery only.
+
+    DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an apply
+    is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
+    rollback:2 after the second target is restored. DOCKFIX_FAULT_FAIL_AT=apply:3 makes step 3 of
+    an apply fail (as a failed write would) after its before-image is recorded."""
+    slow = os.environ.get("DOCKFIX_FAULT_SLOW")
+    if slow and phase in ("apply", "rollback"):
+        # DOCKFIX_FAULT_SLOW=0.5 waits that many seconds after each step, so that a test can send
+        # SIGINT/SIGTERM while an apply is half-way.
+        time.sleep(float(slow))
+    var = "DOCKFIX_FAULT_FAIL_AT" if phase.endswith("-fail") else "DOCKFIX_FAULT_KILL_AFTER"
+    for part in (os.environ.get(var) or "").split(","):
         name, _, n = part.partition(":")
-        if name == phase and n.isdigit() and int(n) == step:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if name == phase.removesuffix("-fail") and n.isdigit() and int(n) == step:
+            if var == "DOCKFIX_FAULT_KILL_AFTER":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise FsError(f"step {step}: injected failure ({var})")
 
 
 # ---------------------------------------------------------------------- target kinds
@@ -93,9 +102,14 @@ class FileTarget:
         return FileState(**state).describe()
 
     @staticmethod
+    def changes(old: dict, now: dict) -> str:
+        return FileState(**now).changes_from(FileState(**old))
+
+    @staticmethod
     def restore(host: Host, path: str, state: dict, blob: bytes | None) -> None:
         from dockfix import fsops
 
+        fsops.remove_stale_temporaries(host, path)  # an apply killed in the middle of writing this file
         want = FileState(**state)
         now = state_of(host, path)
         if not want.existed:
@@ -309,6 +323,17 @@ class Journal:
                 pass
             if os.path.islink(path):
                 raise JournalError(f"{self.host.unreal(path)}: is a symbolic link; the journal will not follow it")
+            # Whoever else can write a folder on the way can swap the journal for one of their own,
+            # and rollback writes before-images from it as root: refuse such a journal.
+            st = os.lstat(path)
+            if not stat_mod.S_ISDIR(st.st_mode):
+                raise JournalError(f"{self.host.unreal(path)}: is not a directory")
+            if st.st_uid not in (0, os.geteuid()):
+                raise JournalError(f"{self.host.unreal(path)}: is owned by uid {st.st_uid}, not root; dockfix will not "
+                                   f"keep (or trust) its journal there")
+            if st.st_mode & 0o002 and not st.st_mode & stat_mod.S_ISVTX:
+                raise JournalError(f"{self.host.unreal(path)}: is writable by everyone; dockfix will not keep (or "
+                                   f"trust) its journal there")
         os.chmod(self.dir, 0o700)
         os.chmod(os.path.dirname(self.dir), 0o700)
 
@@ -511,6 +536,11 @@ class _Signals:
         return False
 
 
+def _describe(kind, state: dict) -> str:
+    text = kind.describe({k: (None if isinstance(v, str) and v.startswith("hmac:") else v) for k, v in state.items()})
+    return text.replace(" sha256 None", "")
+
+
 def stale_targets(host: Host, plan: Plan) -> list[str]:
     """Targets whose state is not the one the plan was made against (first change per target)."""
     seen: set[str] = set()
@@ -527,8 +557,18 @@ def stale_targets(host: Host, plan: Plan) -> list[str]:
             continue
         if c.pre is None:
             out.append(f"{target_label(c.target)} (the plan recorded no precondition)")
-        elif not kind.same(now, c.pre):
-            out.append(f"{target_label(c.target)} (planned against: {kind.describe(c.pre)}; now: {kind.describe(now)})")
+        elif not plan.same_pre(kind, now, c.pre):
+            if hasattr(kind, "changes"):
+                pre = dict(c.pre)
+                if not plan.same_pre(kind, {**now, "uid": pre.get("uid"), "gid": pre.get("gid"), "mode": pre.get("mode"),
+                                            "kind": pre.get("kind")}, pre):
+                    pre["sha256"] = "(differs)"
+                else:
+                    pre["sha256"] = now.get("sha256")
+                what = kind.changes(pre, now)
+            else:
+                what = f"planned against: {_describe(kind, c.pre)}; now: {kind.describe(now)}"
+            out.append(f"{target_label(c.target)} ({what})")
     return out
 
 
@@ -546,6 +586,10 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
     if not changes:
         return None, [], False, None
     with journal.lock():
+        unfinished = unfinished_tx(journal)
+        if unfinished:
+            raise JournalBusy(f"transaction {unfinished} was interrupted and is not rolled back: run "
+                              f"`dockfix rollback {unfinished}` first")
         stale = stale_targets(host, plan)
         if stale:
             raise PlanError("the host changed since the plan was made; nothing was applied. Changed: " + "; ".join(stale))
@@ -559,13 +603,16 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                     sig.check()
                     kind, name = target_kind(c.target)
                     state, blob = kind.capture(host, name)
+                    first = c.target not in done
+                    # Checked before the step is recorded: a target that changed under us is never
+                    # touched, so the rollback must not try to "restore" it either.
+                    if first and not plan.same_pre(kind, state, c.pre):
+                        raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
                     blob_name = tx.put_blob(n, blob) if blob is not None else None
                     tx.append({"type": "before", "step": n, "target": c.target, "change": _change_summary(c),
-                               "state": state, "expected": c.expected(), "blob": blob_name,
+                               "state": state, "expected": c.expected(state), "blob": blob_name,
                                "blob_sha256": sha256(blob) if blob is not None else None})
-                    first = c.target not in done
-                    if first and not kind.same(state, c.pre):
-                        raise PlanError(f"{target_label(c.target)}: changed while the plan was being applied")
+                    _fault("apply-fail", n)
                     c.perform(host)
                     _fault("apply-inflight", n)
                     tx.append({"type": "after", "step": n, "target": c.target, "state": kind.state(host, name)})
@@ -585,6 +632,15 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                 except Exception as e2:  # noqa: BLE001 — report both
                     return tx.id, done, False, f"{msg}; rolling back failed too: {e2} (run `dockfix rollback {tx.id}`)"
                 return tx.id, done, True, msg
+
+
+def unfinished_tx(journal: Journal) -> str | None:
+    """The latest transaction if a crash left it half applied (or half rolled back)."""
+    ids = journal.txids()
+    if not ids:
+        return None
+    st = tx_state(journal.open(ids[-1]))
+    return ids[-1] if st.state in ("incomplete", "rolling back") else None
 
 
 def _change_summary(c: Change) -> dict:
@@ -639,8 +695,13 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         first.setdefault(s.target, s)
         last[s.target] = s
     refused = []
+    keep_dirs: set[str] = set()  # created directories that now hold files of others (kept with --force)
+    created = {t for t, s0 in first.items() if not s0.before.get("existed")}
     for target, s0 in first.items():
         kind, name = target_kind(target)
+        if s0.before.get("kind") == "file" and tx.get_blob(s0.blob, s0.blob_sha256) is None:
+            refused.append(f"{target_label(target)} (its before-image in the journal is missing or damaged)")
+            continue
         now = kind.state(host, name)
         sl = last[target]
         ok = [s0.before]
@@ -648,10 +709,26 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         if sl.after is None:
             ok.append(sl.before)
         if not any(kind.same(now, o) for o in ok if o is not None):
-            if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None and s0.before.get("kind") == "file":
-                refused.append(f"{target_label(target)} (its before-image in the journal is damaged)")
-            elif not force:
-                refused.append(f"{target_label(target)} (changed since the transaction: now {kind.describe(now)})")
+            if not force:
+                ref = sl.after if sl.after is not None else (sl.expected or s0.before)
+                what = kind.changes(ref, now) if hasattr(kind, "changes") else f"now {kind.describe(now)}"
+                refused.append(f"{target_label(target)} (changed since the transaction: {what})")
+        elif target in created and now.get("kind") == "dir":
+            ours = {t.partition(":")[2].rsplit("/", 1)[-1] for t in created
+                    if t.startswith("file:") and t.partition(":")[2].rsplit("/", 1)[0] == name}
+            try:
+                entries = set(os.listdir(host.real(name)))
+            except OSError:
+                entries = set()
+            # what an apply killed mid-write leaves beside one of our files is ours too (removed on restore)
+            others = sorted(e for e in entries - ours
+                            if not any(e.startswith(f".{n}.dockfix-") and e.endswith(".tmp") for n in ours))
+            if others:
+                if force:
+                    keep_dirs.add(target)
+                else:
+                    refused.append(f"{target_label(target)} (created by the transaction, now holds other files: "
+                                   f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}; --force keeps it)")
     if refused:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
     tx.append({"type": "rollback-begin", "force": force})
@@ -660,7 +737,14 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         s0 = first[target]
         kind, name = target_kind(target)
         blob = tx.get_blob(s0.blob, s0.blob_sha256)
-        kind.restore(host, name, s0.before, blob)
+        if target in keep_dirs:
+            tx.append({"type": "restored", "target": target, "kept": True})
+            continue
+        try:
+            kind.restore(host, name, s0.before, blob)
+        except (FsError, OSError) as e:
+            raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {e}; put it right and run "
+                               f"`dockfix rollback {tx.id}` again") from None
         tx.append({"type": "restored", "target": target})
         restored.append(target_label(target))
         _fault("rollback", i)

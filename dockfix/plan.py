@@ -74,6 +74,45 @@ def mask_line(line: str) -> str:
     return line
 
 
+#: Maskers for diffs of files that hold secrets among other settings (compose files, .env):
+#: "module:function" taking (path, text) and returning the text with the values hidden, or None
+#: when it does not handle that file. Loaded on first use (the plan core imports no fix module).
+DIFF_MASKERS = ["dockfix.fixes.compose_secrets:diff_masker"]
+
+
+def _load_ref(spec: str):
+    import importlib
+
+    mod, _, fn = spec.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def masked_text(path: str, text: str) -> str | None:
+    """``text`` with secret values hidden by the masker for ``path``'s kind of file, or None."""
+    for spec in DIFF_MASKERS:
+        try:
+            out = _load_ref(spec)(path, text)
+        except ImportError:
+            continue
+        if out is not None:
+            return out
+    return None
+
+
+def _masked_diff(path: str, before: bytes | None, after: bytes, existed: bool) -> str | None:
+    try:
+        a = (before or b"").decode("utf-8") if existed else ""
+        b = after.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    ma, mb = (masked_text(path, a) if existed else ""), masked_text(path, b)
+    if ma is None or mb is None:
+        return None
+    lines = list(difflib.unified_diff(ma.splitlines(keepends=True), mb.splitlines(keepends=True),
+                                      "/dev/null" if not existed else path, path, n=3))
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines)
+
+
 def _has_secret_lines(data: bytes | None) -> bool:
     if not data:
         return False
@@ -82,6 +121,11 @@ def _has_secret_lines(data: bytes | None) -> bool:
 
 
 def content_diff(path: str, before: bytes | None, after: bytes, existed: bool, secret: bool, mask: bool) -> str:
+    if mask and masked_text(path, "") is not None:  # a compose or .env file: show lines, hide values
+        shown = _masked_diff(path, before, after, existed)
+        if shown is not None:
+            return "".join(ln + "\n" if ln.startswith(("---", "+++", "@@")) or "<secret, " in ln
+                           else mask_line(ln) + "\n" for ln in shown.splitlines())
     if secret and mask:
         old = "did not exist" if not existed else f"<secret, {len(before or b'')} bytes>"
         return f"--- {path}\n+++ {path}\n  content  {old} -> <secret, {len(after)} bytes>\n"
@@ -188,8 +232,9 @@ class Change:
         """Record the precondition (and update the staging overlay). May raise PlanRefused."""
 
     # -- apply time (see journal.py)
-    def expected(self) -> dict | None:
-        """The target's state once this change is made (for a crash between change and record)."""
+    def expected(self, before: dict | None = None) -> dict | None:
+        """The target's state once this change is made on a target now in state ``before`` (for a
+        crash between the change and its record)."""
         return None
 
     def perform(self, host: Host) -> None:
@@ -278,8 +323,9 @@ class WriteFile(FileChange):
         stage.set(self.path, FileState(True, "file", self.uid, self.gid, self.mode, self.after_sha256, len(self.after)),
                   self.after)
 
-    def expected(self) -> dict:
-        return FileState(True, "file", self.uid, self.gid, self.mode, self.after_sha256).to_json()
+    def expected(self, before: dict | None = None) -> dict:
+        digest = sha256(self.after) if self.after is not None else self.after_sha256
+        return FileState(True, "file", self.uid, self.gid, self.mode, digest).to_json()
 
     def perform(self, host: Host) -> None:
         from dockfix.fsops import write_file
@@ -300,7 +346,7 @@ class WriteFile(FileChange):
     def diff(self, mask_secrets: bool = True) -> str:
         pre = self.pre_state()
         if self.after is None:
-            out = f"--- {self.path}\n+++ {self.path}\n  content  <secret, sha256 {(self.after_sha256 or '')[:12]}>\n"
+            out = f"--- {self.path}\n+++ {self.path}\n  content  <secret: not kept in plan files; rebuilt on the host when applied>\n"
         else:
             out = content_diff(self.path, self.before, self.after, pre.existed, self.secret, mask_secrets)
             if not out:
@@ -333,7 +379,7 @@ class WriteFile(FileChange):
             after = d["after_text"].encode("utf-8")
         elif "after_b64" in d:
             after = base64.b64decode(d["after_b64"])
-        if after is not None and sha256(after) != d.get("after_sha256"):
+        if after is not None and not is_keyed(d.get("after_sha256")) and sha256(after) != d.get("after_sha256"):
             raise PlanError(f"{d.get('path')}: new content does not match its recorded sha256 (plan edited?)")
         return cls(path=d["path"], after=after, mode=d["mode"], uid=d["uid"], gid=d["gid"], secret=d.get("secret", False),
                    after_sha256=d.get("after_sha256"), pre=d.get("pre"), secret_lines=d.get("secret_lines", False))
@@ -354,8 +400,9 @@ class Chown(FileChange):
         self.pre = pre.to_json()
         stage.set(self.path, replace(pre, uid=self.uid, gid=self.gid), stage.content(self.path))
 
-    def expected(self) -> dict:
-        return replace(self.pre_state(), uid=self.uid, gid=self.gid).to_json()
+    def expected(self, before: dict | None = None) -> dict:
+        base = FileState.from_json(before) or self.pre_state()
+        return replace(base, uid=self.uid, gid=self.gid).to_json()
 
     def perform(self, host: Host) -> None:
         from dockfix.fsops import chown
@@ -392,8 +439,9 @@ class Chmod(FileChange):
         self.pre = pre.to_json()
         stage.set(self.path, replace(pre, mode=self.mode), stage.content(self.path))
 
-    def expected(self) -> dict:
-        return replace(self.pre_state(), mode=self.mode).to_json()
+    def expected(self, before: dict | None = None) -> dict:
+        base = FileState.from_json(before) or self.pre_state()
+        return replace(base, mode=self.mode).to_json()
 
     def perform(self, host: Host) -> None:
         from dockfix.fsops import chmod
@@ -429,7 +477,7 @@ class RemoveFile(FileChange):
         self.pre = pre.to_json()
         stage.set(self.path, FileState(False), None)
 
-    def expected(self) -> dict:
+    def expected(self, before: dict | None = None) -> dict:
         return FileState(False).to_json()
 
     def perform(self, host: Host) -> None:
@@ -465,7 +513,7 @@ class MakeDir(FileChange):
         self.pre = pre.to_json()
         stage.set(self.path, FileState(True, "dir", self.uid, self.gid, self.mode), None)
 
-    def expected(self) -> dict:
+    def expected(self, before: dict | None = None) -> dict:
         return FileState(True, "dir", self.uid, self.gid, self.mode).to_json()
 
     def perform(self, host: Host) -> None:
@@ -495,6 +543,10 @@ def parents_to_make(ctx, path: str, mode: int = 0o755) -> list[MakeDir]:
 
 
 # ---------------------------------------------------------------------- engine changes
+#: Where a CreateSecret's bytes come from at apply time, by data_ref kind ("module:function" taking
+#: (host, data_ref) and returning the bytes; checked against the sha256 recorded at plan time).
+CONTENT_SOURCES = {"service-env": "dockfix.fixes.secrets:derive_service_env"}
+
 @change_kind
 @dataclass
 class CreateSecret(Change):
@@ -507,10 +559,18 @@ class CreateSecret(Change):
     data_ref: dict = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
     data: bytes | None = field(default=None, repr=False)
+    #: The host's plan key when the plan came from a plan file (its hashes are keyed).
+    key: bytes | None = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
         return f"secret:{self.name}"
+
+    def _matches(self, data: bytes) -> bool:
+        want = self.data_ref.get("sha256")
+        if is_keyed(want):
+            return self.key is not None and keyed(self.key, sha256(data)) == want
+        return sha256(data) == want
 
     def bind(self, host: Host, stage: Staging) -> None:
         self.pre = {"existed": False}
@@ -526,8 +586,13 @@ class CreateSecret(Change):
             data = read_file(host, self.data_ref["path"])
             if data is None:
                 raise PlanError(f"{self.data_ref['path']}: source of secret {self.name} is gone")
-            if self.data_ref.get("sha256") and sha256(data) != self.data_ref["sha256"]:
+            if self.data_ref.get("sha256") and not self._matches(data):
                 raise PlanError(f"{self.data_ref['path']}: changed since the plan was made (secret {self.name})")
+            return data
+        if self.data_ref.get("kind") in CONTENT_SOURCES:  # e.g. a variable of a service, read again now
+            data = _load_ref(CONTENT_SOURCES[self.data_ref["kind"]])(host, self.data_ref)
+            if not self._matches(data):
+                raise PlanError(f"secret {self.name}: its source changed since the plan was made; plan again")
             return data
         raise PlanError(f"secret {self.name}: its value is not available here (it is never stored in a plan file)")
 
@@ -553,6 +618,9 @@ class UpdateService(Change):
     kind: ClassVar[str] = "update-service"
     service_id: str = ""
     new_spec: dict = field(default_factory=dict)
+    #: The spec this change starts from (the live one, or an earlier change's), for the diff only;
+    #: never in a plan file.
+    before_spec: dict | None = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
@@ -561,16 +629,26 @@ class UpdateService(Change):
     def bind(self, host: Host, stage: Staging) -> None:
         svc = host.docker.api.inspect_service(self.service_id)
         self.pre = {"existed": True, "version": svc["Version"]["Index"], "spec_sha256": _spec_hash(svc["Spec"])}
+        if self.before_spec is None:
+            self.before_spec = svc["Spec"]
 
     def perform(self, host: Host) -> None:
         svc = host.docker.api.inspect_service(self.service_id)
-        _update_service(host, self.service_id, svc["Version"]["Index"], self.new_spec)
+        spec = _unmask_env(self.new_spec, svc["Spec"], self.service_id)
+        _resolve_secret_ids(host, spec)
+        _update_service(host, self.service_id, svc["Version"]["Index"], spec)
 
     def summary(self) -> str:
         return f"update swarm service {self.new_spec.get('Name', self.service_id)}"
 
     def diff(self, mask_secrets: bool = True) -> str:
-        return self.summary() + "\n" + "".join(f"  {line}\n" for line in _spec_outline(self.new_spec, mask_secrets))
+        after = _spec_outline(self.new_spec, mask_secrets)
+        if self.before_spec is None:
+            return self.summary() + "\n" + "".join(f"  {line}\n" for line in after)
+        before = _spec_outline(self.before_spec, mask_secrets)
+        shown = [ln for ln in difflib.unified_diff(before, after, "before", "after", n=2, lineterm="")
+                 if not ln.startswith(("---", "+++"))]
+        return self.summary() + "\n" + "".join(f"  {line}\n" for line in shown or ["(no change)"])
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "service_id": self.service_id, "new_spec": _masked_spec(self.new_spec), "pre": self.pre}
@@ -578,6 +656,38 @@ class UpdateService(Change):
     @classmethod
     def _load(cls, d: dict) -> "UpdateService":
         return cls(service_id=d["service_id"], new_spec=d.get("new_spec") or {}, pre=d.get("pre"))
+
+
+_MASKED = re.compile(r"^<secret, (\d+) bytes>$")
+
+
+def _unmask_env(new_spec: dict, live: dict, sid: str) -> dict:
+    """A spec read from a plan file has its secret-looking values masked: take each back from the
+    live spec (same variable, same length), or refuse."""
+    spec = json.loads(json.dumps(new_spec))
+    env = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or []
+    live_env = dict(e.partition("=")[::2] for e in ((live.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or [])
+    for i, e in enumerate(env):
+        name, _, value = e.partition("=")
+        m = _MASKED.match(value)
+        if m:
+            old = live_env.get(name)
+            if old is None or len(old.encode()) != int(m.group(1)):
+                raise PlanError(f"service {sid}: {name} changed since the plan was made; plan again")
+            env[i] = f"{name}={old}"
+    return spec
+
+
+def _resolve_secret_ids(host: Host, spec: dict) -> None:
+    """Secret references planned by name (the secret is created by the same plan) get their ID."""
+    refs = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Secrets") or []
+    for ref in refs:
+        if not ref.get("SecretID"):
+            found = [s for s in host.docker.secrets.list(filters={"name": ref.get("SecretName")})
+                     if s.name == ref.get("SecretName")]
+            if not found:
+                raise PlanError(f"secret {ref.get('SecretName')} does not exist")
+            ref["SecretID"] = found[0].id
 
 
 def _spec_hash(spec: dict) -> str:
@@ -601,6 +711,8 @@ def _spec_outline(spec: dict, mask: bool) -> list[str]:
         out.append(f"env {e}")
     for s in cs.get("Secrets") or []:
         out.append(f"secret {s.get('SecretName')} -> {(s.get('File') or {}).get('Name')}")
+    if cs.get("Args"):
+        out.append("args " + " ".join(str(a) for a in cs["Args"]))
     return out
 
 
@@ -636,6 +748,8 @@ class PlanItem:
         elif self.daemon_action:
             head += ("#   dockerd needs a restart to use this (`systemctl restart docker`: containers stop unless "
                      "live-restore is on); dockfix restarts it only with --restart-daemon\n")
+        for cmd in self.post:
+            head += f"#   then runs (on the live host, after apply and after rollback): {' '.join(cmd)}\n"
         return head + "".join(c.diff(mask_secrets) for c in self.changes)
 
     def to_json(self) -> dict:
@@ -654,6 +768,73 @@ class PlanItem:
 
 
 PLAN_FORMAT = "dockfix-plan"
+PLAN_KEY = "/var/lib/dockfix/plan.key"
+
+
+# ---------------------------------------------------------------------- keyed hashes in plan files
+# A plain sha256 of a file whose other lines are known (a compose file with one password in it)
+# lets anyone holding the plan file test guesses of the secret offline. Plan files therefore carry
+# only HMACs of the hashes, keyed with a random key kept on the host (PLAN_KEY, 0600): the host
+# that made the plan can check it; a reader of the plan file cannot test guesses.
+def is_keyed(v: Any) -> bool:
+    return isinstance(v, str) and v.startswith("hmac:")
+
+
+def keyed(key: bytes, digest: str | None) -> str | None:
+    import hmac
+
+    if digest is None or is_keyed(digest):
+        return digest
+    return "hmac:" + hmac.new(key, digest.encode(), "sha256").hexdigest()
+
+
+def key_hashes(obj: Any, key: bytes) -> Any:
+    """A copy of ``obj`` with every ``*sha256`` value replaced by its keyed form."""
+    if isinstance(obj, dict):
+        return {k: (keyed(key, v) if k.endswith("sha256") and isinstance(v, str) else key_hashes(v, key))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [key_hashes(v, key) for v in obj]
+    return obj
+
+
+def has_keyed(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return any(is_keyed(v) or has_keyed(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(has_keyed(v) for v in obj)
+    return False
+
+
+def host_key(host: Host, create: bool = False) -> bytes | None:
+    """The host's plan key (created 0600 on first use when ``create``)."""
+    path = host.real(PLAN_KEY)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 64)
+        finally:
+            os.close(fd)
+        if len(data) == 32:
+            return data
+        raise PlanError(f"{PLAN_KEY}: not a dockfix plan key")
+    except FileNotFoundError:
+        if not create:
+            return None
+    except OSError as e:
+        raise PlanError(f"{PLAN_KEY}: {e.strerror}") from None
+    from dockfix.journal import Journal
+
+    Journal(host).ensure()
+    data = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return data
 
 
 @dataclass
@@ -661,6 +842,8 @@ class Plan:
     items: list[PlanItem] = field(default_factory=list)
     root: str = "/"
     created: float = field(default_factory=time.time)
+    #: Set when the plan came from a plan file with keyed hashes (see host_key).
+    key: bytes | None = field(default=None, repr=False)
 
     @property
     def changes(self) -> list[Change]:
@@ -673,9 +856,13 @@ class Plan:
     def diff(self, mask_secrets: bool = True) -> str:
         return "\n".join(it.diff(mask_secrets) for it in self.items)
 
-    def to_json(self) -> dict:
+    def to_json(self, key: bytes | None = None) -> dict:
+        """The plan as JSON. With ``key`` (for plan files) every content hash is keyed."""
+        items = [it.to_json() for it in self.items]
+        if key is not None:
+            items = key_hashes(items, key)
         return {"format": PLAN_FORMAT, "version": 1, "root": self.root, "created": self.created,
-                "items": [it.to_json() for it in self.items]}
+                "keyed": key is not None, "items": items}
 
     @classmethod
     def from_json(cls, d: Any, source: str = "plan", host: Host | None = None) -> "Plan":
@@ -686,13 +873,45 @@ class Plan:
         try:
             plan = cls(items=[PlanItem.from_json(i) for i in d.get("items") or []], root=d.get("root", "/"),
                        created=float(d.get("created", 0)))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise PlanError(f"{source}: malformed plan ({type(e).__name__}: {e})") from None
         except PlanError as e:
             raise PlanError(f"{source}: {e}") from None
+        validate(plan, source)
+        if d.get("keyed") or has_keyed(d.get("items")):
+            if host is None:
+                raise PlanError(f"{source}: a plan file is checked on the host that made it (give --root)")
+            plan.key = host_key(host)
+            if plan.key is None:
+                raise PlanError(f"{source}: this host has no {PLAN_KEY}: the plan was made on another host (or the "
+                                f"key was removed); make a new plan here")
+            for c in plan.changes_all():
+                if isinstance(c, CreateSecret):
+                    c.key = plan.key
+                if isinstance(c, WriteFile) and c.after is not None:
+                    if keyed(plan.key, sha256(c.after)) != c.after_sha256:
+                        raise PlanError(f"{source}: {c.path}: new content does not match its recorded hash (plan "
+                                        f"edited, or made on another host)")
+                    c.after_sha256 = sha256(c.after)
         if host is not None:
             plan.load_before(host)
         return plan
+
+    def changes_all(self) -> list[Change]:
+        return [c for it in self.items for c in it.changes]
+
+    def same_pre(self, kind: Any, now: dict, pre: dict | None) -> bool:
+        """``now`` (a live state) matches precondition ``pre`` (keyed when from a plan file)."""
+        if pre is None:
+            return False
+        if self.key is not None and has_keyed(pre):
+            now = key_hashes(now, self.key)
+        return kind.same(now, pre)
+
+    def content_matches(self, data: bytes, digest: str | None) -> bool:
+        if is_keyed(digest) and self.key is not None:
+            return keyed(self.key, sha256(data)) == digest
+        return sha256(data) == digest
 
     def load_before(self, host: Host) -> None:
         """Fill the before-content of file writes from the host, for diffs (only if unchanged)."""
@@ -708,7 +927,7 @@ class Plan:
                         data = read_file(host, c.path)
                     except FsError:
                         data = None
-                    if data is not None and sha256(data) == pre.sha256:
+                    if data is not None and self.content_matches(data, pre.sha256):
                         c.before = data
         # a later write of the same file starts from the earlier write's content
         last: dict[str, bytes | None] = {}
@@ -718,20 +937,82 @@ class Plan:
                     c.before = last[c.path]
                 last[c.path] = c.after
 
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2) + "\n"
+    def dumps(self, key: bytes | None = None) -> str:
+        return json.dumps(self.to_json(key), indent=2) + "\n"
+
+
+#: The only commands a plan may run after it is applied or rolled back (a plan file is input
+#: to a root process: one edited to run something else is refused, not obeyed).
+POST_COMMANDS = {("augenrules", "--load")}
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+
+def validate(plan: "Plan", source: str) -> None:
+    """Types and values a plan file must have before anything acts on it (a one-line PlanError)."""
+    def bad(what: str) -> PlanError:
+        return PlanError(f"{source}: {what} (plan file damaged or edited)")
+
+    for it in plan.items:
+        for name in ("check_id", "subject", "title", "impact"):
+            if not isinstance(getattr(it, name), str):
+                raise bad(f"item {it.check_id!r}: {name} is not text")
+        if it.daemon_action not in (None, "reload", "restart"):
+            raise bad(f"item {it.check_id}: unknown daemon action {it.daemon_action!r}")
+        for cmd in it.post:
+            if not all(isinstance(w, str) for w in cmd) or tuple(cmd) not in POST_COMMANDS:
+                raise bad(f"item {it.check_id}: {' '.join(map(str, cmd))!r} is not a command dockfix runs")
+        for c in it.changes:
+            if isinstance(c, FileChange):
+                if not isinstance(c.path, str) or not c.path.startswith("/") or "\0" in c.path:
+                    raise bad(f"item {it.check_id}: {c.path!r} is not an absolute path")
+                for attr, top in (("mode", 0o7777), ("uid", 2**32 - 2), ("gid", 2**32 - 2)):
+                    v = getattr(c, attr, 0)
+                    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top):
+                        raise bad(f"{c.path}: {attr} {v!r} is out of range")
+            if c.pre is not None and not isinstance(c.pre, dict):
+                raise bad(f"item {it.check_id}: precondition is not an object")
+            if isinstance(c, FileChange) and c.pre is not None and not _file_state_ok(c.pre):
+                raise bad(f"{c.path}: precondition is not a file state")
+
+
+def _file_state_ok(d: dict) -> bool:
+    types = {"existed": (bool,), "kind": (str, type(None)), "uid": (int, type(None)), "gid": (int, type(None)),
+             "mode": (int, type(None)), "sha256": (str, type(None)), "size": (int, type(None))}
+    return ("existed" in d and set(d) <= set(types)
+            and all(isinstance(v, types[k]) and not (isinstance(v, bool) and k != "existed") for k, v in d.items()))
 
 
 def load_plan(path: str, host: Host | None = None) -> Plan:
+    """Read a plan file. It must be a regular file (a FIFO would block), not writable by anyone
+    but its owner (root applies it: anyone else who can write it could change it after review)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         raise PlanError(f"{path}: plan file not found") from None
+    except OSError as e:
+        raise PlanError(f"{path}: cannot read the plan: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            from dockfix.host import kind_of
+
+            raise PlanError(f"{path}: is a {kind_of(st.st_mode)}, not a plan file")
+        if st.st_mode & 0o022:
+            raise PlanError(f"{path}: is writable by other users (mode {stat_mod.S_IMODE(st.st_mode):04o}): anyone could "
+                            f"have changed it after it was reviewed; chmod go-w it, or make a new plan")
+        if st.st_size > MAX_PLAN_BYTES:
+            raise PlanError(f"{path}: too large for a plan file ({st.st_size} bytes)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_PLAN_BYTES + 1)
+        data = json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as e:
         raise PlanError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except RecursionError:
+        raise PlanError(f"{path}: nested too deeply to be a plan file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         raise PlanError(f"{path}: cannot read the plan: {e}") from None
+    finally:
+        os.close(fd)
     return Plan.from_json(data, path, host)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import quote
 from collections import Counter
 from typing import Any
 
@@ -19,6 +21,21 @@ COLOURS = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def safe_text(text: str, keep_newlines: bool = False) -> str:
+    """Text from the scanned host made safe for a terminal.
+
+    Files, names and engine replies are hostile input: an escape sequence in a daemon.json value
+    or a file name must not repaint or retitle the admin's terminal, and a lone surrogate must not
+    crash the output. Control characters and surrogates are shown as visible escapes (``\\x1b``).
+    """
+    out = _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}",
+                       text)
+    return out if keep_newlines else out.replace("\n", "\\n")
+
+
 def counts(findings: list[Finding]) -> Counter:
     return Counter(f.status for f in findings)
 
@@ -27,7 +44,7 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
     def paint(status: Status, text: str) -> str:
         return f"\033[{COLOURS[status]}m{text}\033[0m" if colour else text
 
-    out = [f"dockfix {__version__} scan of {host.get('root', '/')}" +
+    out = [f"dockfix {__version__} scan of {safe_text(str(host.get('root', '/')))}" +
            (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)")]
     by_section: dict[str, list[Finding]] = {}
     for f in findings:
@@ -44,15 +61,15 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
         for f in items:
             tag = paint(f.status, f"{f.status.value.upper():6}")
             num = f.cis or "-"
-            line = f"  {tag} {num:6} {f.id}  {f.subject}"
+            line = f"  {tag} {num:6} {f.id}  {safe_text(f.subject)}"
             if f.status == Status.SKIP and not verbose:
-                line += f" - {f.evidence}" if f.evidence else ""  # a skip is one line: what and why
+                line += f" - {safe_text(f.evidence)}" if f.evidence else ""  # a skip is one line: what and why
             elif f.status != Status.PASS or verbose:
                 line += f"\n         {f.title}"
                 if f.evidence:
-                    line += f"\n         evidence: {f.evidence}"
+                    line += f"\n         evidence: {safe_text(f.evidence)}"
                 if f.location:
-                    line += f"\n         at: {f.location}"
+                    line += f"\n         at: {safe_text(str(f.location))}"
                 if f.fix:
                     line += f"\n         fix: {f.fix['safety']} - {f.fix['impact']}"
             out.append(line)
@@ -94,7 +111,7 @@ def render_sarif(findings: list[Finding], host: dict[str, Any]) -> str:
             "properties": {"cis": f.cis, "severity": str(f.severity)},
         })
         region = {"startLine": f.location.line} if f.location.line else {}
-        loc = {"physicalLocation": {"artifactLocation": {"uri": "file://" + f.location.path}}}
+        loc = {"physicalLocation": {"artifactLocation": {"uri": "file://" + quote(f.location.path)}}}
         if region:
             loc["physicalLocation"]["region"] = region
         results.append({

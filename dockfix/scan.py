@@ -28,10 +28,16 @@ class Context:
     compose: list[str] = field(default_factory=list)  # host paths given with --compose
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _key_locks: dict[str, threading.RLock] = field(default_factory=dict, repr=False)
 
     def memo(self, name: str, compute: Callable[[], Any]) -> Any:
-        """Compute a shared source once; a CheckError is cached and re-raised to every caller."""
+        """Compute a shared source once; a CheckError is cached and re-raised to every caller.
+
+        Each source has its own lock, so a slow source (the engine) never holds up the others.
+        """
         with self._lock:
+            key_lock = self._key_locks.setdefault(name, threading.RLock())
+        with key_lock:
             if name not in self._memo:
                 try:
                     self._memo[name] = compute()

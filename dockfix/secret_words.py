@@ -77,7 +77,7 @@ def is_secret_name(var: str) -> bool:
 # scheme://user:password@host  (the password may be empty: then it is not a credential)
 _URL_CRED = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?P<user>[^\s:/@?#]*):(?P<pw>[^\s@/?#]+)@")
 # Go/MySQL DSN without a scheme: user:password@tcp(host:3306)/db
-_GO_DSN = re.compile(r"(?:^|[\s'\"])[^\s:/@'\"]+:(?P<pw>[^\s@'\"]+)@(?:tcp|unix|udp)\(")
+_GO_DSN = re.compile(r"(?:^|[\s'\"])[^\s:/@'\"]+:(?P<pw>[^\s@'\"]+)@(?:tcp|unix|udp)?\(")
 # key=value connection strings: "Server=db;User Id=sa;Password=x;" / "host=db password=x" (libpq)
 _KV_CRED = re.compile(r"(?i)(?:^|[;\s])\s*(?:password|pwd|passwd)\s*=\s*(?P<pw>'[^']+'|\"[^\"]+\"|[^;\s'\"]+)")
 

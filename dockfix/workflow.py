@@ -3,7 +3,6 @@ plan fixes for findings, apply a plan through the journal, roll back, list trans
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from dockfix import journal as jr
 from dockfix.fixes import DISRUPTIVE, MANUAL, SAFE, Fixer, ManualFix
 from dockfix.host import Host
 from dockfix.model import REGISTRY, CheckError, Finding, Status
-from dockfix.plan import Change, Plan, PlanError, PlanItem, PlanRefused
+from dockfix.plan import Plan, PlanError, PlanItem, PlanRefused
 
 __all__ = ["plan_fixes", "apply_plan", "rollback", "list_transactions", "rescan", "ApplyResult", "RollbackResult",
            "TxInfo", "PlanError", "SAFE", "DISRUPTIVE", "MANUAL"]
@@ -72,10 +71,38 @@ def plan_fixes(ctx, findings: Iterable[Finding], only: Iterable[str] = (), skip:
         except (ManualFix, PlanRefused, CheckError) as e:
             item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=MANUAL, impact=fixer.impact,
                             notes=[str(e)])
+        except Exception as e:  # noqa: BLE001 — a bug in one fix must not stop the others; it is shown
+            item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=MANUAL, impact=fixer.impact,
+                            notes=[f"internal error in the fix for {f.id}: {type(e).__name__}: {e}"])
         if item.safety != MANUAL and not item.changes:
             continue  # nothing to do (an earlier fix already covers it)
         plan.items.append(item)
     return plan
+
+
+def Context_for(host: Host):
+    from dockfix.scan import Context
+
+    return Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout))
+
+
+def subset_plan(ctx, plan: Plan, keep: list[PlanItem]) -> Plan:
+    """The plan with only the ``keep`` items (e.g. after the user declined some).
+
+    Items that change the same file build on each other; when a kept item builds on a dropped
+    one, the kept items are planned again from a fresh scan of their checks, so that what is
+    applied is exactly what the remaining fixes do on the host as it is.
+    """
+    kept_ids = {id(it) for it in keep}
+    dropped_targets = {c.target for it in plan.items if id(it) not in kept_ids for c in it.changes}
+    chained = any(c.target in dropped_targets for it in keep for c in it.changes)
+    if not chained:
+        return Plan([it for it in plan.items if id(it) in kept_ids], plan.root, plan.created)
+    keys = {(it.check_id, it.subject) for it in keep}
+    fresh = Context_for(ctx.host)
+    fresh.paths, fresh.compose = list(ctx.paths), list(ctx.compose)
+    findings = [f for f in rescan(fresh, [cid for cid, _ in keys]) if (f.id, f.subject) in keys]
+    return plan_fixes(fresh, findings, include_disruptive=True)
 
 
 @dataclass
@@ -122,7 +149,7 @@ def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[j
     changed since the plan was made (the message names the files; nothing is changed).
     """
     if not yes:
-        plan = Plan([it for it in plan.items if it.safety == SAFE], plan.root, plan.created)
+        plan = subset_plan(Context_for(host), plan, [it for it in plan.items if it.safety == SAFE])
     for c in plan.changes:
         if c.pre is None:
             raise PlanError(f"{c.target}: change was never bound to the host's state (use plan_fixes)")
@@ -138,7 +165,8 @@ def rollback(host: Host, txid: str | None = None, force: bool = False, restart_d
     res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged)
     if out.restored:
         tx = jr.Journal(host).open(out.txid)
-        plan = Plan.from_json(tx.header().get("plan"), f"transaction {out.txid}")
+        header = tx.header().get("plan") or {}
+        plan = Plan([PlanItem.from_json(i) for i in header.get("items", [])], header.get("root", "/"))
         res.actions = run_post_actions(host, plan.applicable(), restart_daemon)
     return res
 

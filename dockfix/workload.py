@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from dockfix.model import Location
+from dockfix.model import CheckError, Location
 
 #: Capabilities a container has by default; adding one of these changes nothing.
 DEFAULT_CAPS = frozenset(
@@ -266,10 +266,13 @@ KINDS = ("container", "service", "compose")
 def engine_workloads(ctx) -> list[Workload]:
     """Every container and swarm service of the scanned engine, as workloads (memoised)."""
 
+    eng = ctx.need_engine()
+    # fetched outside ctx.memo, whose lock would otherwise hold up every other check meanwhile
+    containers, services = eng.containers(), eng.services()
+
     def build() -> list[Workload]:
-        eng = ctx.need_engine()
-        out = [from_container(c) for c in eng.containers()]
-        out += [from_service(s) for s in eng.services()]
+        out = [from_container(c) for c in containers]
+        out += [from_service(s) for s in services]
         trace_to_compose(ctx, out)
         return out
 
@@ -280,6 +283,11 @@ def compose_workloads(ctx) -> tuple[list[Workload], list[Any]]:
     """(services of every compose file in scope, CheckErrors of files that could not be read)."""
     from dockfix.compose_scope import compose_workloads as load
 
+    if ctx.engine is not None:  # the compose labels of containers name files: fetch them outside the memo lock
+        try:
+            ctx.engine.containers()
+        except CheckError:
+            pass
     return ctx.memo("workloads:compose", lambda: load(ctx))
 
 
@@ -288,7 +296,7 @@ def gather(ctx, kinds=KINDS) -> tuple[list[Workload], list[Any]]:
 
     Raises NotApplicable when there is nothing at all to look at (no engine, no compose file).
     """
-    from dockfix.model import CheckError, Result
+    from dockfix.model import Result
     from dockfix.scan import NotApplicable
 
     out: list[Workload] = []

@@ -64,3 +64,25 @@ def swarm_engine(_swarm_session) -> PrivateEngine:
     """A second private engine, in swarm mode, emptied of services and secrets before the test."""
     _swarm_session.reset()
     return _swarm_session
+
+
+@pytest.fixture(autouse=True)
+def _dev_null_stays_a_device(request):
+    """dockfix runs as root: a test must never damage the machine. /dev/null has been seen turned into
+    a regular file on this kind of machine; this names the test during which it happened, puts the
+    device back and fails that test."""
+    yield
+    import stat as _stat
+
+    try:
+        st = os.lstat("/dev/null")
+    except OSError:
+        st = None
+    if st is None or not _stat.S_ISCHR(st.st_mode):
+        try:
+            os.unlink("/dev/null")
+        except OSError:
+            pass
+        os.mknod("/dev/null", _stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        os.chmod("/dev/null", 0o666)
+        pytest.fail(f"/dev/null was no longer a character device after {request.node.nodeid}", pytrace=False)

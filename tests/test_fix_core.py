@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,8 @@ def faulty_tree(root: Path) -> Path:
     put(root, "var/lib/")
     put(root, "etc/group", "root:x:0:\ndocker:x:998:\n")
     put(root, "etc/docker/", mode=0o733, owner=(1000, 1000))
-    put(root, "etc/docker/daemon.json", '{\n    "log-driver": "json-file"\n}\n', mode=0o666, owner=(1000, 1000))
+    put(root, "etc/docker/daemon.json", '{\n    "icc": true,\n    "insecure-registries": ["reg.example:5000"]\n}\n',
+        mode=0o666, owner=(1000, 1000))
     put(root, "lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n", mode=0o666)
     put(root, "lib/systemd/system/docker.socket", "[Socket]\nListenStream=/run/docker.sock\n", mode=0o664, owner=(0, 1000))
     put(root, "etc/default/docker", 'DOCKER_OPTS=""\n', mode=0o646, owner=(1000, 0))
@@ -70,6 +70,9 @@ def test_apply_fixes_section3_faults_and_rollback_undoes_them(tmp_path):
     assert not (SECTION3_FAILS & failing(root))
     st = os.lstat(root / "etc/docker")
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o711)
+    # disruptive fixes (icc, insecure registries) wait for --include-disruptive
+    assert {"icc", "insecure-registries"} <= failing(root)
+    assert '"icc": true' in (root / "etc/docker/daemon.json").read_text()
     assert os.lstat(root / "lib/systemd/system/docker.service").st_mode & 0o777 == 0o644
 
     r = rollback(root, "--last")
@@ -116,6 +119,7 @@ def test_hand_edit_after_apply_refuses_rollback_naming_file_and_force_restores(t
     r = rollback(root, "--last")
     assert r.returncode == 3
     assert "/etc/default/docker" in r.stderr and "--force" in r.stderr
+    assert "mode 0644 -> 0600" in r.stderr  # what changed, in words (never content)
     assert oct(os.lstat(root / "etc/default/docker").st_mode & 0o777) == oct(0o600)  # nothing restored
     assert os.lstat(root / "etc/docker").st_uid == 0
     r = rollback(root, "--last", "--force")
@@ -213,7 +217,7 @@ def test_plan_file_applies_exactly_and_refuses_when_host_changed(tmp_path):
     before = manifest(root)
     r = apply(root, "--plan", str(plan))
     assert r.returncode == 3
-    assert "/etc/docker" in r.stderr and "changed since the plan" in r.stderr
+    assert "/etc/docker" in r.stderr and "changed since the plan" in r.stderr and "mode 0733 -> 0777" in r.stderr
     assert manifest(root) == before
     # back as it was when planned: exactly the plan is applied (nothing else)
     os.chmod(root / "etc/docker", 0o733)
@@ -360,3 +364,117 @@ def test_apply_path_does_not_import_textual(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
+
+
+def slow_apply(root: Path, at_step: int = 2, seconds: float = 5) -> subprocess.Popen:
+    """A real `dockfix --apply` that pauses after step ``at_step`` (prints 'paused' then)."""
+    code = (
+        "import sys, time\n"
+        "from dockfix.cli import main\n"
+        "import dockfix.journal as j\n"
+        "def slow(phase, n):\n"
+        f"    if phase == 'apply' and n == {at_step}:\n"
+        f"        print('paused', flush=True); time.sleep({seconds})\n"
+        "j._fault = slow\n"
+        "sys.exit(main(['--apply', '--yes', '--root', sys.argv[1], '--no-engine']))\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    line = ""
+    while "paused" not in line:
+        line = p.stdout.readline()
+        assert line, p.stderr.read()
+    return p
+
+
+def test_second_dockfix_apply_while_one_runs_is_refused(tmp_path):
+    root = faulty_tree(tmp_path)
+    first = slow_apply(root)
+    try:
+        mid = tree_manifest(root)
+        r = apply(root)
+        assert r.returncode == 3 and "another dockfix apply or rollback is running" in r.stderr
+        r = rollback(root, "--last")
+        assert r.returncode == 3 and "another dockfix apply or rollback is running" in r.stderr
+        assert tree_manifest(root) == mid
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+
+
+def test_apply_after_a_crash_asks_for_the_rollback_first(tmp_path):
+    root = faulty_tree(tmp_path)
+    before = tree_manifest(root)
+    assert apply(root, env={"DOCKFIX_FAULT_KILL_AFTER": "apply:2"}).returncode == -signal.SIGKILL
+    crashed = tree_manifest(root)
+    r = apply(root)
+    assert r.returncode == 3 and "was interrupted" in r.stderr and "dockfix rollback" in r.stderr
+    assert tree_manifest(root) == crashed
+    assert rollback(root, "--last").returncode == 0
+    assert tree_manifest(root) == before
+    assert apply(root).returncode == 0
+
+
+@pytest.mark.parametrize("fault", ["apply:2", "apply-inflight:3"])
+def test_sigkill_between_edits_of_one_daemon_json(tmp_path, fault):
+    """Several fixes write daemon.json one after the other; a kill between two leaves a state that
+    `dockfix rollback --last` puts back exactly."""
+    put(tmp_path, "var/lib/")
+    put(tmp_path, "etc/docker/daemon.json", '{\n  "icc": true,\n  "log-level": "debug",\n  "experimental": true\n}\n',
+        mode=0o640)
+    before = tree_manifest(tmp_path)
+    r = apply(tmp_path, "--include-disruptive", "--only", "2", env={"DOCKFIX_FAULT_KILL_AFTER": fault})
+    assert r.returncode == -signal.SIGKILL
+    assert tree_manifest(tmp_path) != before
+    assert rollback(tmp_path, "--last").returncode == 0
+    assert tree_manifest(tmp_path) == before
+
+
+def test_apply_failing_midway_rolls_back_what_it_did(tmp_path):
+    root = faulty_tree(tmp_path)
+    before = tree_manifest(root)
+    r = apply(root, "--format", "json", env={"DOCKFIX_FAULT_FAIL_AT": "apply:5"})
+    assert r.returncode == 4, r.stderr
+    assert "failed and was rolled back" in r.stderr and "injected failure" in r.stderr
+    assert json.loads(r.stdout)["rolled_back"] is True
+    assert tree_manifest(root) == before
+    txs = json.loads(run_dockfix("journal", "--root", str(root), "--no-engine", "--format", "json").stdout)
+    assert txs[-1]["state"] == "failed (rolled back)" and "injected failure" in txs[-1]["error"]
+    assert apply(root).returncode == 0  # nothing left half-done: a new apply goes through
+
+
+def test_restart_daemon_is_never_run_on_a_tree(tmp_path):
+    put(tmp_path, "var/lib/")
+    put(tmp_path, "etc/docker/daemon.json", '{"log-level": "debug"}\n')
+    r = apply(tmp_path, "--only", "2.3", "--restart-daemon")
+    assert r.returncode == 0, r.stderr
+    assert "not run (not the live host): systemctl restart docker" in r.stdout
+
+
+def test_plan_file_holds_no_plain_hash_of_any_file(tmp_path):
+    """A plain sha256 of a file whose other lines are known would let a reader of the plan test
+    guesses of a secret in it: plan files carry keyed hashes, checked with the host's key."""
+    import hashlib
+
+    root = faulty_tree(tmp_path)
+    put(root, "etc/docker/daemon.json", '{\n  "icc": true,\n  "proxies": {"http-proxy": "http://u:hunter2@proxy:3128"}\n}\n')
+    plan = tmp_path.parent / f"{tmp_path.name}-plan.json"
+    r = run_dockfix("plan", "--root", str(root), "--no-engine", "--include-disruptive", "-o", str(plan))
+    assert r.returncode == 0, r.stderr
+    text = plan.read_text()
+    assert "hunter2" not in text and "hunter2" not in r.stdout
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            assert hashlib.sha256(p.read_bytes()).hexdigest() not in text, p
+    assert '"keyed": true' in text
+    assert os.stat(root / "var/lib/dockfix/plan.key").st_mode & 0o777 == 0o600
+    before = tree_manifest(root)
+    r = apply(root, "--include-disruptive", "--plan", str(plan))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"icc": false' in (root / "etc/docker/daemon.json").read_text()
+    assert rollback(root, "--last").returncode == 0
+    assert tree_manifest(root) == before
+    # another host (no key) cannot use the plan
+    other = faulty_tree(tmp_path.parent / f"{tmp_path.name}-other")
+    r = apply(other, "--plan", str(plan))
+    assert r.returncode == 2 and "another host" in r.stderr

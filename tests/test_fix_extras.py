@@ -117,10 +117,10 @@ def test_set_member_on_one_line_object():
 def test_confirmation_on_a_terminal(tmp_path):
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/docker/", mode=0o733, owner=(1000, 1000))
-    put(tmp_path, "etc/docker/daemon.json", '{"icc": true}\n')
+    put(tmp_path, "etc/docker/daemon.json", '{"icc": true, "log-level": "debug"}\n')
     master, slave = pty.openpty()
     p = subprocess.Popen([sys.executable, "-m", "dockfix", "--apply", "--include-disruptive", "--root", str(tmp_path),
-                          "--no-engine", "--only", "3.5,2.2"], stdin=slave, stdout=slave, stderr=slave,
+                          "--no-engine", "--only", "3.5,2.2,2.3"], stdin=slave, stdout=slave, stderr=slave,
                          env={**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}, close_fds=True)
     os.close(slave)
     seen = b""
@@ -136,16 +136,20 @@ def test_confirmation_on_a_terminal(tmp_path):
                 break
             seen += chunk
 
-    until(b"Apply the 1 safe fix(es) above? [y/N]")
+    until(b"Apply the 2 safe fix(es) above? [y/N]")
     os.write(master, b"y\n")
     until(b"Apply disruptive fix icc")
     os.write(master, b"n\n")
-    until(b"fixed     etc-docker-owner")
+    # log-level was planned on top of the icc edit: planned again without it, shown, asked again
+    until(b"Apply these? [y/N]")
+    assert b'-{"icc": true, "log-level": "debug"}' in seen.split(b"the others change to")[1]
+    os.write(master, b"y\n")
+    until(b"fixed     log-level")
     p.wait(timeout=60)
     os.close(master)
     assert p.returncode == 0
     assert os.lstat(tmp_path / "etc/docker").st_uid == 0
-    assert (tmp_path / "etc/docker/daemon.json").read_text() == '{"icc": true}\n'  # declined
+    assert (tmp_path / "etc/docker/daemon.json").read_text() == '{"icc": true, "log-level": "info"}\n'  # icc declined
 
 
 def test_json_result_and_dry_run_json(tmp_path):

@@ -96,24 +96,36 @@ SECTION2: dict[str, Callable[[Path], None]] = {
 }
 
 NOTES: dict[str, Callable[[Path], None]] = {
-    # the scanner fails content-trust when the retired variable is set; the fix takes it out
+    # content trust is off (=0 in /etc/environment): the fix turns it on, with the 2026 warning
     "content-trust": lambda r: (put(r, "etc/environment", 'PATH="/usr/bin:/bin"\nDOCKER_CONTENT_TRUST=1\n'),
-                                put(r, "etc/profile.d/dct.sh", "export DOCKER_CONTENT_TRUST=1\n")),
+                                put(r, "etc/profile.d/dct.sh", "export DOCKER_CONTENT_TRUST=0\n")),
 }
 
-CASES = {**SECTION3, **SECTION2, **NOTES}
+SECRETS: dict[str, Callable[[Path], None]] = {
+    # a compose file with a password in its environment (found through --compose, see CONTEXT_ARGS)
+    "env-password": lambda r: put(r, "srv/app/compose.yaml", "services:\n  app:\n    image: postgres:16  # db\n"
+                                  "    environment:\n      POSTGRES_PASSWORD: Case-5e5e5e\n", owner=(1000, 1000)),
+    "registry-s3-encryption": lambda r: put(r, "srv/app/compose.yaml", "services:\n  registry:\n    image: registry:2\n"
+                                            "    environment:\n      REGISTRY_STORAGE: s3\n"),
+}
+#: Extra Context arguments for cases whose files are not at fixed places.
+CONTEXT_ARGS: dict[str, dict] = {k: {"compose": ["/srv/app/compose.yaml"]} for k in SECRETS}
+#: Manual fixes (shown, never applied) and the test that shows their steps.
+MANUAL_ONLY = {"registry-https": "tests/test_secrets_fix.py::test_registry_s3_encryption_in_compose_and_config"}
+
+CASES = {**SECTION3, **SECTION2, **NOTES, **SECRETS}
 
 
 def test_every_fix_has_a_case():
     import dockfix.fixes.all  # noqa: F401
 
     fixable = {c.id for c in REGISTRY.values() if c.fixer is not None}
-    covered = set(CASES) | set(AUDIT_IDS)
+    covered = set(CASES) | set(AUDIT_IDS) | set(MANUAL_ONLY)
     assert fixable <= covered, f"fixes without a test case: {sorted(fixable - covered)}"
 
 
 def plan_for(root: Path, check_id: str):
-    ctx = Context(Host(str(root), engine=False))
+    ctx = Context(Host(str(root), engine=False), **CONTEXT_ARGS.get(check_id, {}))
     findings = scan(ctx, only=[check_id]).findings
     assert {f.status for f in findings if f.id == check_id} == {Status.FAIL}, [f.evidence for f in findings]
     return ctx, plan_fixes(ctx, findings, include_disruptive=True)
@@ -170,6 +182,22 @@ def test_fix(tmp_path, check_id):
     base(tmp_path)
     CASES[check_id](tmp_path)
     exercise(tmp_path, check_id)
+
+
+def test_socket_behind_var_run_link_is_changed_at_its_real_path(tmp_path):
+    """On real hosts /var/run -> /run: the plan names /run/docker.sock and never follows a link."""
+    base(tmp_path)
+    put(tmp_path, "var/")
+    os.symlink("../run", tmp_path / "var/run")  # (an absolute link is followed out of the root by Host.lstat)
+    unix_socket(tmp_path / "run/docker.sock", 0o666, (0, 998))
+    before = tree_manifest(tmp_path)
+    ctx, plan = plan_for(tmp_path, "docker-sock-mode")
+    assert [c.path for c in plan.changes] == ["/run/docker.sock"]
+    assert apply_plan(ctx.host, plan).error is None
+    assert os.lstat(tmp_path / "run/docker.sock").st_mode & 0o777 == 0o660
+    assert {f.status for f in rescan(ctx, ["docker-sock-mode"])} == {Status.PASS}
+    assert rollback(ctx.host, "last").restored
+    assert tree_manifest(tmp_path) == before
 
 
 def test_daemon_json_created_when_absent_and_removed_on_rollback(tmp_path):
@@ -275,3 +303,47 @@ def test_audit_fixes_build_one_rules_file(tmp_path):
     assert {f.status for f in rescan(ctx, AUDIT_IDS)} == {Status.PASS}
     assert rollback(ctx.host, "last").restored
     assert tree_manifest(tmp_path) == before  # /etc/audit and rules.d, created by the fix, are gone again
+
+
+def test_created_directory_holding_other_files_is_not_removed(tmp_path):
+    put(tmp_path, "var/lib/")
+    before = tree_manifest(tmp_path)
+    ctx, plan = plan_for(tmp_path, "live-restore")  # creates /etc, /etc/docker and daemon.json
+    assert apply_plan(ctx.host, plan).error is None
+    put(tmp_path, "etc/hostname", "box\n")  # someone else's file in the /etc dockfix created
+    rb = rollback(ctx.host, "last")
+    assert rb.restored == [] and any("/etc " in p and "hostname" in p for p in rb.refused_paths), rb.refused_paths
+    rb = rollback(ctx.host, "last", force=True)
+    assert rb.refused_paths == []
+    assert (tmp_path / "etc/hostname").read_text() == "box\n"
+    assert not (tmp_path / "etc/docker").exists()
+    assert set(tree_manifest(tmp_path)) == set(before) | {"etc", "etc/hostname"}
+
+
+def test_a_broken_fix_becomes_a_manual_item_and_others_still_plan(tmp_path, monkeypatch):
+    import dockfix.fixes.all  # noqa: F401
+
+    base(tmp_path)
+    put(tmp_path, "etc/docker/", mode=0o733, owner=(1000, 0))
+    fixer = REGISTRY["etc-docker-owner"].fixer
+    monkeypatch.setattr(fixer, "build", lambda ctx, f: 1 / 0)
+    ctx = Context(Host(str(tmp_path), engine=False))
+    plan = plan_fixes(ctx, scan(ctx, only=["3.5", "3.6"]).findings)
+    by_id = {it.check_id: it for it in plan.items}
+    assert by_id["etc-docker-owner"].safety == "manual" and "ZeroDivisionError" in by_id["etc-docker-owner"].notes[0]
+    assert by_id["etc-docker-mode"].changes
+
+
+def test_rewritten_file_keeps_its_extended_attributes(tmp_path):
+    base(tmp_path)
+    p = put(tmp_path, "etc/docker/daemon.json", '{"icc": true}\n')
+    try:
+        os.setxattr(p, "user.dockfix-test", b"label")
+    except OSError as e:
+        pytest.skip(f"this filesystem takes no user xattrs ({e.strerror})")
+    ctx = Context(Host(str(tmp_path), engine=False))
+    plan = plan_fixes(ctx, scan(ctx, only=["2.2"]).findings, include_disruptive=True)
+    assert apply_plan(ctx.host, plan).error is None
+    assert os.getxattr(p, "user.dockfix-test") == b"label"
+    assert rollback(ctx.host, "last").restored
+    assert os.getxattr(p, "user.dockfix-test") == b"label"

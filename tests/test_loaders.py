@@ -144,7 +144,7 @@ def test_find_compose_and_dockerfiles_under_path(tmp_path):
     ctx = Context(Host(str(tmp_path), engine=False), paths=["/app"])
     assert find_compose_files(ctx) == ["/app/compose.yaml", "/app/docker-compose.yml", "/app/prod.compose.yml"]
     assert find_dockerfiles(ctx) == ["/app/Containerfile", "/app/Dockerfile", "/app/Dockerfile.dev",
-                                     "/app/Dockerfile.md.bak~", "/app/api.Dockerfile", "/app/sub/Dockerfile"]
+                                     "/app/api.Dockerfile", "/app/sub/Dockerfile"]
 
 
 DOCKERFILE = r"""# syntax=docker/dockerfile:1

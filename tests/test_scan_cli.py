@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,9 @@ def test_json_document_shape(tmp_path):
         assert f["severity"] in ("critical", "high", "medium", "low", "info")
         assert f["evidence"], f"{f['id']}: no evidence"
     assert sum(doc["summary"].values()) == len(doc["findings"])
+    # every finding names what it is about; only host-wide judgments are about "host"
+    files_and_notes = [f for f in doc["findings"] if f["section"] in ("1", "2", "3", "notes")]
+    assert {f["id"] for f in files_and_notes if f["subject"] == "host"} <= {"host-hardened"}
 
 
 # ---------------------------------------------------------------------- secrets never shown

@@ -4,6 +4,7 @@ file, on the private swarm engine: everything made once for the module, looked a
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def scanned(_swarm_session):
     yield eng, json.loads(r.stdout), str(compose)
     eng.reset()
     eng.cli("network", "rm", "dfx-enc", "dfx-plain", check=False)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def at(doc, cis, subject):
@@ -137,3 +139,34 @@ def test_section_7_skips_without_swarm(engine, tmp_path):
     assert len(doc["findings"]) == 9
     assert {f["status"] for f in doc["findings"]} == {"skip"}
     assert "swarm mode is inactive" in doc["findings"][0]["evidence"]
+
+
+def test_7_5_7_6_with_autolock_on(scanned, tmp_path):
+    eng = scanned[0]
+    eng.cli("swarm", "update", "--autolock=true")
+    try:
+        r = run_dockfix("scan", "--root", str(tmp_path), "--docker-host", eng.url, "--format", "json",
+                        "--only", "7.5,7.6")
+    finally:
+        eng.cli("swarm", "update", "--autolock=false")
+    doc = json.loads(r.stdout)
+    assert one(doc, "7.5")["status"] == "pass"
+    assert one(doc, "7.6")["status"] == "manual" and "unlock-key --rotate" in one(doc, "7.6")["evidence"]
+    assert "SWMKEY" not in r.stdout
+
+
+@pytest.mark.parametrize("family,address", [("AF_INET", "0.0.0.0"), ("AF_INET", "127.0.0.1"), ("AF_INET6", "::")])
+def test_7_2_reads_listening_sockets_from_proc(family, address):
+    import os
+    import socket
+
+    from dockfix.checks.swarm import _listening
+
+    s = socket.socket(getattr(socket, family))
+    try:
+        s.bind((address, 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert (address, port) in _listening(os.getpid())
+    finally:
+        s.close()

@@ -126,7 +126,7 @@ def storage_driver(ctx: Context) -> tuple[str | None, str]:
 
 
 @check(
-    "aufs", cis="2.6", severity=MEDIUM,
+    "aufs", cis="2.6", severity=MEDIUM, subject="dockerd",
     title="The aufs storage driver is not used",
     explanation="aufs is an old out-of-tree filesystem that recent kernels and Docker releases no longer support; "
     "it has known bugs that can crash the host. overlay2 is the supported driver.",

@@ -198,17 +198,27 @@ def _declare(prefix, cis_owner, cis_mode, what, find, group, most, exact, severi
     ls = "ls -ld" if prefix == "etc-docker" else "ls -l"
     manual_stat = f"stat -c '%U:%G %a %n' <path>   # {ls} works too"
     check(
-        f"{prefix}-owner", cis=cis_owner, severity=severity,
+        f"{prefix}-owner", cis=cis_owner, severity=severity, subject=_SUBJECTS[prefix],
         title=f"Ownership of {what} is {owner}",
         manual=manual_stat.replace("<path>", _manual_path(prefix)),
         **_owner_text(what, owner),
     )(owner_rule(find, group))
     check(
-        f"{prefix}-mode", cis=cis_mode, severity=severity,
+        f"{prefix}-mode", cis=cis_mode, severity=severity, subject=_SUBJECTS[prefix],
         title=f"Permissions of {what} are {'exactly' if exact else 'at most'} {mode}",
         manual=manual_stat.replace("<path>", _manual_path(prefix)),
         **_mode_text(what, mode),
     )(mode_rule(find, most, exact, kind="socket" if prefix.endswith("-sock") else None))
+
+
+#: Subject of a skip or error that has no file to name (the file was not found).
+_SUBJECTS = {
+    "docker-service": "docker.service", "docker-socket-unit": "docker.socket", "etc-docker": "/etc/docker",
+    "registry-certs": "/etc/docker/certs.d", "tls-ca-cert": "tlscacert", "tls-server-cert": "tlscert",
+    "tls-server-key": "tlskey", "docker-sock": "/var/run/docker.sock", "daemon-json": "/etc/docker/daemon.json",
+    "etc-default-docker": "/etc/default/docker", "etc-sysconfig-docker": "/etc/sysconfig/docker",
+    "containerd-sock": "/run/containerd/containerd.sock",
+}
 
 
 def _manual_path(prefix: str) -> str:

@@ -207,7 +207,12 @@ def parse_audit_rules(text: str, path: str | None) -> list[AuditRule]:
         s = line.split("#", 1)[0].strip()
         if not s:
             continue
-        words = s.split()
+        words = []
+        for w in s.split():  # auditctl takes "-w/etc/docker" and "-pwa" as well as "-w /etc/docker"
+            if len(w) > 2 and w[0] == "-" and w[1] in "wWpFk":
+                words += [w[:2], w[2:]]
+            else:
+                words.append(w)
         loc = Location(path, n) if path else None
         perms = None
         for i, w in enumerate(words):
@@ -397,13 +402,13 @@ check(
 def docker_version(ctx: Context) -> Result:
     if ctx.engine is None:
         raise NotApplicable("the engine was not scanned (--no-engine): its version is unknown")
-    v = ctx.engine.version()
-    version = str(v.get("Version") or "unknown")
-    parts = [f"engine {version}"]
-    for comp in v.get("Components") or []:
-        name = comp.get("Name")
-        if name in ("containerd", "runc"):
-            parts.append(f"{name} {comp.get('Version')}")
+    info = ctx.info()  # one shared request: docker info carries the server version
+    version = str(info.get("ServerVersion") or "unknown")
+    parts = [f"engine {version} (docker info)"]
+    for name in ("Containerd", "Runc"):
+        commit = (info.get(f"{name}Commit") or {}).get("ID")
+        if commit:
+            parts.append(f"{name.lower()} commit {commit[:12]}")
     m = re.match(r"(\d+)\.(\d+)", version)
     old = ""
     if m and int(m.group(1)) < 23:

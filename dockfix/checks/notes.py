@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from dockfix.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded
+from dockfix.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded, parse_dotenv
 from dockfix.dockerfile import find_dockerfiles, load_dockerfile
 from dockfix.engine_fetch import containers as engine_containers
 from dockfix.engine_fetch import services as engine_services
@@ -72,17 +72,19 @@ def content_trust_settings(ctx: Context) -> list[tuple[str, int, str]]:
 
 @check(
     "content-trust", cis="4.5", severity=MEDIUM, subject="host",
-    title="Image signatures are verified (DOCKER_CONTENT_TRUST is retired)",
+    title="Content trust is enabled for the host's users (DOCKER_CONTENT_TRUST=1)",
     explanation="The benchmark asks for DOCKER_CONTENT_TRUST=1 so that the docker CLI only pulls images signed with "
-    "Docker Content Trust (Notary v1). In 2026 that advice no longer holds. Docker has retired content trust for "
-    "Docker Official Images: their signing certificates have been expiring since August 2025, so with the variable "
-    "set, pulls of official images fail. The Docker CLI stopped enforcing the variable in release 29.0, so on a "
-    "current CLI it does nothing at all and only gives a false feeling of safety. notary.docker.io shuts down on "
-    "2026-12-08, after which no content-trust pull works. Verifying images today means checking signatures with "
-    "Sigstore cosign or Notation, in CI and at deploy time, or with an admission policy.",
+    "Docker Content Trust (Notary v1), and the team's notes agree: production should run images from a trusted "
+    "party only. Be aware of where that mechanism stands in 2026. Docker has retired content trust for Docker "
+    "Official Images: their signing certificates have been expiring since August 2025, so with the variable set, "
+    "pulls of official images fail. The Docker CLI stopped enforcing the variable in release 29.0, so on a current "
+    "CLI it does nothing. notary.docker.io shuts down on 2026-12-08, after which no content-trust pull works. The "
+    "evidence says what the setting does with the CLI installed on this host. Verifying images today means checking "
+    "signatures with Sigstore cosign or Notation, in CI and at deploy time, or with an admission policy.",
     manual="grep -rn DOCKER_CONTENT_TRUST /etc/environment /etc/profile.d/; docker --version",
-    remediation="Remove DOCKER_CONTENT_TRUST from /etc/environment and /etc/profile.d, and verify the images you "
-    "deploy with cosign verify (Sigstore) or notation verify against the publisher's key or identity.",
+    remediation="Set DOCKER_CONTENT_TRUST=1 in /etc/environment if this host's CLI still enforces it and the images "
+    "it pulls are signed; in any case verify the images you deploy with cosign verify (Sigstore) or notation verify "
+    "against the publisher's key or identity.",
 )
 def content_trust(ctx: Context) -> list[Result]:
     clis = docker_cli_versions(ctx)
@@ -102,19 +104,28 @@ def content_trust(ctx: Context) -> list[Result]:
         elif major >= 29:
             effect = "this CLI (29.0 or later) ignores the setting: it has no effect and verifies nothing"
         else:
-            effect = ("this CLI (before 29.0) enforces it, so pulls of Docker Official Images fail (expired signing "
-                      "certificates) and every content-trust pull fails once notary.docker.io shuts down on 2026-12-08")
+            effect = ("this CLI (before 29.0) enforces it: only signed images are pulled, pulls of Docker Official "
+                      "Images fail (expired signing certificates) and every content-trust pull fails once "
+                      "notary.docker.io shuts down on 2026-12-08")
     settings = content_trust_settings(ctx)
-    on = [(f, n, v) for f, n, v in settings if v in TRUE_WORDS]
+    # /etc/environment is read first (PAM), /etc/profile.d/*.sh after it in name order: the last one wins
+    on = [settings[-1]] if settings and settings[-1][2] in TRUE_WORDS else []
     data = {"cli": [{"path": p, "version": v} for p, v in clis]}
+    ignored = major is not None and major >= 29
     if not on:
         seen = "; ".join(f"set to {v or 'empty'} at {f}:{n}" for f, n, v in settings) or \
             "not set in /etc/environment or /etc/profile.d/*.sh"
-        return [Result.manual(f"DOCKER_CONTENT_TRUST {seen}; {cli_text}. Content trust is retired: check how this "
-                              "host's images are verified (cosign or Notation signatures)", data=data)]
-    return [Result.fail(f"DOCKER_CONTENT_TRUST={v} (line {n}); {cli_text}; on this host: {effect}",
-                        subject=f, location=Location(f, n), data={**data, "file": f, "line": n})
-            for f, n, v in on]
+        ev = f"DOCKER_CONTENT_TRUST {seen}; {cli_text}; if set, on this host: {effect}"
+        if ignored:  # the benchmark's setting would change nothing here: a judgment, not a failure
+            return [Result.manual(ev + ". Check how this host's images are verified (cosign or Notation)", data=data)]
+        return [Result.fail(ev, data=data)]
+    where = ", ".join(f"{f}:{n}" for f, n, _ in on)
+    ev = f"DOCKER_CONTENT_TRUST={on[0][2]} at {where}; {cli_text}; on this host: {effect}"
+    loc = Location(on[0][0], on[0][1])
+    if ignored:
+        return [Result.manual(ev + ". Check how this host's images are verified (cosign or Notation)",
+                              location=loc, data=data)]
+    return [Result.ok(ev, location=loc, data=data)]
 
 
 # ====================================================================== files under --path
@@ -123,14 +134,16 @@ CI_NAMES = (".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml", "bitbucket-p
 SCRIPT_EXTS = (".sh", ".bash", ".zsh", ".ksh", ".ps1", ".mk", ".yml", ".yaml", ".groovy", ".py", ".cmd", ".bat")
 
 
-def is_script_like(path: str, head: str) -> bool:
+def script_kind(path: str) -> bool | None:
+    """True for scripts, Dockerfiles, compose and CI files by name; None when only a ``#!`` line can
+    tell (a file without an extension); False otherwise (never read)."""
     name = os.path.basename(path)
     if name in CI_NAMES or name.endswith(SCRIPT_EXTS) or name.startswith(("Dockerfile", "Containerfile")) or \
             name.endswith((".Dockerfile", ".dockerfile")):
         return True
     if "/.github/workflows/" in path or "/.circleci/" in path:
         return True
-    return head.startswith("#!")
+    return None if "." not in name.lstrip(".") else False
 
 
 _DCT_FLAG = re.compile(r"--disable-content-trust(?:=(\w+))?")
@@ -155,11 +168,14 @@ def disable_content_trust_flag(ctx: Context) -> list[Result]:
     examined = 0
     for top in ctx.paths:
         for p in ctx.host.walk(top):
+            kind = script_kind(p)
+            if kind is False:
+                continue
             try:
                 text = ctx.host.read_text(p, limit=2 * 1024 * 1024)
             except CheckError:
-                continue  # binary or unreadable: not a script
-            if text is None or not is_script_like(p, text[:2]):
+                continue  # binary, too large or unreadable: not a script
+            if text is None or (kind is None and not text.startswith("#!")):
                 continue
             examined += 1
             hits = []
@@ -190,7 +206,7 @@ class Var:
     name: str
     value: str | None  # secret: never shown
     line: int | None
-    source: str  # "literal", ".env", "default", "shell" (no value in the file), "engine"
+    source: str  # "literal", ".env", "default", "shell" (no value in the file), "env_file", "engine"
     file: str | None = None
     from_interpolation: str | None = None
 
@@ -232,6 +248,14 @@ def _compose_deployments(ctx: Context, errors: list[Result]) -> Iterator[Deploym
             except CheckError as e:
                 errors.append(Result.error(str(e), subject=f"compose:{cf.path}#{name}"))
                 continue
+            for env_path in svc.env_files:
+                try:
+                    text = ctx.host.read_text(env_path)
+                    values, lines = parse_dotenv(text, env_path) if text is not None else ({}, {})
+                except CheckError as e:
+                    errors.append(Result.error(str(e), subject=f"compose:{cf.path}#{name}"))
+                    continue
+                env.extend(Var(k, v, lines.get(k), "env_file", env_path) for k, v in values.items())
             mounts = []
             for v in svc.get("volumes") or []:
                 if isinstance(v, str):
@@ -284,7 +308,7 @@ def _where(ctx: Context) -> str:
         parts.append("compose files from --compose/--path")
     if ctx.engine is not None:
         parts.append("the engine's containers and services")
-    return " and ".join(parts) or "nothing (no --path, no --compose, no engine)"
+    return " and ".join(parts) or "nothing: no --path, --compose or engine"
 
 
 # ---------------------------------------------------------------------- env-password
@@ -307,14 +331,17 @@ def secret_vars(d: Deployment) -> list[tuple[Var, str]]:
 
 def _describe(v: Var, why: str) -> str:
     what = f"{v.name} carries a password inside a URL/DSN" if why == "url" else f"{v.name} set"
+    refs = " and ".join(f"${{{n}}}" for n in (v.from_interpolation or "").split(",") if n)
     if v.source == "literal":
         how = "to a literal value" if why == "name" else "(written literally)"
     elif v.source == ".env":
-        how = f"from ${{{v.from_interpolation}}}, defined in the .env beside the file"
+        how = f"from {refs}, defined in the .env beside the file"
     elif v.source == "default":
-        how = f"from ${{{v.from_interpolation}}} with a default written in the file"
+        how = f"from {refs} with a default written in the file"
     elif v.source == "shell":
         how = "from the environment of whoever runs compose"
+    elif v.source == "env_file":
+        how = f"in the env_file {v.file}"
     else:
         how = "in the environment of the running workload (docker inspect shows it)"
     line = f" (line {v.line})" if v.line else ""
@@ -345,8 +372,8 @@ def env_password(ctx: Context) -> list[Result]:
             results.append(Result.ok(f"{len(d.env)} environment variables, none carries a secret", subject=d.subject,
                                      location=d.location))
             continue
-        first_line = next((v.line for v, _ in hits if v.line), None)
-        loc = Location(d.compose.path, first_line) if d.compose is not None else None
+        first = next((v for v, _ in hits if v.line and v.file), None)
+        loc = Location(first.file, first.line) if first is not None else None
         data = {"variables": [{"name": v.name, "file": v.file, "line": v.line,
                                "source": v.source, "from_interpolation": v.from_interpolation,
                                "literal": v.source == "literal", "kind": why} for v, why in hits]}
@@ -629,15 +656,21 @@ def _context_files(ctx: Context, context_dir: str, src: str) -> list[str]:
     if any(ch in src for ch in "*?["):
         rx = _glob_rx(src)
         out = []
-        for p in ctx.host.walk(base, max_files=5000):
-            rel = os.path.relpath(p, base)
+        for rel in _context_listing(ctx, base):
             if rx.fullmatch(rel) or any(rx.fullmatch("/".join(rel.split("/")[:i])) for i in range(1, rel.count("/") + 1)):
                 out.append(rel)
         return out
     full = base if src == "." else f"{base}/{src}"
     if ctx.host.is_dir(full):
-        return [os.path.relpath(p, base) for p in ctx.host.walk(full, max_files=5000)]
+        prefix = "" if src == "." else src.rstrip("/") + "/"
+        return [rel for rel in _context_listing(ctx, base) if rel.startswith(prefix)]
     return [src]
+
+
+def _context_listing(ctx: Context, base: str) -> list[str]:
+    """Files of a build context (relative paths), listed once per scan."""
+    return ctx.memo(f"context-files:{base}",
+                    lambda: [os.path.relpath(p, base) for p in ctx.host.walk(base, max_files=5000)])
 
 
 @check(
@@ -663,7 +696,7 @@ def sensitive_file_in_image(ctx: Context) -> list[Result]:
         try:
             instructions = load_dockerfile(ctx, path)
         except CheckError as e:
-            results.append(Result.error(str(e), subject=path))
+            results.append(Result.error(str(e), subject=f"dockerfile:{path}"))
             continue
         context_dir = os.path.dirname(path)
         ignore = dockerignore(ctx, context_dir)
@@ -693,11 +726,11 @@ def sensitive_file_in_image(ctx: Context) -> list[Result]:
                     elif value and has_url_credentials(value):
                         hits.append((ins.line, f"{ins.cmd} {name}: a URL with a password"))
         if hits:
-            results.append(Result.fail("; ".join(f"line {n}: {t}" for n, t in hits), subject=path,
+            results.append(Result.fail("; ".join(f"line {n}: {t}" for n, t in hits), subject=f"dockerfile:{path}",
                                        location=Location(path, hits[0][0]),
                                        data={"file": path, "lines": [n for n, _ in hits]}))
         else:
-            results.append(Result.ok(f"{len(instructions)} instructions examined", subject=path))
+            results.append(Result.ok(f"{len(instructions)} instructions examined", subject=f"dockerfile:{path}"))
     return results
 
 

@@ -7,7 +7,6 @@ comes from one fetch of the engine per scan (see dockfix.engine); no rule talks 
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Iterable
 
 from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Result, Severity, Status, check
@@ -134,7 +133,7 @@ def _need_lsm(name: str) -> Callable[[Context], None]:
 
 
 @workload_check(
-    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="apparmor", gate=_need_lsm("apparmor"),
+    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="security_opt", gate=_need_lsm("apparmor"),
     kinds=("container", "compose"),
     title="An AppArmor profile is applied to each container, where the kernel has AppArmor",
     explanation="AppArmor confines what files, capabilities and mounts a process may use. Docker applies its "
@@ -221,33 +220,17 @@ def sensitive_mounts(ctx: Context, w: Workload):
 
 
 # ---------------------------------------------------------------------- 5.7 sshd, from the host's process table
-def _process_table() -> dict[int, tuple[int, str, str]]:
-    """{pid: (ppid, comm, argv0 basename)} of every process on this machine."""
-    table: dict[int, tuple[int, str, str]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                raw = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        lpar, rpar = raw.find("("), raw.rfind(")")
-        comm = raw[lpar + 1:rpar]
-        rest = raw[rpar + 2:].split()
-        table[int(name)] = (int(rest[1]) if len(rest) > 1 else 0, comm, "")
-    return table
-
-
-def _argv0(pid: int) -> str:
+def _ppid(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return os.path.basename(f.read().split(b"\0", 1)[0].decode("utf-8", "replace"))
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
     except OSError:
-        return ""
+        return 0
+    rest = raw[raw.rfind(")") + 2:].split()
+    return int(rest[1]) if len(rest) > 1 else 0
 
 
-def _cgroup_ids(pid: int) -> str:
+def _cgroups(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="replace") as f:
             return f.read()
@@ -255,20 +238,28 @@ def _cgroup_ids(pid: int) -> str:
         return ""
 
 
-def sshd_processes(ctx: Context) -> dict[int, str]:
-    """{pid: name} of sshd processes on this machine (memoised)."""
+def sshd_processes(ctx: Context) -> dict[int, dict]:
+    """{pid: {"name", "cgroup", "ancestors"}} of the sshd processes on this machine (memoised).
 
-    def find() -> dict[int, str]:
+    One pass reads every process's name; only the few named sshd are looked at further: their
+    cgroups and their chain of parents, which tell the container they belong to.
+    """
+
+    def find() -> dict[int, dict]:
         if not (ctx.host.docker_host or "").startswith("unix://"):
             raise NotApplicable(f"the engine {ctx.host.docker_host} is remote: its process table is not visible here")
-        table = _process_table()
+        from dockfix.engine import process_names
+
         found = {}
-        for pid, (_, comm, _) in table.items():
-            if comm == "sshd" or comm.startswith("sshd"):
-                found[pid] = comm
-            elif comm in ("sh", "bash", "dash", "ash", "busybox", "python3", "perl") and _argv0(pid).startswith("sshd"):
-                found[pid] = _argv0(pid)
-        return {"table": table, "sshd": found}  # type: ignore[return-value]
+        for pid, name in process_names().items():
+            if not name.startswith("sshd"):
+                continue
+            chain, p = [], pid
+            while p > 1 and len(chain) < 64:
+                chain.append(p)
+                p = _ppid(p)
+            found[pid] = {"name": name, "cgroup": _cgroups(pid), "ancestors": chain}
+        return found
 
     return ctx.memo("sshd_processes", find)
 
@@ -283,21 +274,9 @@ def sshd_processes(ctx: Context) -> dict[int, str]:
     remediation="Remove sshd from the image and its start command; use docker exec for maintenance.",
 )
 def sshd(ctx: Context, w: Workload):
-    procs = sshd_processes(ctx)
-    table, found = procs["table"], procs["sshd"]
     cid = w.data.get("id", "")
-    hits = []
-    for pid, name in found.items():
-        if cid and cid in _cgroup_ids(pid):
-            hits.append((pid, name))
-            continue
-        p, seen = pid, 0
-        while p > 1 and seen < 64:  # the container's first process or one of its descendants
-            if p == w.pid:
-                hits.append((pid, name))
-                break
-            p = table.get(p, (0, "", ""))[0]
-            seen += 1
+    hits = [(pid, p["name"]) for pid, p in sshd_processes(ctx).items()
+            if (cid and cid in p["cgroup"]) or (w.pid and w.pid in p["ancestors"])]
     if hits:
         return bad("sshd runs in the container: " + ", ".join(f"host pid {p} ({n})" for p, n in sorted(hits)))
     if not w.pid:

@@ -5,13 +5,8 @@ only images signed with Docker Content Trust (Notary v1). That mechanism is bein
 fix says so in its impact and in the preview. It is ``disruptive``: planned only with
 ``--include-disruptive`` and confirmed on its own.
 
-The fix does what the failing finding asks for:
-
-* the benchmark's reading (the variable is not set): add ``DOCKER_CONTENT_TRUST=1`` to
-  /etc/environment (or turn an existing ``=0`` line into ``=1``), with the warning;
-* the scanner's 2026 reading (dockfix/checks/notes.py fails the check when the variable IS set,
-  because with a CLI before 29.0 it breaks official-image pulls and from 29.0 it does nothing):
-  remove the line the finding names (/etc/environment or /etc/profile.d/*.sh), with the same facts.
+The check fails while the variable is unset (or not true); the fix adds ``DOCKER_CONTENT_TRUST=1`` to
+/etc/environment, or turns an existing line into ``=1``, with the warning.
 """
 
 from __future__ import annotations
@@ -52,32 +47,28 @@ def _write(ctx, path: str, text: str | None, new: str) -> WriteFile:
 
 
 def build(ctx, finding) -> PlanItem | list:
-    named = finding.data.get("file")
-    if named:  # the check fails because the variable is set: take the setting out of that file
-        text = staged_text(ctx, named)
+    # the check fails because the variable is not set, or is set to something false where it is read last:
+    # turn every such line into =1 (a later /etc/profile.d line would override /etc/environment), or add
+    # the line to /etc/environment
+    changes = []
+    for path in [ENVIRONMENT] + sorted(ctx.host.glob("/etc/profile.d", "*.sh")):
+        text = staged_text(ctx, path)
         if text is None:
-            return []
+            continue
         lines = text.splitlines(keepends=True)
-        keep = [ln for ln in lines if not (_LINE.match(ln) and _LINE.match(ln).group(2) in TRUE_WORDS)]
-        if keep == lines:
-            return []
-        notes = [f"removes {VAR}=1 from {named}"] + WARNING
-        return PlanItem(finding.id, finding.subject, finding.title, DISRUPTIVE, IMPACT,
-                        [_write(ctx, named, text, "".join(keep))], notes)
-    # the check fails because the variable is not set: set it, as the benchmark asks
-    text = staged_text(ctx, ENVIRONMENT)
-    lines = (text or "").splitlines(keepends=True)
-    found = [i for i, ln in enumerate(lines) if _LINE.match(ln)]
-    if found and all(_LINE.match(lines[i]).group(2) in TRUE_WORDS for i in found):
-        return []  # already set
-    if found:
-        for i in found:
-            lines[i] = f"{VAR}=1\n"
-        new = "".join(lines)
-    else:
+        for i, ln in enumerate(lines):
+            m = _LINE.match(ln)
+            if m and m.group(2) not in TRUE_WORDS:
+                lines[i] = ("export " if ln.lstrip().startswith("export") else "") + f"{VAR}=1\n"
+        if lines != text.splitlines(keepends=True):
+            changes.append(_write(ctx, path, text, "".join(lines)))
+    if not changes:
+        text = staged_text(ctx, ENVIRONMENT)
+        if text is not None and any((m := _LINE.match(ln)) and m.group(2) in TRUE_WORDS for ln in text.splitlines()):
+            return []  # already set
         new = (text or "") + ("" if not text or text.endswith("\n") else "\n") + f"{VAR}=1\n"
-    return PlanItem(finding.id, finding.subject, finding.title, DISRUPTIVE, IMPACT,
-                    [_write(ctx, ENVIRONMENT, text, new)], list(WARNING))
+        changes.append(_write(ctx, ENVIRONMENT, text, new))
+    return PlanItem(finding.id, finding.subject, finding.title, DISRUPTIVE, IMPACT, changes, list(WARNING))
 
 
 if "content-trust" in REGISTRY:

@@ -1,0 +1,166 @@
+"""The Textual app: scan, read why, review the diff, apply, roll back — from the keyboard.
+
+The app is a thin shell over the core. It is handed its engine as arguments — a factory of scan
+Contexts and the scan / plan / apply / journal / rollback functions that the headless commands
+use — so that tests can run it on a host tree under a temporary folder. Slow work (files, the
+Docker API) runs in thread workers; the results come back as messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+
+from dockfix.scan import Context
+
+
+@dataclass
+class Core:
+    """The functions the app calls. None means "not available in this build"."""
+
+    context: Callable[[], Context]
+    scan: Callable[..., Any]
+    plan_fixes: Callable[..., Any] | None = None
+    apply_plan: Callable[..., Any] | None = None
+    rollback: Callable[..., Any] | None = None
+    list_transactions: Callable[..., Any] | None = None
+    rescan: Callable[..., Any] | None = None
+
+    @classmethod
+    def default(cls, context: Callable[[], Context], **overrides: Any) -> "Core":
+        from dockfix import scan as scan_mod
+
+        funcs: dict[str, Any] = {"scan": scan_mod.scan}
+        try:
+            from dockfix import workflow
+        except ImportError:  # the fix core is not part of this build
+            workflow = None
+        if workflow is not None:
+            for name in ("plan_fixes", "apply_plan", "rollback", "list_transactions", "rescan"):
+                funcs[name] = getattr(workflow, name, None)
+        funcs.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(context=context, **funcs)
+
+    @property
+    def can_apply(self) -> bool:
+        return self.plan_fixes is not None and self.apply_plan is not None
+
+
+def fix_refusal(ctx: Context, euid: int, core: Core) -> str | None:
+    """Why this session can read but not fix the host (None when it can fix)."""
+    root = ctx.host.root
+    if euid != 0 and ctx.host.is_live:
+        return (
+            f"running as uid {euid}, not root: dockfix can read this host but cannot fix it, because "
+            "the files it changes (/etc/docker, the docker unit files, the socket) belong to root "
+            "and its rollback journal lives in /var/lib/dockfix. Start it with sudo to apply fixes."
+        )
+    if euid != 0:
+        return (
+            f"running as uid {euid}, not root: dockfix can read the tree under {root} but cannot fix it, "
+            "because its fixes give files to root and its journal must be written as root."
+        )
+    if not os.access(root, os.W_OK):
+        return f"the tree under {root} is read-only here: findings can be read, not fixed."
+    if not core.can_apply:
+        return "this build of dockfix has no fix engine: findings can be read, not fixed."
+    return None
+
+
+class DockfixApp(App[int]):
+    """dockfix's interactive app. ``context`` builds a fresh scan Context for each operation."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "dockfix"
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+    ]
+
+    def __init__(
+        self,
+        context: Callable[[], Context],
+        *,
+        scan: Callable[..., Any] | None = None,
+        plan_fixes: Callable[..., Any] | None = None,
+        apply_plan: Callable[..., Any] | None = None,
+        rollback: Callable[..., Any] | None = None,
+        list_transactions: Callable[..., Any] | None = None,
+        rescan: Callable[..., Any] | None = None,
+        host_label: str | None = None,
+        euid: int | None = None,
+        time_format: Callable[[Any], str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.core = Core.default(
+            context, scan=scan, plan_fixes=plan_fixes, apply_plan=apply_plan, rollback=rollback,
+            list_transactions=list_transactions, rescan=rescan,
+        )
+        first = context()
+        self.host = first.host
+        self.first_context: Context | None = first
+        self.euid = os.geteuid() if euid is None else euid
+        self.refusal = fix_refusal(first, self.euid, self.core)
+        if host_label is None:
+            host_label = os.uname().nodename if self.host.is_live else self.host.root
+        self.host_label = host_label
+        self.time_format = time_format or _default_time
+
+    def new_context(self) -> Context:
+        """A fresh Context (its sources read anew): the first call reuses the one made at start."""
+        if self.first_context is not None:
+            ctx, self.first_context = self.first_context, None
+            return ctx
+        return self.core.context()
+
+    def on_mount(self) -> None:
+        from dockfix.screens.findings_screen import FindingsScreen
+
+        self.push_screen(FindingsScreen())
+
+    def action_help(self) -> None:
+        from dockfix.screens.help_screen import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+
+def _default_time(value: Any) -> str:
+    """Times in UTC, as the headless `dockfix journal` shows them (the column says so)."""
+    import datetime as dt
+
+    if isinstance(value, (int, float)):
+        value = dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """`dockfix` with no subcommand: open the app on the host given by the host options."""
+    import functools
+
+    from dockfix.cli import UsageError, load_notes, make_context, split_ids
+    from dockfix.scan import scan, selected_checks
+    from dockfix.team_notes import with_notes
+
+    make_context(args)  # bad options fail here, before the terminal is taken over
+    only, skip = split_ids(getattr(args, "only", []) or []), split_ids(getattr(args, "skip", []) or [])
+    try:
+        selected_checks(only, skip)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    notes = load_notes(args)  # team notes (--notes or the config file), shown beside each finding
+    kw = with_notes(notes)
+    if only or skip:
+        kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
+    app = DockfixApp(lambda: make_context(args), **kw)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,137 @@
+"""How each image we know takes a password from a file instead of an environment variable.
+
+Many official images run an entrypoint that, for some variables, also accepts ``<VAR>_FILE``
+naming a file whose content is the value (the "file_env" convention of the mysql, mariadb,
+postgres, mongo, wordpress and nextcloud images). Grafana does the same with a double
+underscore (``GF_..__FILE``) for every ``GF_`` setting. The MySQL exporter reads no such
+variable: it reads a MySQL client option file (``[client]`` user/password/host/port) named by
+``--config.my-cnf``.
+
+:func:`recipe_for` answers, for one image and one variable: replace the variable by
+``<VAR><suffix>`` (:class:`FileEnv`), use the exporter's option file (:class:`MyCnf`), or
+nothing known (None): then the secret is mounted, a ``<VAR>_FILE`` pointer is set, and the
+person applying the fix is told that the application itself must read the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Image repository -> variables its entrypoint also accepts as ``<VAR>_FILE``.
+FILE_ENV: dict[str, frozenset[str]] = {
+    "mysql": frozenset({"MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MYSQL_USER", "MYSQL_DATABASE",
+                        "MYSQL_ROOT_HOST"}),
+    "mariadb": frozenset({"MARIADB_ROOT_PASSWORD", "MARIADB_PASSWORD", "MARIADB_USER", "MARIADB_DATABASE",
+                          "MARIADB_ROOT_HOST", "MARIADB_REPLICATION_PASSWORD", "MYSQL_ROOT_PASSWORD",
+                          "MYSQL_PASSWORD", "MYSQL_USER", "MYSQL_DATABASE", "MYSQL_ROOT_HOST"}),
+    "postgres": frozenset({"POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB", "POSTGRES_INITDB_ARGS"}),
+    "mongo": frozenset({"MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD"}),
+    "wordpress": frozenset({"WORDPRESS_DB_HOST", "WORDPRESS_DB_USER", "WORDPRESS_DB_PASSWORD",
+                            "WORDPRESS_DB_NAME", "WORDPRESS_AUTH_KEY", "WORDPRESS_SECURE_AUTH_KEY",
+                            "WORDPRESS_LOGGED_IN_KEY", "WORDPRESS_NONCE_KEY", "WORDPRESS_AUTH_SALT",
+                            "WORDPRESS_SECURE_AUTH_SALT", "WORDPRESS_LOGGED_IN_SALT", "WORDPRESS_NONCE_SALT"}),
+    "nextcloud": frozenset({"MYSQL_PASSWORD", "MYSQL_USER", "MYSQL_DATABASE", "POSTGRES_PASSWORD",
+                            "POSTGRES_USER", "POSTGRES_DB", "NEXTCLOUD_ADMIN_USER", "NEXTCLOUD_ADMIN_PASSWORD",
+                            "REDIS_HOST_PASSWORD", "SMTP_PASSWORD", "OBJECTSTORE_S3_KEY", "OBJECTSTORE_S3_SECRET"}),
+}
+
+#: Images whose every variable with a prefix accepts a file variant with another suffix.
+PREFIX_FILE_ENV: dict[str, tuple[str, str]] = {
+    "grafana/grafana": ("GF_", "__FILE"),
+    "grafana/grafana-oss": ("GF_", "__FILE"),
+    "grafana/grafana-enterprise": ("GF_", "__FILE"),
+}
+
+#: The MySQL exporter: variables that carry its password, read from an option file instead.
+MYCNF_IMAGES = frozenset({"prom/mysqld-exporter", "prometheus/mysqld-exporter"})
+MYCNF_VARS = frozenset({"DATA_SOURCE_NAME", "MYSQLD_EXPORTER_PASSWORD"})
+
+
+@dataclass(frozen=True)
+class FileEnv:
+    """Replace ``VAR`` by ``VAR<suffix>: /run/secrets/<name>``."""
+
+    suffix: str = "_FILE"
+
+    def file_var(self, var: str) -> str:
+        return var + self.suffix
+
+
+@dataclass(frozen=True)
+class MyCnf:
+    """Write a ``[client]`` option file as the secret and pass ``--config.my-cnf=<path>``."""
+
+    flag: str = "--config.my-cnf"
+
+
+Recipe = FileEnv | MyCnf
+
+
+def repository(image: str | None) -> str:
+    """``docker.io/library/mysql:8.0@sha256:..`` -> ``mysql``; ``quay.io/prometheus/x:v1`` -> ``prometheus/x``."""
+    if not image:
+        return ""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name.rsplit(":", 1)[0]
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = parts[1:]
+    if len(parts) == 2 and parts[0] == "library":
+        parts = parts[1:]
+    return "/".join(parts).lower()
+
+
+def recipe_for(image: str | None, var: str) -> Recipe | None:
+    repo = repository(image)
+    if var in FILE_ENV.get(repo, ()):
+        return FileEnv("_FILE")
+    prefix = PREFIX_FILE_ENV.get(repo)
+    if prefix and var.startswith(prefix[0]):
+        return FileEnv(prefix[1])
+    if repo in MYCNF_IMAGES and var in MYCNF_VARS:
+        return MyCnf()
+    return None
+
+
+# ---------------------------------------------------------------------- the exporter's option file
+_DSN = re.compile(r"^(?P<user>[^:@/]*)(?::(?P<pw>.*))?@(?:(?P<net>tcp|unix)?\((?P<addr>[^)]*)\))?/")
+#: Characters the exporter's ini reader would not keep literally in a value.
+_CNF_UNSAFE = re.compile(r"[$\n\r\"'`\\]|^\s|\s$")
+
+
+class RecipeError(ValueError):
+    """The value cannot be carried by the recipe (message never contains the value)."""
+
+
+def mycnf(var: str, value: str) -> bytes:
+    """The ``[client]`` option file for the exporter holding what ``var`` held.
+
+    ``DATA_SOURCE_NAME`` (``user:password@(host:port)/``) gives user, password, host and port;
+    ``MYSQLD_EXPORTER_PASSWORD`` gives only the password (the user and address stay in the
+    ``--mysqld.username`` / ``--mysqld.address`` flags, which the exporter uses when the file
+    has none)."""
+    fields: list[tuple[str, str]] = []
+    if var == "DATA_SOURCE_NAME":
+        m = _DSN.match(value)
+        if not m or m.group("pw") is None:
+            raise RecipeError("DATA_SOURCE_NAME is not of the form user:password@(host:port)/")
+        fields.append(("user", m.group("user")))
+        fields.append(("password", m.group("pw")))
+        addr = m.group("addr") or ""
+        if m.group("net") == "unix":
+            fields.append(("socket", addr))
+        elif addr:
+            host, _, port = addr.rpartition(":") if re.search(r":\d+$", addr) else (addr, "", "")
+            fields.append(("host", host.strip("[]")))
+            if port:
+                fields.append(("port", port))
+    else:
+        fields.append(("password", value))
+    for key, v in fields:
+        if _CNF_UNSAFE.search(v):
+            raise RecipeError(f"the {key} contains characters an option file cannot carry as written "
+                              "($, quotes, backslash, line breaks or surrounding blanks)")
+    return ("[client]\n" + "".join(f"{k}={v}\n" for k, v in fields if v != "")).encode()

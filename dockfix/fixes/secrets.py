@@ -1,0 +1,379 @@
+"""Fix for ``env-password``: passwords move out of environment variables into Docker secrets.
+
+One builder, three kinds of subject (see the check in dockfix/checks/notes.py):
+
+* ``compose:<file>#<service>`` — the compose file is edited in place (see
+  :mod:`dockfix.fixes.compose_secrets`); each value goes to ``secrets/<service>_<VAR>`` beside it
+  (0600, owned like the compose file), the ``.env`` line it came from goes when nothing else uses
+  it, and the secret files are added to ``.gitignore`` when the folder is in a git work tree;
+* ``service:<name>`` — a swarm service: each value becomes a swarm secret with a unique name,
+  labelled as made by dockfix, and the service is updated to mount it instead of carrying the
+  variable; the journal keeps the old spec, rollback puts it back and removes the secret;
+* ``container:<name>`` — a container made with ``docker run -e`` cannot be changed in place: the
+  fix is manual and says how; one made by compose is fixed in its compose file.
+
+No value is ever put in a plan file: a file holding one is written as a secret WriteFile (its
+content is rebuilt from the host when a plan file is applied, and used only if its sha256 matches),
+and a swarm secret's bytes are read again from the service at apply time (:func:`derive_service_env`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _random
+from typing import Any
+
+from dockfix.checks.notes import Deployment, Var, env_password, secret_vars
+from dockfix.fixes import DISRUPTIVE, ManualFix
+from dockfix.fixes.compose_secrets import (
+    SECRETS_DIR,
+    Conversion,
+    convert,
+    dotenv_without,
+    secret_name,
+)
+from dockfix.fixes.image_recipes import (
+    FileEnv,
+    MyCnf,
+    RecipeError,
+    mycnf,
+    recipe_for,
+    repository,
+)
+from dockfix.model import CheckError, Finding
+from dockfix.plan import (
+    CreateSecret,
+    MakeDir,
+    PlanItem,
+    UpdateService,
+    WriteFile,
+    staged_state,
+    staged_text,
+)
+
+#: Label put on every swarm secret dockfix creates.
+MADE_BY_LABEL = "io.dockfix.made-by"
+COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
+COMPOSE_DIR_LABEL = "com.docker.compose.project.working_dir"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+STACK_LABEL = "com.docker.stack.namespace"
+
+IMPACT = ("The workload gets its password from a file under /run/secrets/ instead of an environment variable; "
+          "it must be redeployed (docker compose up -d, docker stack deploy) to use it, and a swarm service is "
+          "updated at once (its tasks restart).")
+
+
+@env_password.fix(safety=DISRUPTIVE, impact=IMPACT)
+def move_to_secrets(ctx, finding: Finding) -> PlanItem | list:
+    kind, _, name = finding.subject.partition(":")
+    if kind == "compose":
+        path, _, service = name.rpartition("#")
+        return compose_item(ctx, finding, path, service)
+    if kind == "service":
+        return service_item(ctx, finding, name)
+    if kind == "container":
+        return container_item(ctx, finding, name)
+    raise ManualFix(f"{finding.subject}: dockfix does not know how to change this kind of workload")
+
+
+# ---------------------------------------------------------------------- compose files
+def _flagged(ctx, cf, service: str, strict: bool = True) -> list[Var]:
+    svc = cf.services.get(service)
+    if svc is None:
+        raise ManualFix(f"{cf.path}: no service {service!r} any more")
+    try:
+        environment = svc.environment
+    except CheckError:
+        if strict:
+            raise
+        return []
+    env = [Var(e.name, e.value, e.line, "shell" if e.source == "unset" else e.source, cf.path, e.from_interpolation)
+           for e in environment]
+    return [v for v, _ in secret_vars(Deployment(f"compose:{cf.path}#{service}", svc.image or "", env))]
+
+
+def _in_git_tree(ctx, folder: str) -> bool:
+    d = folder
+    while True:
+        if ctx.host.lstat(os.path.join(d, ".git")) is not None:
+            return True
+        if d == "/":
+            return False
+        d = os.path.dirname(d)
+
+
+def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | list:
+    from dockfix.compose import is_compose_name, parse_compose, parse_dotenv
+
+    text = staged_text(ctx, path)
+    if text is None:
+        raise ManualFix(f"{path}: compose file not found")
+    folder = os.path.dirname(path) or "/"
+    env_path = os.path.join(folder, ".env")
+    env_text = staged_text(ctx, env_path) if staged_state(ctx, env_path).existed else None
+    env: dict[str, str] = {}
+    if env_text is not None:
+        env, _ = parse_dotenv(env_text.lstrip("\ufeff"), env_path)
+    cf = parse_compose(text.lstrip("\ufeff"), path, env)
+    flagged = _flagged(ctx, cf, service)
+    in_env_files = sorted({f"{v['name']} (in {v.get('file')})" for v in finding.data.get("variables", [])
+                           if v.get("source") == "env_file"})
+    if not flagged and in_env_files:
+        raise ManualFix(f"{path}: service {service!r} reads {', '.join(in_env_files)} through env_file: move each "
+                        "value into a file under secrets/ (mode 0600), declare it in a top-level secrets: entry "
+                        "(file:), list it in the service's secrets:, set <VAR>_FILE=/run/secrets/<name> where the "
+                        "image reads it, and delete the line from the env_file")
+    if not flagged:
+        return []  # already done (an earlier item of this plan converted them)
+    fixable = [v for v in flagged if v.source in ("literal", ".env", "default")]
+    left = [v.name for v in flagged if v not in fixable]
+    if not fixable:
+        raise ManualFix(f"{path}: service {service!r} takes {', '.join(left)} from the shell that runs compose, "
+                        "not from this folder: put the value in a file under secrets/, declare it in a top-level "
+                        "secrets: entry (file:) and list it in the service's secrets:")
+    comp = cf.doc.get("secrets") if hasattr(cf.doc, "get") else None
+    declared = set(comp.keys()) if hasattr(comp, "keys") else set()
+    convs: list[Conversion] = []
+    for v in fixable:
+        base = secret_name(service, v.name)
+        name, n = base, 2
+        while name in declared or staged_state(ctx, os.path.join(folder, SECRETS_DIR, name)).existed:
+            name, n = f"{base}_{n}", n + 1
+        declared.add(name)
+        convs.append(Conversion(service, v.name, name))
+    others = []
+    if env_text is not None:
+        others.append(env_text)
+    for other in ctx.host.listdir(folder):
+        p = os.path.join(folder, other)
+        if p != path and is_compose_name(other) and ctx.host.is_file(p):
+            others.append(staged_text(ctx, p) or "")
+    out = convert(text, path, env, convs, others)
+
+    st = staged_state(ctx, path)
+    uid, gid = st.uid or 0, st.gid or 0
+    changes: list[Any] = []
+    secrets_dir = os.path.join(folder, SECRETS_DIR)
+    dir_state = staged_state(ctx, secrets_dir)
+    if not dir_state.existed:
+        changes.append(MakeDir(path=secrets_dir, mode=0o700, uid=uid, gid=gid))
+    elif dir_state.kind != "dir":
+        raise ManualFix(f"{secrets_dir} is a {dir_state.kind}, not a folder: move it away, or move the password "
+                        "into a secret by hand")
+    for c in convs:
+        changes.append(WriteFile(path=os.path.join(secrets_dir, c.secret), after=out.secret_files[c.secret],
+                                 mode=0o600, uid=uid, gid=gid, secret=True))
+    after = out.compose_after
+    # values this fix does not move (other services, other keys) must not reach a plan file either
+    still_secret = any(val and val in after for val in env.values() if len(val) >= 4) or \
+        any(v.value and v.value in after for s in cf.services for v in _flagged(ctx, cf, s, strict=False))
+    changes.append(WriteFile(path=path, after=after.encode("utf-8"), secret=still_secret))
+    if out.dotenv_remove and env_text is not None:
+        changes.append(WriteFile(path=env_path, after=dotenv_without(env_text, out.dotenv_remove).encode("utf-8"),
+                                 secret=True))
+    notes = list(out.notes)
+    if out.dotenv_remove:
+        notes.append(f"{', '.join(out.dotenv_remove)} taken out of {env_path}: nothing else uses it")
+    if _in_git_tree(ctx, folder):
+        changes.extend(_gitignore(ctx, folder, [c.secret for c in convs], uid, gid))
+        notes.append("the folder is in a git work tree: the secret files are added to .gitignore; a password that "
+                     "was committed stays in the history — change it")
+    if left:
+        notes.append(f"{', '.join(left)} come from the shell that runs compose: not moved")
+    if in_env_files:
+        notes.append(f"{', '.join(in_env_files)} come through env_file: not moved; move them by hand the same way")
+    notes.append("with docker compose (not swarm) secret files are bind-mounted with their owner and mode (0600 here): "
+                 "an application that runs as another user needs read access")
+    if out.unknown_image:
+        notes.append("kept disruptive: the image is not known to read a *_FILE variable")
+    return PlanItem(check_id=finding.id, subject=finding.subject, title=finding.title, safety=DISRUPTIVE,
+                    impact=IMPACT, changes=changes, notes=notes)
+
+
+def _gitignore(ctx, folder: str, names: list[str], uid: int, gid: int) -> list[WriteFile]:
+    path = os.path.join(folder, ".gitignore")
+    st = staged_state(ctx, path)
+    before = (staged_text(ctx, path) or "") if st.existed else ""
+    have = {ln.strip() for ln in before.splitlines()}
+    if have & {"secrets", "secrets/", "/secrets", "/secrets/", "secrets/*", "/secrets/*"}:
+        return []
+    add = [f"/{SECRETS_DIR}/{n}" for n in names if f"/{SECRETS_DIR}/{n}" not in have]
+    if not add:
+        return []
+    text = before + ("" if not before or before.endswith("\n") else "\n")
+    if "# Docker secrets written by dockfix" not in have:
+        text += "# Docker secrets written by dockfix\n"
+    text += "".join(a + "\n" for a in add)
+    if st.existed:
+        return [WriteFile(path=path, after=text.encode("utf-8"))]
+    return [WriteFile(path=path, after=text.encode("utf-8"), mode=0o644, uid=uid, gid=gid)]
+
+
+# ---------------------------------------------------------------------- containers
+def container_item(ctx, finding: Finding, name: str) -> PlanItem | list:
+    from dockfix.engine_fetch import containers
+
+    c = next((c for c in containers(ctx) if str(c.get("Name", "")).lstrip("/") == name), None)
+    labels = ((c or {}).get("Config") or {}).get("Labels") or {}
+    files = [f.strip() for f in str(labels.get(COMPOSE_FILES_LABEL) or "").split(",") if f.strip()]
+    service = labels.get(COMPOSE_SERVICE_LABEL)
+    if files and service:
+        workdir = labels.get(COMPOSE_DIR_LABEL) or "/"
+        for f in files:
+            p = os.path.normpath(f if f.startswith("/") else os.path.join(workdir, f))
+            if not ctx.host.is_file(p):
+                continue
+            text = staged_text(ctx, p) or ""
+            if f"{service}:" not in text:
+                continue
+            item = compose_item(ctx, finding, p, service)
+            if isinstance(item, PlanItem):
+                item.notes.insert(0, f"container {name} was made by compose from {p}: the fix is made there; "
+                                     f"recreate it with docker compose up -d {service}")
+            return item
+        raise ManualFix(f"container {name} was made by compose from {', '.join(files)}, which is not on this host "
+                        f"(or has no service {service!r}): fix the compose file where it is kept")
+    variables = [v.get("name") for v in finding.data.get("variables", [])]
+    raise ManualFix(
+        f"container {name} was started with docker run -e {' -e '.join(variables)}: a container's environment "
+        "cannot be changed in place. Put each value in a file only root can read (install -m 0600 /dev/null "
+        "/etc/dockfix-secrets/NAME, then write the value), recreate the container without -e VAR and with "
+        "--mount type=bind,source=/etc/dockfix-secrets/NAME,target=/run/secrets/NAME,readonly plus -e VAR_FILE="
+        "/run/secrets/NAME when the image reads *_FILE variables; better, run it as a swarm service or with "
+        "compose and use Docker secrets")
+
+
+# ---------------------------------------------------------------------- swarm services
+def _find_service(ctx, name: str) -> dict:
+    from dockfix.engine_fetch import services
+
+    for s in services(ctx):
+        if (s.get("Spec") or {}).get("Name") == name or s.get("ID") == name:
+            return s
+    raise ManualFix(f"swarm service {name} is gone")
+
+
+def staged_spec(ctx, sid: str) -> dict:
+    """The spec of swarm service ``sid`` as the fixes planned so far leave it (a copy to edit).
+
+    Every fix of a service builds on the ones before it in the plan, so two fixes of one service
+    (a password and the registry's encryption) do not undo each other."""
+    specs = ctx.memo("dockfix.fixes.staged_service_specs", dict)
+    if sid not in specs:
+        specs[sid] = ctx.host.docker.api.inspect_service(sid)["Spec"]
+    return json.loads(json.dumps(specs[sid]))
+
+
+def stage_spec(ctx, sid: str, spec: dict) -> UpdateService:
+    """Record ``spec`` as the planned spec of ``sid`` and return the change that makes it so."""
+    specs = ctx.memo("dockfix.fixes.staged_service_specs", dict)
+    before = specs.get(sid)
+    specs[sid] = json.loads(json.dumps(spec))
+    return UpdateService(service_id=sid, new_spec=spec, before_spec=before)
+
+
+def _env_value(env: list[str], var: str) -> str | None:
+    for item in env:
+        k, sep, v = item.partition("=")
+        if k == var and sep:
+            return v
+    return None
+
+
+def service_item(ctx, finding: Finding, name: str) -> PlanItem:
+    from dockfix.checks.notes import _engine_env
+
+    svc = _find_service(ctx, name)
+    sid = svc["ID"]
+    spec = staged_spec(ctx, sid)
+    cs = spec.setdefault("TaskTemplate", {}).setdefault("ContainerSpec", {})
+    env: list[str] = list(cs.get("Env") or [])
+    image = str(cs.get("Image") or "").split("@", 1)[0]
+    flagged = [v for v, _ in secret_vars(Deployment(finding.subject, image, _engine_env(env)))]
+    if not flagged:
+        return PlanItem(check_id=finding.id, subject=finding.subject, title=finding.title, safety=DISRUPTIVE,
+                        impact=IMPACT)
+    taken = {s.name for s in ctx.host.docker.secrets.list()}
+    refs = list(cs.get("Secrets") or [])
+    targets = {(r.get("File") or {}).get("Name") for r in refs}
+    changes: list[Any] = []
+    notes: list[str] = []
+    drop: set[str] = set()
+    add_env: list[str] = []
+    args = list(cs.get("Args") or [])
+    for v in flagged:
+        value = _env_value(env, v.name)
+        if value is None:
+            continue
+        recipe = recipe_for(image, v.name)
+        base = secret_name(spec.get("Name", "svc"), v.name)[:48]
+        while True:
+            sname = f"{base}-{_random.token_hex(3)}"
+            if sname not in taken:
+                break
+        taken.add(sname)
+        target = secret_name(spec.get("Name", "svc"), v.name)
+        while target in targets:
+            target += "_"
+        targets.add(target)
+        mounted = f"/run/secrets/{target}"
+        if isinstance(recipe, MyCnf):
+            if any(a.startswith(recipe.flag) for a in args + list(cs.get("Command") or [])):
+                raise ManualFix(f"service {name}: the exporter already names an option file ({recipe.flag}); "
+                                f"add the password to that file by hand")
+            try:
+                data = mycnf(v.name, value)
+            except RecipeError as e:
+                raise ManualFix(f"service {name}: {e}; write the exporter's option file by hand") from None
+            args.append(f"{recipe.flag}={mounted}")
+            notes.append(f"{v.name} becomes the option file {mounted} ([client] section), read with {recipe.flag}")
+            ref_kind = "mycnf"
+        else:
+            file_var = (recipe or FileEnv()).file_var(v.name)
+            if _env_value(env, file_var) is not None:
+                raise ManualFix(f"service {name} already sets {file_var}; move {v.name} by hand")
+            data = value.encode("utf-8")
+            add_env.append(f"{file_var}={mounted}")
+            ref_kind = "value"
+            if recipe is None:
+                notes.append(f"{image or 'the image'} is not known to read {file_var}: the application must now read "
+                             f"its password from {mounted} (also named by {file_var}); if it only reads {v.name} it "
+                             "will start without one")
+            else:
+                notes.append(f"{v.name} is now read from {mounted} through {file_var} (supported by the "
+                             f"{repository(image)} image)")
+        drop.add(v.name)
+        changes.append(CreateSecret(name=sname, labels={MADE_BY_LABEL: "dockfix", "io.dockfix.service": spec.get("Name", ""),
+                                                        "io.dockfix.variable": v.name},
+                                    data=data, data_ref={"kind": "service-env", "service_id": sid, "var": v.name,
+                                                         "recipe": ref_kind}))
+        refs.append({"SecretName": sname, "File": {"Name": target, "UID": "0", "GID": "0", "Mode": 0o444}})
+    cs["Env"] = [e for e in env if e.partition("=")[0] not in drop] + add_env
+    cs["Secrets"] = refs
+    if args != list(cs.get("Args") or []):
+        cs["Args"] = args
+    changes.append(stage_spec(ctx, sid, spec))
+    labels = spec.get("Labels") or {}
+    if labels.get(STACK_LABEL):
+        notes.append(f"this service belongs to stack {labels[STACK_LABEL]}: fix the stack's compose file too, or the "
+                     "next docker stack deploy puts the variable back")
+    return PlanItem(check_id=finding.id, subject=finding.subject, title=finding.title, safety=DISRUPTIVE,
+                    impact=IMPACT, changes=changes, notes=notes)
+
+
+def derive_service_env(host, ref: dict) -> bytes:
+    """The secret of a CreateSecret planned from a service's variable, read again at apply time."""
+    from dockfix.plan import PlanError
+
+    svc = host.docker.api.inspect_service(ref["service_id"])
+    env = (((svc.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or []
+    value = _env_value(env, ref["var"])
+    if value is None:
+        raise PlanError(f"service {ref['service_id']}: {ref['var']} is no longer set; plan again")
+    if ref.get("recipe") == "mycnf":
+        try:
+            return mycnf(ref["var"], value)
+        except RecipeError as e:
+            raise PlanError(f"service {ref['service_id']}: {e}") from None
+    return value.encode("utf-8")

@@ -1,0 +1,251 @@
+"""A dockerd of our own, for the demo host (and reusable by the tests).
+
+It never touches the machine's default daemon: its data root, exec root, pidfile, config file and
+unix socket all live under one folder of its own, and it runs with no bridge, no iptables and no
+IP masquerading, so it changes nothing in the machine's network. Images come from
+``docker import`` of a static busybox (no registry needed).
+
+Stopping it leaves nothing behind: the swarm is left, every container removed, dockerd (and the
+containerd it started) stopped, and every mount below the folder unmounted. The folder itself is
+removed only when no mount is left below it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BUSYBOX_IMAGE = "dockfix-demo/busybox:latest"
+BUSYBOX_COMMANDS = ("sh", "sleep", "cat", "env", "ls", "ps", "echo", "true", "nc", "id", "test", "grep")
+#: A unix socket path must fit in sun_path (108 bytes with the NUL).
+MAX_SOCKET_PATH = 100
+
+
+class EngineError(Exception):
+    """The private engine could not be started or used (one line)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def why_no_engine() -> str | None:
+    """Why a private engine cannot run here, or None when it can."""
+    if os.geteuid() != 0:
+        return "dockfix is not running as root (dockerd needs root)"
+    if not shutil.which("dockerd"):
+        return "dockerd is not installed (not found on PATH; Debian: apt-get install docker.io)"
+    if not busybox_path():
+        return "busybox is not installed (Debian: apt-get install busybox-static); it is needed for the demo image"
+    return None
+
+
+def busybox_path() -> str | None:
+    for p in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
+        if p and os.path.isfile(p):
+            return p
+    return None
+
+
+def mounts_below(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (deepest first), from /proc/self/mountinfo."""
+    top = str(path).rstrip("/")
+    found = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for line in f:
+                mp = line.split()[4].encode().decode("unicode_escape")
+                if mp == top or mp.startswith(top + "/"):
+                    found.append(mp)
+    except OSError:
+        return []
+    return sorted(set(found), key=len, reverse=True)
+
+
+@dataclass
+class PrivateEngine:
+    """A dockerd under ``base``. ``url`` is what dockfix gets with --docker-host."""
+
+    base: Path
+    swarm: bool = False
+    proc: subprocess.Popen | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base = Path(self.base)
+        self.log = self.base / "dockerd.log"
+
+    @property
+    def sock(self) -> str:
+        return str(self.base / "docker.sock")
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.sock}"
+
+    def client(self, timeout: int = 60):
+        import docker
+
+        return docker.DockerClient(base_url=self.url, version="auto", timeout=timeout)
+
+    # ------------------------------------------------------------------ start
+    def start(self, timeout: float = 60) -> None:
+        reason = why_no_engine()
+        if reason:
+            raise EngineError(reason)
+        if len(self.sock) > MAX_SOCKET_PATH:
+            raise EngineError(f"{self.sock}: socket path too long for a unix socket (keep the folder short)")
+        self.base.mkdir(parents=True, exist_ok=True)
+        (self.base / "daemon.json").write_text("{}\n")
+        cmd = [
+            shutil.which("dockerd") or "dockerd",
+            "--data-root", str(self.base / "data"),
+            "--exec-root", str(self.base / "exec"),
+            "--pidfile", str(self.base / "dockerd.pid"),
+            "--host", self.url,
+            "--bridge=none", "--iptables=false", "--ip-masq=false",
+            "--config-file", str(self.base / "daemon.json"),
+        ]
+        with open(self.log, "wb") as logf:
+            # its own session: a Ctrl-C in the terminal reaches us, and we stop it in order
+            self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EngineError(f"dockerd exited with {self.proc.returncode}: {self._log_tail()}")
+            if os.path.exists(self.sock) and self._pings():
+                break
+            time.sleep(0.2)
+        else:
+            raise EngineError(f"dockerd did not answer within {timeout:.0f} s: {self._log_tail()}")
+        self.import_busybox()
+        if self.swarm:
+            port = free_port()
+            self.client().swarm.init(advertise_addr="127.0.0.1", listen_addr=f"127.0.0.1:{port}")
+
+    def _pings(self) -> bool:
+        try:
+            c = self.client(timeout=5)
+            try:
+                return bool(c.ping())
+            finally:
+                c.close()
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    def _log_tail(self) -> str:
+        try:
+            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-3:])[-600:]
+        except OSError:
+            return "(no log)"
+
+    def import_busybox(self, tag: str = BUSYBOX_IMAGE) -> None:
+        """Make a tiny image from the machine's static busybox with ``docker import``."""
+        busybox = busybox_path()
+        if not busybox:
+            raise EngineError("busybox is not installed (apt-get install busybox-static)")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            def add_dir(name: str) -> None:
+                ti = tarfile.TarInfo(name)
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(ti)
+
+            for d in ("bin", "tmp", "etc"):
+                add_dir(d)
+            tar.add(busybox, arcname="bin/busybox")
+            for c in BUSYBOX_COMMANDS:
+                ti = tarfile.TarInfo(f"bin/{c}")
+                ti.type, ti.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(ti)
+            passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n"
+            ti = tarfile.TarInfo("etc/passwd")
+            ti.size = len(passwd)
+            tar.addfile(ti, io.BytesIO(passwd))
+        repo, _, t = tag.rpartition(":")
+        try:
+            self.client().api.import_image_from_data(buf.getvalue(), repository=repo, tag=t)
+        except Exception as e:  # noqa: BLE001
+            raise EngineError(f"docker import of busybox failed: {e}") from None
+
+    # ------------------------------------------------------------------ stop
+    def stop(self, remove: bool = True) -> list[str]:
+        """Stop everything and (``remove``) delete the folder. Returns problems left (empty: clean)."""
+        problems: list[str] = []
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                c = self.client(timeout=30)
+                if self.swarm:
+                    try:
+                        c.swarm.leave(force=True)
+                    except Exception:  # noqa: BLE001 - not in a swarm any more
+                        pass
+                for ctr in c.containers.list(all=True):
+                    try:
+                        ctr.remove(force=True)
+                    except Exception:  # noqa: BLE001
+                        pass
+                c.close()
+            except Exception:  # noqa: BLE001 - the engine is going down anyway
+                pass
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        elif self.proc is not None:
+            self.proc.wait()
+        self._kill_leftovers()
+        for mp in mounts_below(self.base):
+            subprocess.run(["umount", mp], capture_output=True)
+        for mp in mounts_below(self.base):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        left = mounts_below(self.base)
+        if left:
+            problems.append(f"still mounted: {', '.join(left)}")
+        elif remove:
+            shutil.rmtree(self.base, ignore_errors=True)
+        return problems
+
+    def _kill_leftovers(self) -> None:
+        """A dockerd/containerd process still naming our folder (a shim, say) is ours: end it."""
+        for pid in processes_mentioning(str(self.base) + "/"):
+            try:
+                exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+            except OSError:
+                continue
+            if not exe.startswith(("dockerd", "containerd", "docker-", "runc")):
+                continue
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Ids of processes whose command line contains ``text``."""
+    found = []
+    me = {os.getpid(), os.getppid()}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in me:
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(int(name))
+    return found

@@ -1,0 +1,50 @@
+"""One finding on a whole page: everything there is to know about it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown, Static
+
+from dockfix.model import Finding
+from dockfix.screens import render
+
+if TYPE_CHECKING:
+    from dockfix.screens.findings_screen import FindingsScreen
+
+
+class DetailScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("d", "diff", "Diff"),
+        Binding("space", "mark", "Mark"),
+        Binding("a", "apply", "Apply"),
+    ]
+
+    def __init__(self, finding: Finding, findings: "FindingsScreen") -> None:
+        super().__init__()
+        self.finding, self.findings_screen = finding, findings
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Finding {self.finding.cis or self.finding.id} · {self.finding.subject}", id="banner")
+        with VerticalScroll(id="detail-page"):
+            yield Markdown(render.finding_markdown(self.finding))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-page").focus()
+
+    def action_diff(self) -> None:
+        self.findings_screen.action_diff(self.finding)
+
+    def action_apply(self) -> None:
+        self.findings_screen.action_apply(self.finding)
+
+    def action_mark(self) -> None:
+        self.findings_screen.toggle_mark(self.finding)
+        marked = self.finding.key in self.findings_screen.marked
+        self.notify(f"{self.finding.id} {'marked' if marked else 'unmarked'}.", timeout=2)

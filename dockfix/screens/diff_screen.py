@@ -1,0 +1,58 @@
+"""The diff preview of a plan: exactly what applying it would change (secrets masked)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from dockfix.screens import render
+
+
+def plan_header(plan: Any, plain: bool = False) -> Text:
+    t = Text()
+    for item in plan.items:
+        t.append("● ", style="bold")
+        t.append_text(render.safety_text(item.safety, plain))
+        t.append(f"  {item.check_id}  {item.subject}\n", style="bold")
+        t.append(f"  impact: {item.impact}\n", style="" if plain else "dim")
+        for note in getattr(item, "notes", None) or []:
+            t.append(f"  note: {note}\n", style="italic")
+    return t
+
+
+class DiffScreen(Screen[str]):
+    """Dismisses with "apply" when the user asks to apply what they see."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("a", "apply", "Apply"),
+    ]
+
+    def __init__(self, plan: Any) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def compose(self) -> ComposeResult:
+        n = len(self.plan.items)
+        yield Static(Text.assemble(("Review ", "bold"), render.plural(n, "fix"),
+                                   " · secrets are masked · a applies, Esc goes back"), id="banner")
+        with VerticalScroll(id="diff-page"):
+            diff = self.plan.diff()
+            yield Static(render.diff_text(diff, self.app.no_color) if diff.strip() else Text("(no file changes)", style="dim"),
+                         id="diff", expand=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#diff-page").focus()
+
+    def action_back(self) -> None:
+        self.dismiss("back")
+
+    def action_apply(self) -> None:
+        self.dismiss("apply")

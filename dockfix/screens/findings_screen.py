@@ -1,0 +1,599 @@
+"""The main page: findings grouped by section, filters, search, detail, marking and applying."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import Counter
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, VerticalScroll
+from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Markdown, ProgressBar, Static
+
+from dockfix.model import Finding, Status
+from dockfix.screens import render
+from dockfix.screens.messages import (
+    FindingsRescanned,
+    FixesApplied,
+    PlanBuilt,
+    PlanFailed,
+    ScanCompleted,
+    ScanFailed,
+    ScanProgressed,
+)
+
+Key = tuple[str, str]
+SEP = "\x1f"
+
+
+def row_key_of(f: Finding) -> str:
+    return f"f{SEP}{f.id}{SEP}{f.subject}"
+
+
+class FindingsScreen(Screen):
+    """Findings table + detail pane. Owns the scan worker and the apply flow."""
+
+    BINDINGS = [
+        Binding("space", "mark", "Mark"),
+        Binding("d", "diff", "Diff"),
+        Binding("a", "apply", "Apply"),
+        Binding("f", "cycle_filter", "Filter"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("j", "journal", "Journal"),
+        Binding("r", "rescan", "Rescan", show=False),
+        Binding("escape", "clear", "Clear", show=False),
+        Binding("1", "filter('todo')", "To do", show=False),
+        Binding("2", "filter('fail')", "Fail", show=False),
+        Binding("3", "filter('manual')", "Manual", show=False),
+        Binding("4", "filter('error')", "Error", show=False),
+        Binding("5", "filter('pass')", "Pass", show=False),
+        Binding("6", "filter('all')", "All", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.findings: dict[Key, Finding] = {}
+        self.marked: set[Key] = set()
+        self.filter = "todo"
+        self.search = ""
+        self.generation = 0
+        self.scanning = False
+        self._refresh_pending = False
+        self._shown_key: str | None = None
+        self._detail_timer = None
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        app = self.app
+        engine = app.host.docker_host if app.host.engine else "not scanned"
+        yield Static(Text.assemble(("dockfix", "bold"), " · ", app.host_label, " · engine: ", engine), id="banner")
+        if app.refusal:
+            yield Static(Text.assemble(("READ-ONLY ", "bold reverse"), " ", app.refusal), id="readonly")
+        with Horizontal(id="progress-row"):
+            yield Label("Starting the scan…", id="progress-label")
+            yield ProgressBar(total=None, show_eta=False, id="progress")
+        yield Static(id="counts")
+        yield Input(placeholder="search: words in id, title, subject, evidence (Enter to keep, Esc to clear)", id="search")
+        with Container(id="body"):
+            table: DataTable = DataTable(id="table", cursor_type="row", zebra_stripes=False)
+            yield table
+            with VerticalScroll(id="detail"):
+                yield Markdown("", id="detail-md")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.focus()
+        self.start_scan()
+
+    # ------------------------------------------------------------------ the status line
+    def set_status(self, text: str | Text) -> None:
+        """The line under the banner, at rest (what the last scan or apply did)."""
+        self._status = text
+        self.query_one("#progress-label", Label).update(text)
+
+    def set_busy(self, text: str) -> None:
+        self.query_one("#progress-label", Label).update(text)
+
+    def rest(self) -> None:
+        self.query_one("#progress-label", Label).update(getattr(self, "_status", ""))
+
+    # ------------------------------------------------------------------ scanning
+    def start_scan(self) -> None:
+        self.generation += 1
+        self.findings = {}
+        self.scanning = True
+        self.set_status("Scanning…")
+        bar = self.query_one(ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.refresh_table()
+        self._scan(self.generation)
+
+    @work(thread=True, exclusive=True, group="scan")
+    def _scan(self, generation: int) -> None:
+        app = self.app
+        try:
+            ctx = app.new_context()
+
+            def progressed(done: int, total: int, found: list[Finding]) -> None:
+                self.post_message(ScanProgressed(done, total, list(found), generation))
+
+            result = app.core.scan(ctx, on_progress=progressed)
+        except Exception as e:  # shown, never a crash
+            self.post_message(ScanFailed(f"{type(e).__name__}: {e}", generation))
+            return
+        self.post_message(ScanCompleted(list(result.findings), generation))
+
+    def on_scan_progressed(self, m: ScanProgressed) -> None:
+        if m.generation != self.generation:
+            return
+        for f in m.findings:
+            self.findings[f.key] = f
+        bar = self.query_one(ProgressBar)
+        bar.update(total=m.total, progress=m.done)
+        self.set_status(f"Scanning: {m.done}/{m.total} checks")
+        self.schedule_refresh()
+
+    def on_scan_completed(self, m: ScanCompleted) -> None:
+        if m.generation != self.generation:
+            return
+        self.scanning = False
+        self.findings = {f.key: f for f in m.findings}
+        self.marked &= {k for k, f in self.findings.items() if self._fixable(f)}
+        checks = len({f.id for f in m.findings})
+        self.query_one(ProgressBar).display = False
+        self.set_status(f"Scanned {render.plural(checks, 'check')}.")
+        self.refresh_table()
+
+    def on_scan_failed(self, m: ScanFailed) -> None:
+        if m.generation != self.generation:
+            return
+        self.scanning = False
+        self.query_one(ProgressBar).display = False
+        self.set_status(Text(f"The scan failed: {m.error}", style="bold red"))
+
+    def schedule_refresh(self) -> None:
+        """Redraw the table now if it is empty, else at most ten times a second while scanning."""
+        if self._refresh_pending:
+            return
+        if not self.query_one(DataTable).row_count:
+            self.refresh_table()
+            return
+        self._refresh_pending = True
+
+        def later() -> None:
+            self._refresh_pending = False
+            self.refresh_table()
+
+        self.set_timer(0.1, later)
+
+    # ------------------------------------------------------------------ the table
+    def visible(self) -> list[Finding]:
+        statuses = render.FILTERS[self.filter]
+        shown = [f for f in self.findings.values() if render.matches(f, statuses, self.search)]
+        return sorted(shown, key=render.order_key)
+
+    def column_widths(self) -> dict[str, int]:
+        """Fit the columns to the table's width: the subject takes what is left."""
+        table = self.query_one(DataTable)
+        shown = self.visible() or list(self.findings.values())
+        ids = [len(f.id) for f in shown] or [20]
+        cis = [len(f.cis or "") for f in shown] or [4]
+        w = {"status": 8, "severity": 8, "cis": max(3, max(cis)), "check": min(28, max(16, max(ids)))}
+        avail = max(table.size.width, 60) - 2  # vertical scrollbar
+        used = sum(w.values()) + 2 * (len(w) + 1)
+        w["subject"] = max(12, avail - used)
+        return w
+
+    def refresh_table(self) -> None:
+        table = self.query_one(DataTable)
+        current = self.current_row_key()
+        widths = self.column_widths()
+        if widths != getattr(self, "_widths", None):
+            self._widths = widths
+            table.clear(columns=True)
+            for label, key in (("Status", "status"), ("Severity", "severity"), ("CIS", "cis"),
+                               ("Check", "check"), ("Subject", "subject")):
+                table.add_column(label, key=key, width=widths[key])
+        else:
+            table.clear()
+        by_section: dict[str, list[Finding]] = {}
+        for f in self.findings.values():
+            by_section.setdefault(f.section, []).append(f)
+        last_section = None
+        first_finding_row = None
+        for f in self.visible():
+            if f.section != last_section:
+                last_section = f.section
+                c = Counter(x.status for x in by_section[f.section])
+                summary = " · ".join(f"{c[s]} {s.value}" for s in render.COUNT_ORDER if c[s])
+                title = render.SECTIONS.get(f.section, f.section)
+                head, rest = render.split_words(title, widths["check"])
+                table.add_row(
+                    "", "", Text(f.section if f.section != "notes" else "—", style="bold"),
+                    Text(head, style="bold"),
+                    Text.assemble((rest + "  " if rest else "", "bold"), (summary, "" if self.app.no_color else "dim")),
+                    key=f"s{SEP}{f.section}",
+                )
+            if first_finding_row is None:
+                first_finding_row = table.row_count
+            table.add_row(
+                self.status_cell(f),
+                render.severity_text(f.severity, self.app.no_color),
+                f.cis or "",
+                f.id,
+                f.subject,
+                key=row_key_of(f),
+            )
+        self.query_one("#counts", Static).update(
+            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
+        )
+        try:
+            row = table.get_row_index(current) if current is not None else None
+        except Exception:  # the row is filtered out now
+            row = None
+        if row is None and first_finding_row is not None:
+            row = first_finding_row  # rest on a finding, not on a section heading
+        if row is not None:
+            table.move_cursor(row=row, animate=False)
+        if not table.row_count:
+            msg = "Scanning…" if self.scanning else (
+                f"No findings match “{self.search}” here." if self.search
+                else f"No {render.FILTER_LABELS[self.filter]} findings. Press f to change the filter."
+            )
+            self._show_markdown(f"{render.md_escape(msg)}\n", key="empty")
+        else:
+            self.show_detail()
+
+    def status_cell(self, f: Finding) -> Text:
+        mark = Text("● ", style="bold") if f.key in self.marked else Text("  ")
+        return mark + render.status_text(f.status, self.app.no_color)
+
+    def on_resize(self) -> None:
+        if self.findings:
+            self.refresh_table()
+
+    def current_row_key(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        except Exception:
+            return None
+
+    def finding_at_cursor(self) -> Finding | None:
+        key = self.current_row_key()
+        if not key or not key.startswith("f" + SEP):
+            return None
+        _, cid, subject = key.split(SEP, 2)
+        return self.findings.get((cid, subject))
+
+    def show_detail(self) -> None:
+        key = self.current_row_key()
+        if key is None:
+            return
+        if key.startswith("s" + SEP):
+            section = key.split(SEP, 1)[1]
+            items = [f for f in self.findings.values() if f.section == section]
+            text = render.section_markdown(section, items)
+        else:
+            f = self.finding_at_cursor()
+            if f is None:
+                return
+            text = render.finding_markdown(f)
+        self._show_markdown(text, key=key + SEP + text)
+
+    def _show_markdown(self, text: str, key: str) -> None:
+        if key == self._shown_key:
+            return
+        self._shown_key = key
+        self.query_one("#detail-md", Markdown).update(text)
+        self.query_one("#detail", VerticalScroll).scroll_home(animate=False)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # Render the detail once the cursor rests: holding an arrow key stays smooth.
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(0.03, self.show_detail)
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        f = self.finding_at_cursor()
+        if f is not None:
+            from dockfix.screens.detail_screen import DetailScreen
+
+            self.app.push_screen(DetailScreen(f, self))
+
+    # ------------------------------------------------------------------ filters and search
+    def action_cycle_filter(self) -> None:
+        names = list(render.FILTERS)
+        self.action_filter(names[(names.index(self.filter) + 1) % len(names)])
+
+    def action_filter(self, name: str) -> None:
+        self.filter = name
+        self.refresh_table()
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.search = event.value.strip()
+        self.refresh_table()
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.display = False
+        self.query_one(DataTable).focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#search", Input)
+        if box.display or self.search:
+            box.value = ""
+            box.display = False
+            self.search = ""
+            self.query_one(DataTable).focus()
+            self.refresh_table()
+        elif self.marked:
+            self.marked.clear()
+            self.refresh_table()
+
+    # ------------------------------------------------------------------ marking
+    def _fixable(self, f: Finding) -> bool:
+        return f.status == Status.FAIL and bool(f.fix) and f.fix.get("safety") != "manual"
+
+    def action_mark(self) -> None:
+        f = self.finding_at_cursor()
+        if f is None:
+            return
+        self.toggle_mark(f)
+        table = self.query_one(DataTable)
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1, animate=False)
+
+    def toggle_mark(self, f: Finding) -> None:
+        if not self._fixable(f):
+            why = "it passes" if f.status != Status.FAIL else (
+                "its fix is manual: follow the remediation" if f.fix else "dockfix has no automatic fix for it")
+            self.notify(f"{f.id} cannot be marked: {why}.", severity="warning")
+            return
+        if f.key in self.marked:
+            self.marked.discard(f.key)
+        else:
+            self.marked.add(f.key)
+        table = self.query_one(DataTable)
+        try:
+            table.update_cell(row_key_of(f), "status", self.status_cell(f))
+        except Exception:
+            pass
+        self.query_one("#counts", Static).update(
+            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
+        )
+
+    def targets(self) -> list[Finding]:
+        """The marked findings, or else the one under the cursor."""
+        if self.marked:
+            return [self.findings[k] for k in sorted(self.marked, key=lambda k: render.order_key(self.findings[k]))
+                    if k in self.findings]
+        f = self.finding_at_cursor()
+        return [f] if f is not None else []
+
+    # ------------------------------------------------------------------ diff and apply
+    def action_diff(self, finding: Finding | None = None) -> None:
+        found = [finding] if finding else self.targets()
+        self._start_plan(found, "diff")
+
+    def action_apply(self, finding: Finding | None = None) -> None:
+        if self.app.refusal:
+            self.notify(f"Cannot apply: {self.app.refusal}", severity="error", timeout=8)
+            return
+        self._start_plan([finding] if finding else self.targets(), "apply")
+
+    def _start_plan(self, found: list[Finding], purpose: str) -> None:
+        if not self.app.core.plan_fixes:
+            self.notify("This build has no fix engine: nothing to preview.", severity="warning")
+            return
+        found = [f for f in found if f is not None]
+        fixable = [f for f in found if self._fixable(f)]
+        if not fixable:
+            f = found[0] if found else None
+            if f is None:
+                self.notify("Select a finding first.", severity="warning")
+            else:
+                self.notify(
+                    f"{f.id}: nothing to {'preview' if purpose == 'diff' else 'apply'} — "
+                    + ("it does not fail." if f.status != Status.FAIL else
+                       "its fix is manual." if f.fix else "there is no automatic fix."),
+                    severity="warning")
+            return
+        self.set_busy(f"Planning {render.plural(len(fixable), 'fix')}…")
+        self._plan(fixable, purpose)
+
+    @work(thread=True, exclusive=True, group="plan")
+    def _plan(self, found: list[Finding], purpose: str) -> None:
+        app = self.app
+        try:
+            ctx = app.new_context()
+            plan = app.core.plan_fixes(ctx, found, include_disruptive=True)
+        except Exception as e:
+            self.post_message(PlanFailed(f"{type(e).__name__}: {e}" if not str(e) else str(e)))
+            return
+        self.post_message(PlanBuilt(plan, found, purpose))
+
+    def on_plan_failed(self, m: PlanFailed) -> None:
+        self.rest()
+        from dockfix.screens.confirm_modal import MessageModal
+
+        self.app.push_screen(MessageModal("The fix could not be planned", m.error, error=True))
+
+    def on_plan_built(self, m: PlanBuilt) -> None:
+        self.rest()
+        if m.purpose == "diff":
+            from dockfix.screens.diff_screen import DiffScreen
+
+            def done(result: Any) -> None:
+                if result == "apply":
+                    self.action_apply_plan(m.plan, m.findings)
+
+            self.app.push_screen(DiffScreen(m.plan), done)
+        else:
+            self.action_apply_plan(m.plan, m.findings)
+
+    def action_apply_plan(self, plan: Any, findings: list[Finding]) -> None:
+        if self.app.refusal:
+            self.notify(f"Cannot apply: {self.app.refusal}", severity="error", timeout=8)
+            return
+        self.confirm_and_apply(plan, findings)
+
+    @work(exclusive=True, group="confirm")
+    async def confirm_and_apply(self, plan: Any, findings: list[Finding]) -> None:
+        """List what will change, confirm; confirm each disruptive fix on its own; apply as one."""
+        from dockfix.screens.confirm_modal import ConfirmModal, describe_plan, split_plan
+
+        applicable, manual = split_plan(plan)
+        if not applicable:
+            notes = "; ".join(n for it in manual for n in (getattr(it, "notes", None) or []))
+            self.notify("Nothing in this plan can be applied automatically." + (f" {notes}" if notes else ""),
+                        severity="warning", timeout=8)
+            return
+        ok = await self.app.push_screen_wait(ConfirmModal(
+            f"Apply {render.plural(len(applicable), 'fix')} as one transaction?",
+            describe_plan(applicable, manual)
+            + "\n\nEverything is journaled: the journal (j) rolls it back byte for byte.",
+            yes="Apply",
+        ))
+        if not ok:
+            self.notify("Nothing was changed.", timeout=3)
+            return
+        declined: set[tuple[str, str]] = set()
+        for item in applicable:
+            if getattr(item, "safety", "") == "disruptive":
+                ok = await self.app.push_screen_wait(ConfirmModal(
+                    f"Disruptive fix: {item.check_id}",
+                    f"{item.title}\nsubject: {item.subject}\n\nimpact: {item.impact}\n\n"
+                    "This fix changes how running things behave. Apply it too?",
+                    yes="Apply it", danger=True,
+                ))
+                if not ok:
+                    declined.add((item.check_id, item.subject))
+        if declined:
+            # Fixes of one file build on each other: plan the rest again without the declined ones.
+            keep = [f for f in findings if f.key not in declined]
+            if not keep:
+                self.notify("Nothing was changed.", timeout=3)
+                return
+            self.set_busy("Planning again without the declined fixes…")
+            try:
+                ctx = self.app.new_context()
+                plan = await asyncio.to_thread(self.app.core.plan_fixes, ctx, keep, include_disruptive=True)
+            except Exception as e:
+                self.rest()
+                self.post_message(PlanFailed(str(e) or type(e).__name__))
+                return
+            plan = dataclasses.replace(plan, items=[it for it in plan.items
+                                                    if (it.check_id, it.subject) not in declined])
+            if not split_plan(plan)[0]:
+                self.rest()
+                self.notify("Nothing was changed.", timeout=3)
+                return
+        self.set_busy(f"Applying {render.plural(len(split_plan(plan)[0]), 'fix')}…")
+        self._apply(plan)
+
+    @work(thread=True, exclusive=True, group="apply")
+    def _apply(self, plan: Any) -> None:
+        app = self.app
+        try:
+            result = app.core.apply_plan(app.host, plan, yes=True)
+        except Exception as e:  # refused before changing anything (drift, another apply running)
+            result = _Failure(str(e) or type(e).__name__)
+        self.post_message(FixesApplied(plan, result))
+
+    def on_fixes_applied(self, m: FixesApplied) -> None:
+        from dockfix.screens.confirm_modal import MessageModal, describe_changes
+
+        r = m.result
+        ids = sorted({item.check_id for item in m.plan.items})
+        if isinstance(r, _Failure):
+            self.app.push_screen(MessageModal("The fixes were not applied", f"{r.error}\n\nNothing was changed.",
+                                              error=True))
+            self.set_status("Apply refused; nothing was changed.")
+        elif r.error or r.rolled_back:
+            body = f"{r.error or 'the apply did not complete'}\n\n"
+            if r.rolled_back:
+                body += ("Everything it had changed was rolled back (transaction "
+                         f"{r.txid}):\n" + describe_changes(m.plan) + "\n\nThe files are as they were before.")
+            else:
+                body += "Open the journal (j) to see what was recorded."
+            self.app.push_screen(MessageModal("The fixes were not applied", body, error=True))
+            self.set_status("Apply failed; rolled back." if r.rolled_back else "Apply failed.")
+        else:
+            self.marked -= {(i.check_id, i.subject) for i in m.plan.items}
+            n = len(r.applied or [])
+            actions = list(getattr(r, "actions", None) or [])
+            self.notify(f"Applied {render.plural(n, 'change')} in transaction {r.txid}."
+                        + "".join(f"\n{a}" for a in actions), timeout=10)
+            self.set_status(f"Applied transaction {r.txid}; rescanning…")
+        self._rescan(ids)
+
+    @work(thread=True, exclusive=False, group="rescan")
+    def _rescan(self, ids: list[str]) -> None:
+        app = self.app
+        try:
+            ctx = app.new_context()
+            if app.core.rescan is not None:
+                found = list(app.core.rescan(ctx, ids))
+            else:
+                found = list(app.core.scan(ctx, only=ids).findings)
+        except Exception as e:
+            self.post_message(ScanFailed(f"{type(e).__name__}: {e}", self.generation))
+            return
+        self.post_message(FindingsRescanned(ids, found))
+
+    def on_findings_rescanned(self, m: FindingsRescanned) -> None:
+        ids = set(m.check_ids)
+        self.findings = {k: f for k, f in self.findings.items() if f.id not in ids}
+        for f in m.findings:
+            self.findings[f.key] = f
+        self.marked &= {k for k, f in self.findings.items() if self._fixable(f)}
+        self._shown_key = None
+        self.refresh_table()
+        c = Counter(f.status.value for f in m.findings)
+        self.set_status(
+            f"Rescanned {', '.join(m.check_ids)}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())) + "."
+        )
+
+    # ------------------------------------------------------------------ other pages
+    def action_journal(self) -> None:
+        from dockfix.screens.journal_screen import JournalScreen
+
+        if not self.app.core.list_transactions:
+            self.notify("This build has no journal.", severity="warning")
+            return
+
+        def back(changed: Any) -> None:
+            if changed:
+                self.start_scan()
+
+        self.app.push_screen(JournalScreen(), back)
+
+    def action_rescan(self) -> None:
+        self.start_scan()
+
+
+class _Failure:
+    """An apply that raised before returning a result: nothing was applied."""
+
+    def __init__(self, error: str) -> None:
+        self.error, self.rolled_back, self.applied, self.txid = error, False, [], None

@@ -1,0 +1,202 @@
+"""Pure helpers the screens share: ordering, filtering and wording of findings.
+
+Nothing here draws on the terminal; it turns findings (and plans, transactions) into rich Text
+or Markdown so that the screens stay thin.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Iterable
+
+from rich.text import Text
+
+from dockfix.model import SECTIONS, Finding, Severity, Status  # noqa: F401 (SECTIONS re-exported)
+
+#: Status filters, in the order the `f` key cycles through them. "todo" is what needs a look.
+FILTERS: dict[str, tuple[Status, ...]] = {
+    "todo": (Status.FAIL, Status.ERROR, Status.MANUAL),
+    "fail": (Status.FAIL,),
+    "manual": (Status.MANUAL,),
+    "error": (Status.ERROR,),
+    "pass": (Status.PASS,),
+    "all": tuple(Status),
+}
+FILTER_LABELS = {
+    "todo": "to do",
+    "fail": "fail",
+    "manual": "manual",
+    "error": "error",
+    "pass": "pass",
+    "all": "all",
+}
+
+COUNT_ORDER = [Status.FAIL, Status.ERROR, Status.MANUAL, Status.PASS, Status.SKIP]
+
+STATUS_STYLE = {
+    Status.FAIL: "bold red",
+    Status.ERROR: "bold magenta",
+    Status.MANUAL: "yellow",
+    Status.PASS: "green",
+    Status.SKIP: "dim",
+}
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold reverse red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+#: Without colour (NO_COLOR) the words carry the meaning; weight marks what is urgent.
+STATUS_STYLE_PLAIN = {
+    Status.FAIL: "bold",
+    Status.ERROR: "bold",
+    Status.MANUAL: "",
+    Status.PASS: "",
+    Status.SKIP: "",
+}
+SEVERITY_STYLE_PLAIN = {
+    Severity.CRITICAL: "bold reverse",
+    Severity.HIGH: "bold",
+    Severity.MEDIUM: "",
+    Severity.LOW: "",
+    Severity.INFO: "",
+}
+SAFETY_STYLE = {"safe": "green", "disruptive": "bold red", "manual": "yellow"}
+
+_SECTION_ORDER = {s: i for i, s in enumerate(SECTIONS)}
+
+
+def order_key(f: Finding) -> tuple:
+    """Report order: section, CIS number, check id, subject."""
+    cis = tuple(int(x) for x in f.cis.split(".")) if f.cis else (999,)
+    return (_SECTION_ORDER.get(f.section, 99), cis, f.id, f.subject)
+
+
+def section_title(section: str) -> str:
+    title = SECTIONS.get(section, section)
+    return f"{section} {title}" if section != "notes" else title
+
+
+def status_text(status: Status, plain: bool = False) -> Text:
+    return Text(status.value.upper(), style=(STATUS_STYLE_PLAIN if plain else STATUS_STYLE)[status])
+
+
+def severity_text(sev: Severity, plain: bool = False) -> Text:
+    return Text(str(sev), style=(SEVERITY_STYLE_PLAIN if plain else SEVERITY_STYLE)[sev])
+
+
+def safety_text(safety: str, plain: bool = False) -> Text:
+    return Text(safety, style="bold" if plain and safety == "disruptive" else "" if plain else SAFETY_STYLE.get(safety, ""))
+
+
+def matches(f: Finding, statuses: tuple[Status, ...], search: str) -> bool:
+    if f.status not in statuses:
+        return False
+    if not search:
+        return True
+    hay = " ".join([f.id, f.cis or "", f.title, f.subject, f.evidence, f.status.value, str(f.severity)]).lower()
+    return all(word in hay for word in search.lower().split())
+
+
+def counts_text(findings: Iterable[Finding], current: str, search: str, marked: int, plain: bool = False) -> Text:
+    c = Counter(f.status for f in findings)
+    t = Text()
+    for s in COUNT_ORDER:
+        t.append(f"{s.value.upper()} ", style=(STATUS_STYLE_PLAIN if plain else STATUS_STYLE)[s])
+        t.append(f"{c[s]}  ")
+    t.append("│ showing ", style="" if plain else "dim")
+    t.append(FILTER_LABELS[current], style="bold")
+    if search:
+        t.append(" matching ", style="" if plain else "dim")
+        t.append(f"“{search}”", style="bold")
+    if marked:
+        t.append(f"  │ {marked} marked", style="bold")
+    return t
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+
+
+def md_escape(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def finding_markdown(f: Finding) -> str:
+    """The detail of one finding, as Markdown."""
+    num = f"{f.cis} " if f.cis else ""
+    parts = [f"## {num}{md_escape(f.title)}", ""]
+    where = f" at `{f.location}`" if f.location else ""
+    parts.append(
+        f"**{f.status.value.upper()}** · severity **{f.severity}** · check `{f.id}` · subject `{f.subject}`{where}"
+    )
+    parts += ["", "### Evidence", "", md_escape(f.evidence) if f.evidence else "_none recorded_"]
+    parts += ["", "### Why it matters", "", md_escape(f.explanation)]
+    if f.manual_check:
+        parts += ["", "### Check it by hand", "", "```sh", f.manual_check, "```"]
+    parts += ["", "### Remediation", "", md_escape(f.remediation)]
+    parts += ["", "### Fix", ""]
+    if f.fix:
+        parts.append(f"**{f.fix['safety']}**: {md_escape(f.fix['impact'])}")
+        if f.fix["safety"] != "manual":
+            parts += ["", "Press `d` to review the change, `space` to mark it, `a` to apply."]
+    elif f.status == Status.FAIL:
+        parts.append("dockfix has no automatic fix for this finding: follow the remediation above.")
+    else:
+        parts.append("Nothing to fix.")
+    for note in getattr(f, "team_notes", None) or []:
+        parts += ["", "### Team notes", "", md_escape(note)]
+    return "\n".join(parts) + "\n"
+
+
+def section_markdown(section: str, findings: list[Finding]) -> str:
+    c = Counter(f.status for f in findings)
+    summary = ", ".join(f"{c[s]} {s.value}" for s in COUNT_ORDER if c[s]) or "no findings yet"
+    return f"## {md_escape(section_title(section))}\n\n{summary}\n\nMove down to a finding to read its detail.\n"
+
+
+def diff_text(diff: str, plain: bool = False) -> Text:
+    """A unified diff (with dockfix's owner/mode lines) coloured line by line."""
+    out = Text()
+    for line in diff.splitlines():
+        if plain:
+            bold = line.startswith(("+++", "---", "@@")) or line.lstrip().startswith(("owner", "mode"))
+            out.append(line + "\n", style="bold" if bold else "")
+            continue
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("@@"):
+            style = "cyan"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        elif line.lstrip().startswith(("owner ", "mode ", "owner\t", "mode\t")):
+            style = "bold yellow"
+        elif line.startswith("#"):
+            style = "bold blue"
+        else:
+            style = ""
+        out.append(line + "\n", style=style)
+    return out
+
+
+def split_words(text: str, width: int) -> tuple[str, str]:
+    """Split text at a word boundary so that the head fits in width."""
+    if len(text) <= width:
+        return text, ""
+    cut = text.rfind(" ", 0, width + 1)
+    if cut <= 0:
+        return text[:width], text[width:]
+    return text[:cut], text[cut + 1:]
+
+
+def plural(n: int, word: str) -> str:
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word}{'es' if word.endswith(('x', 's', 'sh', 'ch')) else 's'}"
+
+
+def first_line(value: Any) -> str:
+    return str(value).strip().splitlines()[0] if str(value).strip() else ""

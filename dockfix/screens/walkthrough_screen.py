@@ -1,0 +1,167 @@
+"""The guided lesson: a list of steps on the left, the current step on the right.
+
+A thin screen over dockfix.walkthrough.Walkthrough: every key runs one method of the lesson in a
+thread worker and shows the Markdown it returns. Nothing here knows how a fix is made.
+"""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown, OptionList, Static
+from textual.widgets.option_list import Option
+
+MARKS = {"new": " ", "seen": "·", "done": "✓", "skipped": "–"}
+
+
+class StageFinished(Message):
+    """A stage of the current step ran (``error`` is a one-line message when it failed)."""
+
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error
+
+
+class WalkthroughScreen(Screen):
+    DEFAULT_CSS = """
+    WalkthroughScreen #wt-title { height: 1; background: $panel; padding: 0 1; }
+    WalkthroughScreen #wt-steps { width: 38; height: 1fr; }
+    WalkthroughScreen #wt-lesson { width: 1fr; height: 1fr; padding: 0 1; }
+    WalkthroughScreen #wt-status { height: auto; padding: 0 1; background: $boost; }
+    """
+
+    BINDINGS = [
+        Binding("d", "diff", "Diff"),
+        Binding("a", "apply", "Apply"),
+        Binding("r", "rollback", "Roll back"),
+        Binding("n", "next", "Next"),
+        Binding("p", "prev", "Previous"),
+        Binding("s", "skip", "Skip"),
+        Binding("m", "done", "Mark done"),
+        Binding("c", "copy", "Copy command"),
+        Binding("f", "finish", "Summary"),
+    ]
+
+    def __init__(self, wt) -> None:
+        super().__init__()
+        self.wt = wt
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(), id="wt-title")
+        with Horizontal():
+            yield OptionList(*self._options(), id="wt-steps")
+            with VerticalScroll(id="wt-lesson"):
+                yield Markdown("", id="wt-markdown")
+        yield Static("", id="wt-status")
+        yield Footer()
+
+    def _title(self) -> str:
+        done = sum(s.state == "done" for s in self.wt.steps)
+        return (f"dockfix walkthrough · demo host {self.wt.demo.folder} · {done} of {len(self.wt.steps)} done · "
+                f"progress saved to {self.wt.progress_path}")
+
+    def _options(self) -> list[Option]:
+        return [Option(f"{MARKS.get(s.state, ' ')} {i}. {s.title}", id=s.key) for i, s in enumerate(self.wt.steps, 1)]
+
+    def on_mount(self) -> None:
+        self._run("look")
+
+    # ------------------------------------------------------------------ work
+    def _run(self, what: str) -> None:
+        self.busy = True
+        self.query_one("#wt-status", Static).update(f"working: {what}…")
+        self._stage(what)
+
+    @work(thread=True, exclusive=True, group="walkthrough")
+    def _stage(self, what: str) -> None:
+        from dockfix.walkthrough import WalkthroughError
+
+        try:
+            {"look": self.wt.look, "diff": self.wt.show_diff, "apply": self.wt.apply,
+             "rollback": self.wt.rollback, "done": self.wt.mark_done}[what]()
+            self.post_message(StageFinished())
+        except WalkthroughError as e:
+            self.post_message(StageFinished(str(e)))
+        except Exception as e:  # noqa: BLE001 - shown to the trainee, not a crash
+            self.post_message(StageFinished(f"{type(e).__name__}: {e}"))
+
+    @on(StageFinished)
+    def _show(self, msg: StageFinished) -> None:
+        self.busy = False
+        self.refresh_view()
+        status = self.query_one("#wt-status", Static)
+        status.update(f"[b]Could not do that:[/b] {msg.error}" if msg.error else (self.wt.step.message or ""))
+
+    def refresh_view(self) -> None:
+        self.query_one("#wt-title", Static).update(self._title())
+        steps = self.query_one("#wt-steps", OptionList)
+        for i, option in enumerate(self._options()):
+            steps.replace_option_prompt_at_index(i, option.prompt)
+        steps.highlighted = self.wt.index
+        self.query_one("#wt-markdown", Markdown).update(self.wt.lesson())
+
+    # ------------------------------------------------------------------ keys
+    def action_diff(self) -> None:
+        self._run("diff")
+
+    def action_apply(self) -> None:
+        self._run("apply")
+
+    def action_rollback(self) -> None:
+        self._run("rollback")
+
+    def action_done(self) -> None:
+        self._run("done")
+
+    def action_next(self) -> None:
+        if self.wt.next() is None:
+            self.action_finish()
+            return
+        self._run("look")
+
+    def action_prev(self) -> None:
+        self.wt.prev()
+        self._run("look")
+
+    def action_skip(self) -> None:
+        if self.wt.skip() is None:
+            self.action_finish()
+            return
+        self._run("look")
+
+    def action_copy(self) -> None:
+        cmd = self.wt.hand_check()
+        self.app.copy_to_clipboard(cmd)
+        self.query_one("#wt-status", Static).update(f"copied: {cmd}")
+
+    def action_finish(self) -> None:
+        self.app.push_screen(SummaryScreen(self.wt))
+
+    @on(OptionList.OptionSelected, "#wt-steps")
+    def _pick(self, event: OptionList.OptionSelected) -> None:
+        if event.option_index != self.wt.index:
+            self.wt.goto(event.option_index)
+            self._run("look")
+
+
+class SummaryScreen(Screen):
+    """What was done and learnt. b goes back to the lesson, q leaves."""
+
+    BINDINGS = [Binding("b", "back", "Back to the steps"), Binding("q", "app.quit", "Quit")]
+
+    def __init__(self, wt) -> None:
+        super().__init__()
+        self.wt = wt
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(self.wt.summary(), id="wt-summary")
+        yield Footer()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,7 @@
+# escape=xx
+# escape=\
+# syntax=
+FROM busybox
+# escape=`
+RUN echo \
+ ok

@@ -1,0 +1,5 @@
+FROM busybox
+CMD ["sh", "-c",
+ENTRYPOINT ["a" "b"]
+HEALTHCHECK ["x"
+USER

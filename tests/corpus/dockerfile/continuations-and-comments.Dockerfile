@@ -1,0 +1,8 @@
+FROM busybox
+RUN echo a \
+# a comment inside
+
+  && echo b \
+   
+  && echo c
+USER 1000

@@ -1,0 +1,5 @@
+# escape=`
+FROM busybox
+RUN dir c:\ `
+  && echo done
+USER app

@@ -1,0 +1,3 @@
+RUN echo before from
+ENV A=1 B
+ARG

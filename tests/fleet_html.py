@@ -145,7 +145,7 @@ def screenshot(page: Path, name: str, request) -> Path:
     assert png.exists(), r.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a rendered page, not a blank one
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:  # shown even when pytest captures output
-        reporter.write_line(f"screenshot of the fleet report: {png}")
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled():  # shown even when pytest captures output
+        print(f"\nscreenshot of the fleet report: {png}", flush=True)
     return png

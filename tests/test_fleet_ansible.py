@@ -233,3 +233,13 @@ def test_scan_report_apply_rollback(fleet, request):
     for h in FAULTS:
         assert fleet.state(h) == before[h]
         assert not (fleet.dir / "fleet" / "journal" / f"{h}.txid").exists()
+
+    # 6. the reviewed plan is applied exactly or not at all: a host whose files moved since its
+    #    plan was written is refused (its play fails, nothing changes there)
+    fleet.sh("web-2", "echo ' ' >> /etc/docker/daemon.json")
+    moved = fleet.state("web-2")
+    r = fleet.playbook("apply.yml", "--limit", "web-2", ok=False)
+    assert r.returncode != 0 and "failed=1" in r.stdout
+    assert "the host changed since the plan was made" in r.stdout
+    assert fleet.state("web-2") == moved
+    assert not (fleet.dir / "fleet" / "journal" / "web-2.txid").exists()

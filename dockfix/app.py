@@ -60,8 +60,13 @@ def fix_refusal(ctx: Context, euid: int, core: Core) -> str | None:
             "the files it changes (/etc/docker, the docker unit files, the socket) belong to root "
             "and its rollback journal lives in /var/lib/dockfix. Start it with sudo to apply fixes."
         )
+    if euid != 0:
+        return (
+            f"running as uid {euid}, not root: dockfix can read the tree under {root} but cannot fix it, "
+            "because its fixes give files to root and its journal must be written as root."
+        )
     if not os.access(root, os.W_OK):
-        return f"the tree under {root} is not writable by uid {euid}: findings can be read, not fixed."
+        return f"the tree under {root} is read-only here: findings can be read, not fixed."
     if not core.can_apply:
         return "this build of dockfix has no fix engine: findings can be read, not fixed."
     return None
@@ -128,22 +133,34 @@ class DockfixApp(App[int]):
 
 
 def _default_time(value: Any) -> str:
+    """Times in UTC, as the headless `dockfix journal` shows them (the column says so)."""
     import datetime as dt
 
     if isinstance(value, (int, float)):
         value = dt.datetime.fromtimestamp(value, dt.timezone.utc)
     if isinstance(value, dt.datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 
 def run_app(args: argparse.Namespace) -> int:
     """`dockfix` with no subcommand: open the app on the host given by the host options."""
-    from dockfix.cli import load_notes, make_context
+    import functools
+
+    from dockfix.cli import UsageError, load_notes, make_context, split_ids
+    from dockfix.scan import scan, selected_checks
     from dockfix.team_notes import with_notes
 
     make_context(args)  # bad options fail here, before the terminal is taken over
+    only, skip = split_ids(getattr(args, "only", []) or []), split_ids(getattr(args, "skip", []) or [])
+    try:
+        selected_checks(only, skip)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     notes = load_notes(args)  # team notes (--notes or the config file), shown beside each finding
-    app = DockfixApp(lambda: make_context(args), **with_notes(notes))
+    kw = with_notes(notes)
+    if only or skip:
+        kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
+    app = DockfixApp(lambda: make_context(args), **kw)
     app.run()
     return app.return_code or 0

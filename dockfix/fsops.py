@@ -216,6 +216,7 @@ def write_file(host: Host, path: str, data: bytes, uid: int, gid: int, mode: int
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
+                _copy_xattrs(dfd, name, fd)
                 os.fchown(fd, uid, gid)
                 os.fchmod(fd, mode)  # after chown: chown may clear set-id bits
                 os.fsync(fd)
@@ -235,6 +236,25 @@ def write_file(host: Host, path: str, data: bytes, uid: int, gid: int, mode: int
                 except OSError:
                     pass
             os.close(dfd)
+
+
+def _copy_xattrs(dfd: int, name: str, dst_fd: int) -> None:
+    """Carry the replaced file's extended attributes (SELinux label, ACLs, ...) over to the new one,
+    as far as this filesystem and our privileges allow."""
+    try:
+        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        return  # a new file: nothing to carry over
+    try:
+        for attr in os.listxattr(src):
+            try:
+                os.setxattr(dst_fd, attr, os.getxattr(src, attr))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    finally:
+        os.close(src)
 
 
 @contextmanager

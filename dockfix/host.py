@@ -111,7 +111,14 @@ class Host:
 
     # ------------------------------------------------------------------ stat
     def lstat(self, path: str) -> os.stat_result | None:
-        """lstat of a host path; None when it does not exist."""
+        """lstat of a host path (its last component is not followed); None when it does not exist.
+
+        Links in the parent folders are resolved inside the root, so that ``/var/run -> /run`` in a
+        tree under ``--root`` leads to the tree's ``/run``, never to this machine's."""
+        if self.root != "/":
+            parent, name = os.path.split(os.path.normpath(path))
+            if parent != "/":
+                path = os.path.join(self.resolve(parent), name)
         try:
             return os.lstat(self.real(path))
         except FileNotFoundError:

@@ -559,10 +559,18 @@ class CreateSecret(Change):
     data_ref: dict = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
     data: bytes | None = field(default=None, repr=False)
+    #: The host's plan key when the plan came from a plan file (its hashes are keyed).
+    key: bytes | None = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
         return f"secret:{self.name}"
+
+    def _matches(self, data: bytes) -> bool:
+        want = self.data_ref.get("sha256")
+        if is_keyed(want):
+            return self.key is not None and keyed(self.key, sha256(data)) == want
+        return sha256(data) == want
 
     def bind(self, host: Host, stage: Staging) -> None:
         self.pre = {"existed": False}
@@ -578,12 +586,12 @@ class CreateSecret(Change):
             data = read_file(host, self.data_ref["path"])
             if data is None:
                 raise PlanError(f"{self.data_ref['path']}: source of secret {self.name} is gone")
-            if self.data_ref.get("sha256") and sha256(data) != self.data_ref["sha256"]:
+            if self.data_ref.get("sha256") and not self._matches(data):
                 raise PlanError(f"{self.data_ref['path']}: changed since the plan was made (secret {self.name})")
             return data
         if self.data_ref.get("kind") in CONTENT_SOURCES:  # e.g. a variable of a service, read again now
             data = _load_ref(CONTENT_SOURCES[self.data_ref["kind"]])(host, self.data_ref)
-            if sha256(data) != self.data_ref.get("sha256"):
+            if not self._matches(data):
                 raise PlanError(f"secret {self.name}: its source changed since the plan was made; plan again")
             return data
         raise PlanError(f"secret {self.name}: its value is not available here (it is never stored in a plan file)")
@@ -610,6 +618,9 @@ class UpdateService(Change):
     kind: ClassVar[str] = "update-service"
     service_id: str = ""
     new_spec: dict = field(default_factory=dict)
+    #: The spec this change starts from (the live one, or an earlier change's), for the diff only;
+    #: never in a plan file.
+    before_spec: dict | None = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
@@ -618,6 +629,8 @@ class UpdateService(Change):
     def bind(self, host: Host, stage: Staging) -> None:
         svc = host.docker.api.inspect_service(self.service_id)
         self.pre = {"existed": True, "version": svc["Version"]["Index"], "spec_sha256": _spec_hash(svc["Spec"])}
+        if self.before_spec is None:
+            self.before_spec = svc["Spec"]
 
     def perform(self, host: Host) -> None:
         svc = host.docker.api.inspect_service(self.service_id)
@@ -629,7 +642,13 @@ class UpdateService(Change):
         return f"update swarm service {self.new_spec.get('Name', self.service_id)}"
 
     def diff(self, mask_secrets: bool = True) -> str:
-        return self.summary() + "\n" + "".join(f"  {line}\n" for line in _spec_outline(self.new_spec, mask_secrets))
+        after = _spec_outline(self.new_spec, mask_secrets)
+        if self.before_spec is None:
+            return self.summary() + "\n" + "".join(f"  {line}\n" for line in after)
+        before = _spec_outline(self.before_spec, mask_secrets)
+        shown = [ln for ln in difflib.unified_diff(before, after, "before", "after", n=2, lineterm="")
+                 if not ln.startswith(("---", "+++"))]
+        return self.summary() + "\n" + "".join(f"  {line}\n" for line in shown or ["(no change)"])
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "service_id": self.service_id, "new_spec": _masked_spec(self.new_spec), "pre": self.pre}
@@ -692,6 +711,8 @@ def _spec_outline(spec: dict, mask: bool) -> list[str]:
         out.append(f"env {e}")
     for s in cs.get("Secrets") or []:
         out.append(f"secret {s.get('SecretName')} -> {(s.get('File') or {}).get('Name')}")
+    if cs.get("Args"):
+        out.append("args " + " ".join(str(a) for a in cs["Args"]))
     return out
 
 
@@ -865,6 +886,8 @@ class Plan:
                 raise PlanError(f"{source}: this host has no {PLAN_KEY}: the plan was made on another host (or the "
                                 f"key was removed); make a new plan here")
             for c in plan.changes_all():
+                if isinstance(c, CreateSecret):
+                    c.key = plan.key
                 if isinstance(c, WriteFile) and c.after is not None:
                     if keyed(plan.key, sha256(c.after)) != c.after_sha256:
                         raise PlanError(f"{source}: {c.path}: new content does not match its recorded hash (plan "

@@ -38,9 +38,48 @@ def make_app(root: Path, only: list[str] | None = None, engine: str | None = Non
     return DockfixApp(context, **kw)
 
 
-async def settle(app, pilot) -> None:
-    """Wait until every worker is done and the screen has caught up."""
-    for _ in range(3):
-        await app.workers.wait_for_complete()
+async def settle(app, pilot, timeout: float = 30) -> None:
+    """Wait until the workers are done (but for confirmations waiting on the user) and the screen
+    has caught up."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
         await pilot.pause(0.05)
+        busy = [w for w in app.workers if not w.is_finished and w.group != "confirm"]
+        if not busy:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers still busy after {timeout} s: {busy}")
     await pilot.pause(0.1)
+
+
+async def select(pilot, check_id: str, subject: str | None = None) -> None:
+    """Put the findings cursor on a finding (the filter must show it), as arrow keys would."""
+    screen = pilot.app.screen
+    table = screen.query_one("#table")
+    for f in screen.visible():
+        if f.id == check_id and (subject is None or f.subject == subject):
+            from dockfix.screens.findings_screen import row_key_of
+
+            table.move_cursor(row=table.get_row_index(row_key_of(f)), animate=False)
+            await pilot.pause(0.1)
+            assert screen.finding_at_cursor() is f
+            return
+    raise AssertionError(f"{check_id} is not in the table")
+
+
+def screen_name(app) -> str:
+    return type(app.screen).__name__
+
+
+async def markdown_ready(pilot) -> None:
+    """Wait until the Markdown on screen has been parsed and laid out (it renders asynchronously)."""
+    from textual.widgets import Markdown
+
+    for _ in range(100):
+        docs = list(pilot.app.screen.query(Markdown))
+        if docs and all(len(d.children) > 0 for d in docs if d.source):
+            break
+        await pilot.pause(0.05)
+    await pilot.pause(0.2)

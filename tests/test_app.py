@@ -137,34 +137,31 @@ async def test_never_freezes_on_a_slow_engine(tmp_path: Path) -> None:
     t.start()
     root = failing_tree(tmp_path / "root")
     try:
-        app = make_app(root, engine=f"unix://{sock_path}", engine_timeout=1.5)
+        app = make_app(root, engine=f"unix://{sock_path}", engine_timeout=4)
         async with app.run_test(size=(100, 30)) as pilot:
             start = time.monotonic()
-            while not rows(app) and time.monotonic() - start < 1:
-                await pilot.pause(0.02)
-            # Findings that do not wait on the engine are on screen while the engine hangs.
-            assert rows(app), "no finding on screen while the engine hangs"
-            assert app.screen.scanning, "the scan should still be waiting on the engine"
-            label = str(app.screen.query_one("#progress-label").render())
-            assert "Scanning:" in label
-            # The interface answers meanwhile: help opens and closes, the cursor moves, and the
-            # event loop is never blocked for long (sampled while the engine hangs).
-            await pilot.press("question_mark")
-            assert type(app.screen).__name__ == "HelpScreen"
-            await pilot.press("escape")
-            await pilot.press("down")
-            lags = []
-            for _ in range(10):
+            lags: list[float] = []
+            partial = None
+            await pilot.pause(0)
+            # Sample the event loop for the whole scan: it must never stall while the engine hangs,
+            # and findings must show (with the bar part-way) before the scan is over.
+            while app.screen.scanning and time.monotonic() - start < 30:
                 t = time.monotonic()
                 await asyncio.sleep(0.02)
                 lags.append(time.monotonic() - t - 0.02)
-            assert app.screen.scanning, "the engine should still be hanging"
+                if partial is None and rows(app) and app.screen.scanning:
+                    partial = str(app.screen.query_one("#progress-label").render())
+                    await pilot.press("question_mark")  # keys work meanwhile
+                    assert type(app.screen).__name__ == "HelpScreen"
+                    await pilot.press("escape")
+            assert partial is not None, "no finding on screen before the scan ended"
+            assert "Scanning:" in partial
             assert max(lags) < 0.25, f"the event loop stalled for {max(lags):.2f} s"
-            # In the end the engine times out and the scan completes with every finding.
-            while app.screen.scanning and time.monotonic() - start < 20:
-                await pilot.pause(0.1)
             assert not app.screen.scanning
+            # The engine checks end as errors that name the engine; the file checks are there.
             assert any(" icc " in l for l in rows(app))
+            errors = [f for f in app.screen.findings.values() if f.status == Status.ERROR]
+            assert errors and all("slow.sock" in f.evidence for f in errors)
             assert "Scanned" in str(app.screen.query_one("#progress-label").render())
     finally:
         stop.set()

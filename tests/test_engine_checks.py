@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -63,6 +64,7 @@ def scanned(_engine_session):
     eng.reset()
     eng.cli("rmi", "-f", BUILT, OLD, check=False)
     eng.cli("network", "rm", "dfx-net", check=False)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def verdict(doc, cis: str, subject: str) -> dict:

@@ -4,6 +4,7 @@ file, on the private swarm engine: everything made once for the module, looked a
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def scanned(_swarm_session):
     yield eng, json.loads(r.stdout), str(compose)
     eng.reset()
     eng.cli("network", "rm", "dfx-enc", "dfx-plain", check=False)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def at(doc, cis, subject):

@@ -267,8 +267,10 @@ def staged_spec(ctx, sid: str) -> dict:
 
 def stage_spec(ctx, sid: str, spec: dict) -> UpdateService:
     """Record ``spec`` as the planned spec of ``sid`` and return the change that makes it so."""
-    ctx.memo("dockfix.fixes.staged_service_specs", dict)[sid] = json.loads(json.dumps(spec))
-    return UpdateService(service_id=sid, new_spec=spec)
+    specs = ctx.memo("dockfix.fixes.staged_service_specs", dict)
+    before = specs.get(sid)
+    specs[sid] = json.loads(json.dumps(spec))
+    return UpdateService(service_id=sid, new_spec=spec, before_spec=before)
 
 
 def _env_value(env: list[str], var: str) -> str | None:

@@ -43,7 +43,6 @@ class DiffScreen(Screen[str]):
         yield Static(Text.assemble(("Review ", "bold"), render.plural(n, "fix"),
                                    " · secrets are masked · a applies, Esc goes back"), id="banner")
         with VerticalScroll(id="diff-page"):
-            yield Static(plan_header(self.plan, self.app.no_color), id="plan-items")
             diff = self.plan.diff()
             yield Static(render.diff_text(diff, self.app.no_color) if diff.strip() else Text("(no file changes)", style="dim"),
                          id="diff", expand=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 from typing import Any
@@ -65,6 +66,7 @@ class FindingsScreen(Screen):
         self.scanning = False
         self._refresh_pending = False
         self._shown_key: str | None = None
+        self._detail_timer = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -206,6 +208,7 @@ class FindingsScreen(Screen):
         for f in self.findings.values():
             by_section.setdefault(f.section, []).append(f)
         last_section = None
+        first_finding_row = None
         for f in self.visible():
             if f.section != last_section:
                 last_section = f.section
@@ -219,6 +222,8 @@ class FindingsScreen(Screen):
                     Text.assemble((rest + "  " if rest else "", "bold"), (summary, "" if self.app.no_color else "dim")),
                     key=f"s{SEP}{f.section}",
                 )
+            if first_finding_row is None:
+                first_finding_row = table.row_count
             table.add_row(
                 self.status_cell(f),
                 render.severity_text(f.severity, self.app.no_color),
@@ -230,11 +235,14 @@ class FindingsScreen(Screen):
         self.query_one("#counts", Static).update(
             render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
         )
-        if current is not None:
-            try:
-                table.move_cursor(row=table.get_row_index(current), animate=False)
-            except Exception:
-                pass
+        try:
+            row = table.get_row_index(current) if current is not None else None
+        except Exception:  # the row is filtered out now
+            row = None
+        if row is None and first_finding_row is not None:
+            row = first_finding_row  # rest on a finding, not on a section heading
+        if row is not None:
+            table.move_cursor(row=row, animate=False)
         if not table.row_count:
             msg = "Scanning…" if self.scanning else (
                 f"No findings match “{self.search}” here." if self.search
@@ -292,7 +300,10 @@ class FindingsScreen(Screen):
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.show_detail()
+        # Render the detail once the cursor rests: holding an arrow key stays smooth.
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(0.03, self.show_detail)
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
@@ -434,49 +445,70 @@ class FindingsScreen(Screen):
 
             def done(result: Any) -> None:
                 if result == "apply":
-                    self.confirm_and_apply(m.plan)
+                    self.action_apply_plan(m.plan, m.findings)
 
             self.app.push_screen(DiffScreen(m.plan), done)
         else:
-            self.confirm_and_apply(m.plan)
+            self.action_apply_plan(m.plan, m.findings)
 
-    @work(exclusive=True, group="confirm")
-    async def confirm_and_apply(self, plan: Any) -> None:
-        from dockfix.screens.confirm_modal import ConfirmModal, describe_plan, split_plan
-
+    def action_apply_plan(self, plan: Any, findings: list[Finding]) -> None:
         if self.app.refusal:
             self.notify(f"Cannot apply: {self.app.refusal}", severity="error", timeout=8)
             return
+        self.confirm_and_apply(plan, findings)
+
+    @work(exclusive=True, group="confirm")
+    async def confirm_and_apply(self, plan: Any, findings: list[Finding]) -> None:
+        """List what will change, confirm; confirm each disruptive fix on its own; apply as one."""
+        from dockfix.screens.confirm_modal import ConfirmModal, describe_plan, split_plan
+
         applicable, manual = split_plan(plan)
         if not applicable:
-            self.notify("Nothing in this plan can be applied automatically.", severity="warning")
+            notes = "; ".join(n for it in manual for n in (getattr(it, "notes", None) or []))
+            self.notify("Nothing in this plan can be applied automatically." + (f" {notes}" if notes else ""),
+                        severity="warning", timeout=8)
             return
         ok = await self.app.push_screen_wait(ConfirmModal(
             f"Apply {render.plural(len(applicable), 'fix')} as one transaction?",
-            describe_plan(applicable, manual),
+            describe_plan(applicable, manual)
+            + "\n\nEverything is journaled: the journal (j) rolls it back byte for byte.",
             yes="Apply",
         ))
         if not ok:
             self.notify("Nothing was changed.", timeout=3)
             return
-        keep = []
+        declined: set[tuple[str, str]] = set()
         for item in applicable:
             if getattr(item, "safety", "") == "disruptive":
                 ok = await self.app.push_screen_wait(ConfirmModal(
-                    f"Disruptive: {item.check_id}",
+                    f"Disruptive fix: {item.check_id}",
                     f"{item.title}\nsubject: {item.subject}\n\nimpact: {item.impact}\n\n"
                     "This fix changes how running things behave. Apply it too?",
                     yes="Apply it", danger=True,
                 ))
                 if not ok:
-                    continue
-            keep.append(item)
-        if not keep:
-            self.notify("Nothing was changed.")
-            return
-        if len(keep) != len(plan.items):
-            plan = dataclasses.replace(plan, items=keep)
-        self.set_busy(f"Applying {render.plural(len(keep), 'fix')}…")
+                    declined.add((item.check_id, item.subject))
+        if declined:
+            # Fixes of one file build on each other: plan the rest again without the declined ones.
+            keep = [f for f in findings if f.key not in declined]
+            if not keep:
+                self.notify("Nothing was changed.", timeout=3)
+                return
+            self.set_busy("Planning again without the declined fixes…")
+            try:
+                ctx = self.app.new_context()
+                plan = await asyncio.to_thread(self.app.core.plan_fixes, ctx, keep, include_disruptive=True)
+            except Exception as e:
+                self.rest()
+                self.post_message(PlanFailed(str(e) or type(e).__name__))
+                return
+            plan = dataclasses.replace(plan, items=[it for it in plan.items
+                                                    if (it.check_id, it.subject) not in declined])
+            if not split_plan(plan)[0]:
+                self.rest()
+                self.notify("Nothing was changed.", timeout=3)
+                return
+        self.set_busy(f"Applying {render.plural(len(split_plan(plan)[0]), 'fix')}…")
         self._apply(plan)
 
     @work(thread=True, exclusive=True, group="apply")
@@ -484,7 +516,7 @@ class FindingsScreen(Screen):
         app = self.app
         try:
             result = app.core.apply_plan(app.host, plan, yes=True)
-        except Exception as e:
+        except Exception as e:  # refused before changing anything (drift, another apply running)
             result = _Failure(str(e) or type(e).__name__)
         self.post_message(FixesApplied(plan, result))
 
@@ -493,19 +525,26 @@ class FindingsScreen(Screen):
 
         r = m.result
         ids = sorted({item.check_id for item in m.plan.items})
-        if getattr(r, "error", None) or getattr(r, "rolled_back", False):
+        if isinstance(r, _Failure):
+            self.app.push_screen(MessageModal("The fixes were not applied", f"{r.error}\n\nNothing was changed.",
+                                              error=True))
+            self.set_status("Apply refused; nothing was changed.")
+        elif r.error or r.rolled_back:
             body = f"{r.error or 'the apply did not complete'}\n\n"
-            if getattr(r, "rolled_back", False):
-                body += "Everything it had changed was rolled back:\n" + describe_changes(m.plan) + "\n\nThe files are as they were."
+            if r.rolled_back:
+                body += ("Everything it had changed was rolled back (transaction "
+                         f"{r.txid}):\n" + describe_changes(m.plan) + "\n\nThe files are as they were before.")
             else:
-                body += "Open the journal (j) to see what, if anything, was recorded."
+                body += "Open the journal (j) to see what was recorded."
             self.app.push_screen(MessageModal("The fixes were not applied", body, error=True))
-            self.set_status("Apply failed; rolled back." if getattr(r, "rolled_back", False) else "Apply failed.")
+            self.set_status("Apply failed; rolled back." if r.rolled_back else "Apply failed.")
         else:
             self.marked -= {(i.check_id, i.subject) for i in m.plan.items}
-            n = len(getattr(r, "applied", []) or [])
-            self.notify(f"Applied {render.plural(n, 'change')} in transaction {r.txid}. Rescanning…", timeout=6)
-            self.set_status(f"Applied transaction {r.txid}; rescanning {', '.join(ids)}…")
+            n = len(r.applied or [])
+            actions = list(getattr(r, "actions", None) or [])
+            self.notify(f"Applied {render.plural(n, 'change')} in transaction {r.txid}."
+                        + "".join(f"\n{a}" for a in actions), timeout=10)
+            self.set_status(f"Applied transaction {r.txid}; rescanning…")
         self._rescan(ids)
 
     @work(thread=True, exclusive=False, group="rescan")

@@ -33,28 +33,35 @@ def _count(value: Any) -> int:
     return len(value) if isinstance(value, (list, tuple, set, dict)) else int(value or 0)
 
 
-def _lines(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        out = []
-        for v in value:
-            if isinstance(v, dict):
-                out.append(" ".join(str(x) for x in v.values() if x not in (None, "")))
-            else:
-                out.append(str(v))
-        return out
-    return [] if value in (None, "") else [str(value)]
+def item_line(item: Any) -> str:
+    if isinstance(item, dict):
+        return f"[{item.get('safety', '?')}] {item.get('check_id', '?')}  {item.get('subject', '')}".rstrip()
+    return str(item)
+
+
+def change_line(change: Any) -> str:
+    if isinstance(change, dict):
+        text = change.get("summary") or f"{change.get('kind', 'change')} {change.get('target', '')}"
+        step = change.get("step")
+        done = "" if change.get("done", True) else "  (not done)"
+        return f"{step}. {text}{done}" if step is not None else text + done
+    return str(change)
 
 
 def tx_text(tx: Any) -> Text:
     t = Text()
     t.append(f"Transaction {tx.txid}\n", style="bold")
-    t.append(f"state: {tx.state} · by {tx.user}\n\n")
-    items = _lines(tx.items)
+    t.append(f"state: {tx.state} · by {tx.user}\n")
+    for label in ("error", "damaged"):
+        value = getattr(tx, label, None)
+        if value:
+            t.append(f"{label}: {value}\n", style="bold")
+    items = [item_line(i) for i in (tx.items or [])]
     if items:
-        t.append("Fixes\n", style="bold underline")
+        t.append("\nFixes\n", style="bold underline")
         for line in items:
             t.append(f"  {line}\n")
-    changes = _lines(tx.changes)
+    changes = [change_line(c) for c in (tx.changes or [])]
     if changes:
         t.append("\nChanges\n", style="bold underline")
         for line in changes:
@@ -79,16 +86,16 @@ class JournalScreen(Screen[bool]):
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Journal", "bold"), " · transactions on ", self.app.host_label,
                                    " · u rolls back the selected one"), id="banner")
-        with Container(id="body"):
+        with Container(id="journal-body"):
             yield DataTable(id="tx-table", cursor_type="row")
-            with VerticalScroll(id="detail"):
+            with VerticalScroll(id="tx-detail-scroll"):
                 yield Static("Loading the journal…", id="tx-detail")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for label, key in (("Transaction", "txid"), ("Time", "time"), ("User", "user"),
-                           ("Fixes", "items"), ("Changes", "changes"), ("State", "state")):
+        for label, key in (("Transaction", "txid"), ("Time (UTC)", "time"), ("User", "user"),
+                           ("Fixes", "items"), ("State", "state")):
             table.add_column(label, key=key)
         table.focus()
         self.action_reload()
@@ -114,7 +121,6 @@ class JournalScreen(Screen[bool]):
             state = str(tx.state)
             table.add_row(
                 str(tx.txid), self.app.time_format(tx.time), str(tx.user), str(_count(tx.items)),
-                str(_count(tx.changes)),
                 Text(state, style="green" if state == "applied" else "dim" if "rolled" in state else "yellow"),
                 key=str(tx.txid),
             )
@@ -156,8 +162,12 @@ class JournalScreen(Screen[bool]):
         if "rolled" in str(tx.state):
             self.notify(f"{tx.txid} is already rolled back.", severity="warning")
             return
+        if str(tx.state) == "damaged":
+            self.notify(f"{tx.txid} is damaged: {tx.damaged}. Use `dockfix rollback` to look at it.",
+                        severity="error", timeout=8)
+            return
         body = "\n".join(["It restores every file of this transaction to its state before, byte for byte,",
-                          "owner and mode included:", ""] + [f"  {line}" for line in _lines(tx.changes)])
+                          "owner and mode included:", ""] + [f"  {change_line(c)}" for c in (tx.changes or [])])
         ok = await self.app.push_screen_wait(ConfirmModal(f"Roll back transaction {tx.txid}?", body, yes="Roll back"))
         if ok:
             self._rollback(str(tx.txid))
@@ -179,6 +189,10 @@ class JournalScreen(Screen[bool]):
         refused = list(getattr(r, "refused_paths", None) or [])
         if m.error:
             self.app.push_screen(MessageModal(f"Rollback of {m.txid} failed", m.error, error=True))
+        elif getattr(r, "damaged", None):
+            self.app.push_screen(MessageModal(f"Rollback of {m.txid} stopped", str(r.damaged), error=True))
+        elif getattr(r, "already", False):
+            self.notify(f"{m.txid} was already rolled back.", severity="warning")
         elif refused:
             self.app.push_screen(MessageModal(
                 f"Rollback of {m.txid} refused",
@@ -192,7 +206,9 @@ class JournalScreen(Screen[bool]):
             restored = getattr(r, "restored", []) or []
             n = _count(restored)
             self.changed = True
-            self.notify(f"Rolled back {m.txid}: {render.plural(n, 'change')} restored.", timeout=6)
+            actions = list(getattr(r, "actions", None) or [])
+            self.notify(f"Rolled back {m.txid}: {render.plural(n, 'change')} restored."
+                        + "".join(f"\n{a}" for a in actions), timeout=8)
         self._load()
 
     def action_back(self) -> None:

@@ -193,7 +193,9 @@ def split_words(text: str, width: int) -> tuple[str, str]:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word}{'es' if word.endswith(('x', 's', 'sh', 'ch')) else 's'}"
 
 
 def first_line(value: Any) -> str:

@@ -452,3 +452,25 @@ def test_plan_files_are_never_writable_by_others(umask: int, tmp_path: Path) -> 
     r = _apply_plan(root, plan)
     assert r.returncode == 2 and "writable by other users" in r.stderr, r.stderr
     assert manifest(root) == before
+
+
+def test_terminal_escapes_in_diffs_are_shown_not_sent(tmp_path: Path) -> None:
+    """A fix's diff shows lines of a host file as context: an escape sequence planted in
+    /etc/environment (a retitle, a screen clear) is shown as text, never sent to the terminal —
+    in the dry run, the apply and the journal listing."""
+    root = tmp_path / "root"
+    base_tree(root)
+    put(root, "/etc/environment", 'PATH="/usr/bin"\nMOTD="\x1b]0;owned\x07\x1b[2J\x1b[31mhello\x9b2J"\n'.encode())
+    put(root, "/etc/docker/daemon.json", "{}\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    outs = []
+    for args in (["--apply", "--dry-run", "--include-disruptive"], ["--apply", "--yes", "--include-disruptive"],
+                 ["journal"], ["rollback", "--last"]):
+        r = subprocess.run([sys.executable, "-m", "dockfix", *args, "--root", str(root), "--no-engine"],
+                           capture_output=True, env=env, timeout=120)
+        assert b"Traceback" not in r.stderr, r.stderr
+        outs.append(r.stdout + r.stderr)
+    assert b"MOTD" in outs[0], "the diff did not show the line (nothing was tested)"
+    for out in outs:
+        assert b"\x1b" not in out and b"\x07" not in out and "\x9b".encode() not in out, out
+    assert b"\\x1b]0;owned" in outs[0]

@@ -501,14 +501,19 @@ async def test_app_shows_escapes_instead_of_sending_them(tmp_path: Path) -> None
         await pilot.pause(0.05)
         screens.append(app.export_screenshot())
         hostile = 0
-        for _ in range(len(app.screen.findings) + 15):
-            await pilot.press("down")
-            await pilot.pause(0.01)
-            f = app.screen.finding_at_cursor()
-            if f is not None and ("\x1b" in f.evidence or "\x1b" in f.subject):
-                hostile += 1
-                screens.append(app.export_screenshot())  # the detail pane of that finding
-        assert hostile >= 2
+        for word in ("cgroup-parent", "31mred"):  # search, then open the finding's detail pane
+            await pilot.press("slash", *word, "enter")
+            await pilot.pause(0.1)
+            for _ in range(6):
+                f = app.screen.finding_at_cursor()
+                if f is not None and ("\x1b" in f.evidence or "\x1b" in f.subject):
+                    hostile += 1
+                    screens.append(app.export_screenshot())
+                    break
+                await pilot.press("down")
+                await pilot.pause(0.02)
+            await pilot.press("escape")
+        assert hostile == 2
         await pilot.press("d")
         for _ in range(3):
             await app.workers.wait_for_complete()

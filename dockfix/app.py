@@ -8,7 +8,6 @@ Docker API) runs in thread workers; the results come back as messages.
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -97,15 +96,18 @@ class DockfixApp(App[int]):
         host_label: str | None = None,
         euid: int | None = None,
         time_format: Callable[[Any], str] | None = None,
+        background_scan: Any = None,
     ) -> None:
         super().__init__()
         self.core = Core.default(
             context, scan=scan, plan_fixes=plan_fixes, apply_plan=apply_plan, rollback=rollback,
             list_transactions=list_transactions, rescan=rescan,
         )
-        first = context()
+        #: A scan already running (dockfix.background_scan), taken over by the findings page.
+        self.background_scan = background_scan
+        first = background_scan.ctx if background_scan is not None else context()
         self.host = first.host
-        self.first_context: Context | None = first
+        self.first_context: Context | None = None if background_scan is not None else first
         self.euid = os.geteuid() if euid is None else euid
         self.refusal = fix_refusal(first, self.euid, self.core)
         if host_label is None:
@@ -143,24 +145,4 @@ def _default_time(value: Any) -> str:
     return str(value)
 
 
-def run_app(args: argparse.Namespace) -> int:
-    """`dockfix` with no subcommand: open the app on the host given by the host options."""
-    import functools
-
-    from dockfix.cli import UsageError, load_notes, make_context, split_ids
-    from dockfix.scan import scan, selected_checks
-    from dockfix.team_notes import with_notes
-
-    make_context(args)  # bad options fail here, before the terminal is taken over
-    only, skip = split_ids(getattr(args, "only", []) or []), split_ids(getattr(args, "skip", []) or [])
-    try:
-        selected_checks(only, skip)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    notes = load_notes(args)  # team notes (--notes or the config file), shown beside each finding
-    kw = with_notes(notes)
-    if only or skip:
-        kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
-    app = DockfixApp(lambda: make_context(args), **kw)
-    app.run()
-    return app.return_code or 0
+from dockfix.app_launch import run_app  # noqa: E402,F401  (`dockfix.app.run_app`, as the contract says)

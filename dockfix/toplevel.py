@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     if given or args.format != "text":
         raise UsageError(f"{', '.join(given) or '--format'} only goes with --apply")
     try:
-        from dockfix.app import run_app  # imports Textual: only here
+        from dockfix.app_launch import run_app  # imports Textual, once the scan has started
     except ModuleNotFoundError as e:
         if e.name not in ("dockfix.app", "textual"):
             raise

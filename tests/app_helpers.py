@@ -83,3 +83,19 @@ async def markdown_ready(pilot) -> None:
             break
         await pilot.pause(0.05)
     await pilot.pause(0.2)
+
+
+async def stable(pilot, tries: int = 40) -> None:
+    """Wait until two screenshots in a row are the same (Markdown lays itself out in steps)."""
+    import re
+
+    def shot() -> str:
+        return re.sub(r"terminal-\d+", "terminal", pilot.app.export_screenshot())
+
+    last = shot()
+    for _ in range(tries):
+        await pilot.pause(0.1)
+        now = shot()
+        if now == last:
+            return
+        last = now

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import SNAPSHOT_CHECKS, failing_tree, make_app, markdown_ready, screen_name, select, settle
+from app_helpers import SNAPSHOT_CHECKS, failing_tree, make_app, markdown_ready, screen_name, select, settle, stable
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
@@ -23,15 +23,9 @@ async def _settled(pilot) -> None:
 
 async def _to_icc(pilot) -> None:
     await settle(pilot.app, pilot)
-    screen = pilot.app.screen
-    for _ in range(40):
-        if screen.finding_at_cursor() is not None and screen.finding_at_cursor().id == "icc":
-            break
-        await pilot.press("down")
-    else:
-        raise AssertionError("icc is not in the table")
-    await pilot.pause(0.1)
+    await select(pilot, "icc")
     await markdown_ready(pilot)
+    await stable(pilot)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -49,6 +43,7 @@ def test_detail_screen(snap_compare, tmp_path: Path, size) -> None:
         await pilot.press("enter")
         await pilot.pause(0.1)
         await markdown_ready(pilot)
+        await stable(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Markdown, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 
 from dockfix.model import Finding, Status
 from dockfix.screens import render
@@ -67,6 +67,7 @@ class FindingsScreen(Screen):
         self._refresh_pending = False
         self._shown_key: str | None = None
         self._detail_timer = None
+        self._markdown = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -83,8 +84,10 @@ class FindingsScreen(Screen):
         with Container(id="body"):
             table: DataTable = DataTable(id="table", cursor_type="row", zebra_stripes=False)
             yield table
+            # The Markdown widget is made on first use, after the table's first paint: start-up
+            # shows findings sooner.
             with VerticalScroll(id="detail"):
-                yield Markdown("", id="detail-md")
+                yield Static(id="detail-note")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -114,7 +117,25 @@ class FindingsScreen(Screen):
         bar.display = True
         bar.update(total=None, progress=0)
         self.refresh_table()
-        self._scan(self.generation)
+        early = getattr(self.app, "background_scan", None)
+        if early is not None and self.generation == 1:
+            self.app.background_scan = None
+            self._follow(early, self.generation)
+        else:
+            self._scan(self.generation)
+
+    def _follow(self, early, generation: int) -> None:
+        """Take over a scan that started before the interface (see dockfix.background_scan)."""
+
+        def listener(kind: str, payload) -> None:
+            if kind == "progress":
+                self.post_message(ScanProgressed(*payload, generation))
+            elif kind == "completed":
+                self.post_message(ScanCompleted(list(payload.findings), generation))
+            else:
+                self.post_message(ScanFailed(payload, generation))
+
+        early.listen(listener)
 
     @work(thread=True, exclusive=True, group="scan")
     def _scan(self, generation: int) -> None:
@@ -229,7 +250,7 @@ class FindingsScreen(Screen):
                 render.severity_text(f.severity, self.app.no_color),
                 f.cis or "",
                 f.id,
-                f.subject,
+                render.safe_text(f.subject),
                 key=row_key_of(f),
             )
         self.query_one("#counts", Static).update(
@@ -248,7 +269,14 @@ class FindingsScreen(Screen):
                 f"No findings match “{self.search}” here." if self.search
                 else f"No {render.FILTER_LABELS[self.filter]} findings. Press f to change the filter."
             )
-            self._show_markdown(f"{render.md_escape(msg)}\n", key="empty")
+            self._shown_key = None
+            note = self.query_one("#detail-note", Static)
+            note.update(msg)
+            note.display = True
+            if self._markdown is not None:
+                self._markdown.display = False
+        elif self._markdown is None:
+            self.call_after_refresh(self.show_detail)  # the table first
         else:
             self.show_detail()
 
@@ -295,8 +323,17 @@ class FindingsScreen(Screen):
         if key == self._shown_key:
             return
         self._shown_key = key
-        self.query_one("#detail-md", Markdown).update(text)
-        self.query_one("#detail", VerticalScroll).scroll_home(animate=False)
+        pane = self.query_one("#detail", VerticalScroll)
+        self.query_one("#detail-note", Static).display = False
+        if self._markdown is None:
+            from textual.widgets import Markdown
+
+            self._markdown = Markdown(text, id="detail-md")
+            pane.mount(self._markdown)
+        else:
+            self._markdown.display = True
+            self._markdown.update(text)
+        pane.scroll_home(animate=False)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

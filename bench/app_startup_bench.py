@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Benchmark: time from launching `dockfix` (the app) to the first screen with findings on it.
+
+Runs the real program in a real terminal (tmux, 120x40) as a separate process, and reads the pane
+until a findings row (a status word and a severity word) is on screen; also notes when the scan
+is complete ("Scanned N checks"). Two cases, as issue 6 sets them:
+
+* files only (`--no-engine`) on a failing host tree: target under 1 s;
+* a private dockerd with 100 containers (tests/private_engine.py: its own data root and socket
+  under /tmp; the machine's default daemon is never touched): target under 1.5 s.
+
+Not a test: run it by hand (as root, with tmux, dockerd and busybox-static installed):
+
+    python3 bench/app_startup_bench.py               # both cases, 5 runs each
+    python3 bench/app_startup_bench.py --no-engine-only --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+TARGETS = {"no-engine": 1.0, "100 containers": 1.5}
+ROW = re.compile(r"\b(FAIL|PASS|MANUAL|ERROR)\s+(info|low|medium|high|critical)\b")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def launch(tree: Path, sock: Path, extra: list[str], env: dict) -> tuple[float, float, float]:
+    """(seconds to the first findings row, seconds to the completed scan, CPU seconds the app had
+    used when the first findings showed) of one launch."""
+    tmux = ["tmux", "-S", str(sock)]
+    envs = " ".join(f"{k}={v}" for k, v in env.items())
+    cmd = f"exec env {envs} {sys.executable} -m dockfix --root {tree} {' '.join(extra)}"
+    t0 = time.perf_counter()
+    subprocess.run(tmux + ["new-session", "-d", "-s", "bench", "-x", "120", "-y", "40", cmd], check=True)
+    first = done = cpu = None
+    pid = int(subprocess.run(tmux + ["display", "-p", "-t", "bench", "#{pane_pid}"], capture_output=True,
+                             text=True).stdout.strip() or 0)
+    try:
+        while time.perf_counter() - t0 < 60:
+            pane = subprocess.run(tmux + ["capture-pane", "-p", "-t", "bench"], capture_output=True,
+                                  text=True).stdout
+            now = time.perf_counter() - t0
+            if first is None and ROW.search(pane):
+                first = now
+                cpu = cpu_seconds(pid)
+            if first is not None and "Scanned" in pane:
+                done = now
+                break
+            time.sleep(0.005)
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        time.sleep(0.2)
+    if first is None or done is None:
+        raise SystemExit(f"no findings on screen within 60 s; last pane:\n{pane}")
+    return first, done, cpu
+
+
+def measure(name: str, tree: Path, extra: list[str], runs: int, env: dict) -> tuple:
+    sock = Path(tempfile.mkdtemp(prefix="dfx-appbench-")) / "tmux.sock"
+    launch(tree, sock, extra, env)  # warm-up: bytecode and page cache, as an installed dockfix
+    firsts, dones, cpus = [], [], []
+    for _ in range(runs):
+        first, done, cpu = launch(tree, sock, extra, env)
+        firsts.append(first)
+        dones.append(done)
+        cpus.append(cpu)
+    row = (name, statistics.median(firsts), min(firsts), max(firsts), statistics.median(dones),
+           statistics.median(cpus), os.getloadavg()[0])
+    print(f"  {name:15s}: first findings median {row[1]:.3f} s (min {row[2]:.3f}, max {row[3]:.3f}), "
+          f"app CPU by then {row[5]:.3f} s; scan complete median {row[4]:.3f} s; load {row[6]:.1f}", flush=True)
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--containers", type=int, default=100)
+    ap.add_argument("--no-engine-only", action="store_true", help="skip the case with the private engine")
+    args = ap.parse_args()
+    if not shutil.which("tmux"):
+        raise SystemExit("tmux is not installed (apt-get install tmux)")
+
+    from app_helpers import failing_tree
+
+    env = {"PYTHONPATH": str(REPO), "TERM": "xterm-256color"}
+    work = Path(tempfile.mkdtemp(prefix="dfx-appbench-", dir="/tmp"))
+    tree = failing_tree(work / "root")
+    print(f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; {args.runs} runs per case", flush=True)
+    rows = [measure("no-engine", tree, ["--no-engine"], args.runs, env)]
+    if not args.no_engine_only:
+        from private_engine import PrivateEngine
+        from scan_bench import empty, grow
+
+        eng = PrivateEngine(work / "engine")
+        try:
+            eng.start()
+            grow(eng, 0, args.containers)
+            rows.append(measure(f"{args.containers} containers", tree, ["--docker-host", eng.url], args.runs, env))
+        finally:
+            print("stopping the private engine (removing the containers)...", flush=True)
+            try:
+                empty(eng)
+            finally:
+                eng.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    ok = True
+    print("\n| case | first findings on screen (median) | target | app CPU by then | scan complete | load |")
+    print("|---|---|---|---|---|---|")
+    for name, med, lo, hi, done, cpu, load in rows:
+        target = TARGETS.get(name)
+        verdict = "" if target is None else (" ✓" if med < target else " ✗")
+        ok &= target is None or med < target
+        print(f"| {name} | {med:.2f} s (min {lo:.2f}, max {hi:.2f}){verdict} | "
+              f"{'< %.1f s' % target if target else '-'} | {cpu:.2f} s | {done:.2f} s | {load:.1f} |")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

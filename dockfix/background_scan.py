@@ -1,0 +1,48 @@
+"""A scan started before the interface is up (no Textual here).
+
+`dockfix` with no subcommand starts the scan first and imports Textual while it runs, so that the
+engine's answers and the interface's start-up overlap. Progress is buffered until the findings
+page listens; from then on it is handed over as it comes, in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+Listener = Callable[[str, Any], None]
+
+
+class BackgroundScan:
+    def __init__(self, scan: Callable[..., Any], ctx: Any) -> None:
+        self.ctx = ctx
+        self._scan = scan
+        self._lock = threading.RLock()
+        self._backlog: list[tuple[str, Any]] = []
+        self._listener: Listener | None = None
+        self.thread = threading.Thread(target=self._run, name="dockfix-scan", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            result = self._scan(self.ctx, on_progress=lambda done, total, found: self._emit(
+                "progress", (done, total, list(found))))
+        except Exception as e:  # reported on the page, never a crash
+            self._emit("failed", f"{type(e).__name__}: {e}")
+        else:
+            self._emit("completed", result)
+
+    def _emit(self, kind: str, payload: Any) -> None:
+        with self._lock:
+            if self._listener is None:
+                self._backlog.append((kind, payload))
+            else:
+                self._listener(kind, payload)
+
+    def listen(self, listener: Listener) -> None:
+        """Hand over what happened so far, then every later event (the listener must not block)."""
+        with self._lock:
+            for kind, payload in self._backlog:
+                listener(kind, payload)
+            self._backlog.clear()
+            self._listener = listener

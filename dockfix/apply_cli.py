@@ -33,12 +33,17 @@ def need_root(args: argparse.Namespace, what: str) -> None:
 
 
 def _out(args, text: str) -> None:
-    sys.stdout.write(text)
+    from dockfix.report import safe_text
+
+    # diffs show lines of host files: an escape sequence in /etc/environment must not reach the terminal
+    sys.stdout.write(safe_text(text, keep_newlines=True))
     sys.stdout.flush()
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    from dockfix.report import safe_text
+
+    print(safe_text(text, keep_newlines=True), file=sys.stderr, flush=True)
 
 
 def build_plan(args: argparse.Namespace, ctx):

@@ -247,7 +247,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.st { color: #fff; font-weight: 600; white-space: nowrap; text-align: center; }
 .fail { background: var(--fail); } .error { background: var(--error); } .manual { background: var(--manual); }
 .skip { background: var(--skip); } .pass { background: var(--pass); } td.none { background: #f5f5f5; color: #9e9e9e; }
-td.host { font-weight: 600; }
+td.host { font-weight: 600; white-space: nowrap; }
+th[data-section] { white-space: normal; min-width: 6.5em; max-width: 10em; vertical-align: bottom; font-size: 13px; }
+td.st { font-size: 12.5px; }
 .sev { font-size: 12px; color: #616161; } .ev { font-size: 12px; color: #424242; }
 ul { margin: 0; padding-left: 18px; }
 """

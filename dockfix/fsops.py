@@ -22,6 +22,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import signal
+import re
 import stat as stat_mod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -214,11 +216,14 @@ def write_file(host: Host, path: str, data: bytes, uid: int, gid: int, mode: int
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
+                _copy_xattrs(dfd, name, fd)
                 os.fchown(fd, uid, gid)
                 os.fchmod(fd, mode)  # after chown: chown may clear set-id bits
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if os.environ.get("DOCKFIX_FAULT_KILL_MIDWRITE") == path:  # tests: a crash before the rename
+                os.kill(os.getpid(), signal.SIGKILL)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             tmp = ""
             os.fsync(dfd)
@@ -231,6 +236,25 @@ def write_file(host: Host, path: str, data: bytes, uid: int, gid: int, mode: int
                 except OSError:
                     pass
             os.close(dfd)
+
+
+def _copy_xattrs(dfd: int, name: str, dst_fd: int) -> None:
+    """Carry the replaced file's extended attributes (SELinux label, ACLs, ...) over to the new one,
+    as far as this filesystem and our privileges allow."""
+    try:
+        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        return  # a new file: nothing to carry over
+    try:
+        for attr in os.listxattr(src):
+            try:
+                os.setxattr(dst_fd, attr, os.getxattr(src, attr))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    finally:
+        os.close(src)
 
 
 @contextmanager
@@ -265,6 +289,31 @@ def chmod(host: Host, path: str, mode: int) -> None:
             os.chmod(f"/proc/self/fd/{fd}", mode)
         except OSError as e:
             raise FsError(f"{path}: cannot change mode: {e.strerror}") from None
+
+
+def remove_stale_temporaries(host: Host, path: str) -> list[str]:
+    """Remove what write_file leaves when killed before its rename: ``.<name>.dockfix-<pid>.tmp``
+    regular files beside ``path`` whose process is gone. Returns the host paths removed."""
+    pattern = re.compile(r"\." + re.escape(os.path.basename(path)) + r"\.dockfix-(\d+)\.tmp")
+    removed = []
+    try:
+        with open_parent(host, path) as (pfd, _name):
+            dfd = _dir_rw_fd(pfd)
+            try:
+                for entry in os.listdir(dfd):
+                    m = pattern.fullmatch(entry)
+                    if not m or int(m.group(1)) == os.getpid() or os.path.exists(f"/proc/{m.group(1)}"):
+                        continue
+                    if stat_mod.S_ISREG(os.lstat(entry, dir_fd=dfd).st_mode):
+                        os.unlink(entry, dir_fd=dfd)
+                        removed.append(os.path.join(os.path.dirname(path), entry))
+                if removed:
+                    os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except (FsError, OSError):
+        pass
+    return removed
 
 
 def remove_file(host: Host, path: str) -> None:

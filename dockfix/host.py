@@ -111,7 +111,14 @@ class Host:
 
     # ------------------------------------------------------------------ stat
     def lstat(self, path: str) -> os.stat_result | None:
-        """lstat of a host path; None when it does not exist."""
+        """lstat of a host path (its last component is not followed); None when it does not exist.
+
+        Links in the parent folders are resolved inside the root, so that ``/var/run -> /run`` in a
+        tree under ``--root`` leads to the tree's ``/run``, never to this machine's."""
+        if self.root != "/":
+            parent, name = os.path.split(os.path.normpath(path))
+            if parent != "/":
+                path = os.path.join(self.resolve(parent), name)
         try:
             return os.lstat(self.real(path))
         except FileNotFoundError:
@@ -251,10 +258,20 @@ class Host:
             raise CheckError(f"{path}: permission denied") from None
 
     def walk(self, path: str, *, max_files: int = 20000) -> Iterator[str]:
-        """Host paths of the regular files below ``path`` (links not followed)."""
+        """Host paths of the regular files below ``path`` (links not followed).
+
+        A top folder that cannot be listed raises CheckError (without root, a 0700 project folder
+        must be reported, not taken for an empty one); unreadable folders below it are skipped.
+        """
         real_top = self.real(self.resolve(path))
         count = 0
         skip_dirs = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox"}
+        try:
+            os.listdir(real_top)
+        except PermissionError:
+            raise CheckError(f"{path}: permission denied (cannot list the folder)") from None
+        except OSError:
+            pass
         for dirpath, dirnames, filenames in os.walk(real_top):
             dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
             for name in sorted(filenames):

@@ -109,6 +109,7 @@ class FileTarget:
     def restore(host: Host, path: str, state: dict, blob: bytes | None) -> None:
         from dockfix import fsops
 
+        fsops.remove_stale_temporaries(host, path)  # an apply killed in the middle of writing this file
         want = FileState(**state)
         now = state_of(host, path)
         if not want.existed:
@@ -719,7 +720,9 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
                 entries = set(os.listdir(host.real(name)))
             except OSError:
                 entries = set()
-            others = sorted(entries - ours)
+            # what an apply killed mid-write leaves beside one of our files is ours too (removed on restore)
+            others = sorted(e for e in entries - ours
+                            if not any(e.startswith(f".{n}.dockfix-") and e.endswith(".tmp") for n in ours))
             if others:
                 if force:
                     keep_dirs.add(target)

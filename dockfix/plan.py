@@ -559,10 +559,18 @@ class CreateSecret(Change):
     data_ref: dict = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
     data: bytes | None = field(default=None, repr=False)
+    #: The host's plan key when the plan came from a plan file (its hashes are keyed).
+    key: bytes | None = field(default=None, repr=False)
 
     @property
     def target(self) -> str:
         return f"secret:{self.name}"
+
+    def _matches(self, data: bytes) -> bool:
+        want = self.data_ref.get("sha256")
+        if is_keyed(want):
+            return self.key is not None and keyed(self.key, sha256(data)) == want
+        return sha256(data) == want
 
     def bind(self, host: Host, stage: Staging) -> None:
         self.pre = {"existed": False}
@@ -578,12 +586,12 @@ class CreateSecret(Change):
             data = read_file(host, self.data_ref["path"])
             if data is None:
                 raise PlanError(f"{self.data_ref['path']}: source of secret {self.name} is gone")
-            if self.data_ref.get("sha256") and sha256(data) != self.data_ref["sha256"]:
+            if self.data_ref.get("sha256") and not self._matches(data):
                 raise PlanError(f"{self.data_ref['path']}: changed since the plan was made (secret {self.name})")
             return data
         if self.data_ref.get("kind") in CONTENT_SOURCES:  # e.g. a variable of a service, read again now
             data = _load_ref(CONTENT_SOURCES[self.data_ref["kind"]])(host, self.data_ref)
-            if sha256(data) != self.data_ref.get("sha256"):
+            if not self._matches(data):
                 raise PlanError(f"secret {self.name}: its source changed since the plan was made; plan again")
             return data
         raise PlanError(f"secret {self.name}: its value is not available here (it is never stored in a plan file)")
@@ -878,6 +886,8 @@ class Plan:
                 raise PlanError(f"{source}: this host has no {PLAN_KEY}: the plan was made on another host (or the "
                                 f"key was removed); make a new plan here")
             for c in plan.changes_all():
+                if isinstance(c, CreateSecret):
+                    c.key = plan.key
                 if isinstance(c, WriteFile) and c.after is not None:
                     if keyed(plan.key, sha256(c.after)) != c.after_sha256:
                         raise PlanError(f"{source}: {c.path}: new content does not match its recorded hash (plan "

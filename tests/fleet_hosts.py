@@ -17,8 +17,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import sys
 import time
+import tomllib
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 CACHE = Path(os.environ.get("DOCKFIX_TEST_CACHE", "/var/cache/dockfix-test"))
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -110,3 +114,34 @@ def import_image(engine, tar: Path) -> str:
     if engine.cli("image", "inspect", image, check=False).returncode != 0:
         engine.cli("import", str(tar), image, timeout=600)
     return image
+
+
+def _pip(*args: str, cwd: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "pip", *args, "-q", "--disable-pip-version-check"],
+                       capture_output=True, text=True, cwd=cwd, timeout=900)
+    if r.returncode != 0:
+        raise RuntimeError(f"pip {args[0]} failed: {r.stderr[-3000:]}")
+
+
+def wheelhouse(dest: Path) -> Path:
+    """A folder of wheels for hosts with no package index: dockfix built from this checkout, and
+    its dependencies (downloaded once, cached under CACHE keyed by pyproject's dependency list)."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    key = hashlib.sha256(json.dumps([sys.version_info[:2], sorted(deps)]).encode()).hexdigest()[:12]
+    cached = CACHE / f"wheels-{key}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.is_dir():
+            with tempfile.TemporaryDirectory(dir=CACHE, prefix="wheels-") as tmp:
+                _pip("wheel", "-w", tmp, *deps, cwd=Path(tmp))
+                os.rename(tmp, cached)
+                os.mkdir(tmp)  # for TemporaryDirectory's cleanup
+    shutil.copytree(cached, dest)
+    with tempfile.TemporaryDirectory(prefix="dfx-build-") as build:
+        # the checkout is copied so that setuptools' build/ and egg-info stay out of it
+        src = Path(build) / "src"
+        shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "test-artifacts", "build", "*.egg-info",
+                                                                 "__pycache__", ".pytest_cache"))
+        _pip("wheel", "--no-deps", "-w", str(dest), str(src), cwd=Path(build))
+    return dest

@@ -332,3 +332,18 @@ def test_a_broken_fix_becomes_a_manual_item_and_others_still_plan(tmp_path, monk
     by_id = {it.check_id: it for it in plan.items}
     assert by_id["etc-docker-owner"].safety == "manual" and "ZeroDivisionError" in by_id["etc-docker-owner"].notes[0]
     assert by_id["etc-docker-mode"].changes
+
+
+def test_rewritten_file_keeps_its_extended_attributes(tmp_path):
+    base(tmp_path)
+    p = put(tmp_path, "etc/docker/daemon.json", '{"icc": true}\n')
+    try:
+        os.setxattr(p, "user.dockfix-test", b"label")
+    except OSError as e:
+        pytest.skip(f"this filesystem takes no user xattrs ({e.strerror})")
+    ctx = Context(Host(str(tmp_path), engine=False))
+    plan = plan_fixes(ctx, scan(ctx, only=["2.2"]).findings, include_disruptive=True)
+    assert apply_plan(ctx.host, plan).error is None
+    assert os.getxattr(p, "user.dockfix-test") == b"label"
+    assert rollback(ctx.host, "last").restored
+    assert os.getxattr(p, "user.dockfix-test") == b"label"

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from fleet_html import parse_report
+from fleet_html import check_html_against_json, chromium, parse_report, screenshot
 from helpers import REPO, put, run_dockfix
-
-ARTIFACTS = REPO / "test-artifacts"
 
 
 def scan_to(root: Path, out: Path, hostname: str | None = None) -> dict:
@@ -139,43 +135,6 @@ def test_report_does_not_import_textual(three_hosts, tmp_path):
 
 
 # ---------------------------------------------------------------------- HTML
-def check_html_against_json(page: str, fleet: dict) -> None:
-    """The page's hosts table and failing-checks table say what the JSON says."""
-    tables = parse_report(page)
-    hosts = tables.tables["hosts"]
-    sections = list(fleet["sections"])
-    head = [c["attrs"].get("data-section") for c in hosts["head"] if c["attrs"].get("data-section")]
-    assert head == sections
-    assert [r["attrs"]["data-host"] for r in hosts["rows"]] == [h["name"] for h in fleet["hosts"]]
-    for row, h in zip(hosts["rows"], fleet["hosts"]):
-        cells = row["cells"]
-        assert cells[0]["text"] == h["name"]
-        for c in cells:
-            col = c["attrs"].get("data-col")
-            if col:
-                assert int(c["text"]) == h["counts"][col]
-        by_sec = {c["attrs"]["data-section"]: c for c in cells if "data-section" in c["attrs"]}
-        assert list(by_sec) == sections
-        for sec, cell in by_sec.items():
-            want = h["sections"].get(sec)
-            if want is None:
-                assert "none" in cell["attrs"]["class"].split()
-                continue
-            assert want["worst"] in cell["attrs"]["class"].split()
-            for st, n in want["counts"].items():
-                assert int(cell["attrs"][f"data-{st}"]) == n
-            if want["counts"].get("fail"):
-                assert f"{want['counts']['fail']} fail" in cell["text"]
-    rows = tables.tables["checks"]["rows"]
-    failing = [c for c in fleet["checks"] if c["failing"] or c["error_hosts"]]
-    assert [r["attrs"]["data-check"] for r in rows] == [c["id"] for c in failing]
-    for r, c in zip(rows, failing):
-        assert r["cells"][3]["text"] == f"{c['failing']} / {c['hosts_scanned']}"
-        listed = [li["attrs"]["data-host"] for li in r["cells"][4]["items"] if "failing-host" in li["attrs"]["class"]]
-        assert listed == [fh["host"] for fh in c["failing_hosts"]]
-    assert tables.external == [] and tables.scripts == 1
-
-
 def test_html_table_matches_json(three_hosts, tmp_path):
     files, _ = three_hosts
     fleet = json.loads(report("--format", "json", *map(str, files)).stdout)
@@ -215,41 +174,13 @@ def test_html_escapes_everything(tmp_path):
 
 
 # ---------------------------------------------------------------------- in a browser
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true and chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    with tempfile.TemporaryDirectory(prefix="dfx-chromium-") as profile:
-        return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=120)
-
-
-def screenshot(page: Path, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    png = ARTIFACTS / name
-    png.unlink(missing_ok=True)
-    r = chromium("--window-size=1400,1000", f"--screenshot={png}", page.as_uri())
-    assert png.exists(), r.stderr[-2000:]
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a rendered page, not a blank one
-    print(f"\nscreenshot of the fleet report: {png}")
-    return png
-
-
 @pytest.mark.slow
-def test_html_opens_in_chromium_and_sorts(three_hosts, tmp_path):
+def test_html_opens_in_chromium_and_sorts(three_hosts, tmp_path, request):
     files, _ = three_hosts
     fleet = json.loads(report("--format", "json", *map(str, files)).stdout)
     page = tmp_path / "fleet.html"
     assert report("--format", "html", "-o", str(page), *map(str, files)).returncode == 0
-    screenshot(page, "fleet-report.png")
+    screenshot(page, "fleet-report.png", request)
     # The DOM the browser built holds the same table as the JSON.
     r = chromium("--dump-dom", page.as_uri())
     assert r.returncode == 0, r.stderr[-2000:]

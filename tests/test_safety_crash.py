@@ -286,3 +286,20 @@ def test_signal_during_apply_rolls_back(sig: signal.Signals, tmp_path: Path) -> 
     assert tree_state(root) == before
     tx = tx_info(root)
     assert tx.state == "failed (rolled back)" and "interrupted" in (tx.error or "")
+
+
+@pytest.mark.parametrize("path", ["/etc/docker/daemon.json", "/etc/audit/rules.d/docker.rules"])
+def test_crash_in_the_middle_of_writing_a_file(path: str, tmp_path: Path) -> None:
+    """Killed after the new content is in its temporary file but before the rename: the old file
+    is intact (the rename never happened), and the rollback also removes the temporary file, so
+    the tree is exactly as before. (The temporary file used to be left behind in /etc/docker.)"""
+    root = bad_tree(tmp_path / "root")
+    before = tree_state(root)
+    make_plan(root, tmp_path / "plan.json")
+    r = subprocess.run(apply_cmd(root, tmp_path / "plan.json"), capture_output=True, text=True, timeout=120,
+                       env=env_with(DOCKFIX_FAULT_KILL_MIDWRITE=path))
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    folder = root / os.path.dirname(path).lstrip("/")
+    assert [p.name for p in folder.iterdir() if ".dockfix-" in p.name], "no temporary file: the kill came too late"
+    assert rollback_last(root).returncode == 0
+    assert tree_state(root) == before

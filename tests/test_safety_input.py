@@ -113,12 +113,22 @@ CASES = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_fil
 # One process scans three times (text to stdout, JSON and SARIF to files): an exception that
 # escapes dockfix ends the process with a traceback on stderr, which the test looks for.
 DRIVER = """
-import sys
+import contextlib, json, os, sys
 from dockfix.cli import main
 root, out, *extra = sys.argv[1:]
 codes = [main(["scan", "--root", root, "--no-engine", *extra]),
          main(["scan", "--root", root, "--no-engine", "--format", "json", "-o", out + ".json", *extra]),
          main(["scan", "--root", root, "--no-engine", "--format", "sarif", "-o", out + ".sarif", *extra])]
+if os.environ.get("SAFETY_APPLY"):
+    # where a fix would read the file: plan and apply every fix, then roll the transaction back
+    with open(out + ".apply.json", "w") as f, contextlib.redirect_stdout(f):
+        code = main(["--apply", "--yes", "--include-disruptive", "--format", "json", "--root", root,
+                     "--no-engine", *extra])
+    assert code in (0, 1, 3), code
+    doc = json.load(open(out + ".apply.json"))
+    if doc.get("txid"):
+        with contextlib.redirect_stdout(open(os.devnull, "w")):
+            assert main(["rollback", "--last", "--root", root, "--no-engine"]) == 0
 sys.exit(max(codes))
 """
 
@@ -131,12 +141,16 @@ def base_tree(root: Path) -> None:
     put(root, "/etc/audit/rules.d/", mode=0o750)
     put(root, "/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n")
     put(root, "/run/", mode=0o755)
+    put(root, "/var/lib/", mode=0o755)
     os.mknod(root / "run/docker.sock", stat.S_IFSOCK | 0o660)
     os.chown(root / "run/docker.sock", 0, 999)
 
 
-def run_scan(root: Path, out: Path, *extra: str, timeout: float = TIMEOUT, user: list[str] | None = None):
+def run_scan(root: Path, out: Path, *extra: str, timeout: float = TIMEOUT, user: list[str] | None = None,
+             apply: bool = False):
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    if apply:
+        env["SAFETY_APPLY"] = "1"
     env.pop("DOCKER_HOST", None)
     cmd = [*(user or []), sys.executable, "-c", DRIVER, str(root), str(out), *extra]
     try:
@@ -180,15 +194,21 @@ def test_corpus_file(case: str, tmp_path: Path) -> None:
     if pwned.exists():
         pwned.unlink()
     before = manifest(root)
-    r = run_scan(root, tmp_path / "report", *extra)
+    fixable = folder in ("daemon.json", "etc-default-docker", "compose", "dotenv", "audit")
+    r = run_scan(root, tmp_path / "report", *extra, apply=fixable)
     assert not pwned.exists(), "a YAML tag was constructed: code ran"
     doc = check_outputs(r, tmp_path / "report")
-    assert manifest(root) == before, "the scan changed the host tree"
+    unjournaled = {k: v for k, v in manifest(root).items() if not k.startswith("var/lib/dockfix")}
+    assert unjournaled == before, "the host tree differs after scan, apply and rollback"
     kind, text = EXPECT.get(case, (None, None))
     found = errors_naming(doc, where)
     if kind == "error":
         assert found, f"expected an error verdict naming {where}; got none"
         assert any(text in e for e in found), f"expected {text!r} in one of {found}"
+        if fixable:  # a file dockfix cannot read is never planned for, let alone rewritten
+            applied = json.loads(Path(str(tmp_path / "report") + ".apply.json").read_text())
+            planned = " ".join(ch for item in applied["plan"] for ch in item["changes"])
+            assert f"write {where}" not in planned, planned
     elif kind == "ok":
         assert not found, f"unexpected errors: {found}"
 
@@ -303,8 +323,11 @@ def test_relative_and_device_paths_in_daemon_json(tmp_path: Path) -> None:
     make_special(root / "etc/docker/fifo", "fifo")
     r = run_scan(root, tmp_path / "report", timeout=30)
     doc = check_outputs(r, tmp_path / "report")
-    evidence = {f["id"]: f["evidence"] for f in doc["findings"]}
-    assert "not an absolute path" in evidence["tls-server-cert-owner"]
+    by = {f["id"]: f for f in doc["findings"]}
+    # the relative path is named, and never looked up relative to dockfix's own working folder
+    cert = by["tls-server-cert-owner"]
+    assert cert["status"] == "error" and "../../../../../../etc/shadow" in cert["evidence"], cert
+    assert ("not an absolute path" in cert["evidence"] or "does not exist" in cert["evidence"]), cert
 
 
 def test_corpus_is_large_enough() -> None:
@@ -432,3 +455,66 @@ def test_plan_files_are_never_writable_by_others(umask: int, tmp_path: Path) -> 
     r = _apply_plan(root, plan)
     assert r.returncode == 2 and "writable by other users" in r.stderr, r.stderr
     assert manifest(root) == before
+
+
+def test_terminal_escapes_in_diffs_are_shown_not_sent(tmp_path: Path) -> None:
+    """A fix's diff shows lines of a host file as context: an escape sequence planted in
+    /etc/environment (a retitle, a screen clear) is shown as text, never sent to the terminal —
+    in the dry run, the apply and the journal listing."""
+    root = tmp_path / "root"
+    base_tree(root)
+    put(root, "/etc/environment", 'PATH="/usr/bin"\nMOTD="\x1b]0;owned\x07\x1b[2J\x1b[31mhello\x9b2J"\n'.encode())
+    put(root, "/etc/docker/daemon.json", "{}\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    outs = []
+    for args in (["--apply", "--dry-run", "--include-disruptive"], ["--apply", "--yes", "--include-disruptive"],
+                 ["journal"], ["rollback", "--last"]):
+        r = subprocess.run([sys.executable, "-m", "dockfix", *args, "--root", str(root), "--no-engine"],
+                           capture_output=True, env=env, timeout=120)
+        assert b"Traceback" not in r.stderr, r.stderr
+        outs.append(r.stdout + r.stderr)
+    assert b"MOTD" in outs[0], "the diff did not show the line (nothing was tested)"
+    for out in outs:
+        assert b"\x1b" not in out and b"\x07" not in out and "\x9b".encode() not in out, out
+    assert b"\\x1b]0;owned" in outs[0]
+
+
+async def test_app_shows_escapes_instead_of_sending_them(tmp_path: Path) -> None:
+    """The app draws host text into terminal cells, and Textual passes an ESC through: a daemon.json
+    value and a Dockerfile name holding escape sequences must appear as visible text on every
+    page (table, detail pane, diff page)."""
+    from dockfix.app import DockfixApp
+    from dockfix.host import Host
+    from dockfix.scan import Context
+
+    root = tmp_path / "root"
+    put(root, "/etc/docker/daemon.json", '{"cgroup-parent": "x\\u001b]0;owned\\u0007\\u001b[2Jy", "icc": true}\n',
+        mode=0o666)
+    put(root, "/srv/app/Dockerfile.\x1b[31mred", "FROM busybox\n")
+    app = DockfixApp(lambda: Context(host=Host(root=str(root), engine=False), paths=["/srv/app"]), host_label="h")
+    screens = []
+    async with app.run_test(size=(160, 50)) as pilot:
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.05)
+        await pilot.press("6")
+        await pilot.pause(0.05)
+        screens.append(app.export_screenshot())
+        hostile = 0
+        for _ in range(len(app.screen.findings) + 15):
+            await pilot.press("down")
+            await pilot.pause(0.01)
+            f = app.screen.finding_at_cursor()
+            if f is not None and ("\x1b" in f.evidence or "\x1b" in f.subject):
+                hostile += 1
+                screens.append(app.export_screenshot())  # the detail pane of that finding
+        assert hostile >= 2
+        await pilot.press("d")
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.05)
+        screens.append(app.export_screenshot())
+    text = "".join(screens)
+    assert "cgroup-parent" in text and "Dockerfile." in text
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;owned" in text or "\\\\x1b]0;owned" in text

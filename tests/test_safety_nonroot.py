@@ -87,8 +87,8 @@ def test_scan_as_nobody_reports_permission_denied(world_tmp: Path) -> None:
     out = world_tmp / "out"
     out.mkdir()
     os.chown(out, NOBODY, NOBODY)
-    r = run_as_nobody("scan", "--root", str(root), "--no-engine", "--format", "json", "-o", str(out / "r.json"),
-                      warm=warm)
+    r = run_as_nobody("scan", "--root", str(root), "--no-engine", "--path", "/srv/app", "--format", "json",
+                      "-o", str(out / "r.json"), warm=warm)
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode in (0, 1), r.stderr
     doc = json.loads((out / "r.json").read_text())
@@ -104,6 +104,9 @@ def test_scan_as_nobody_reports_permission_denied(world_tmp: Path) -> None:
     # the unit file is world-readable: checked as usual
     assert by["docker-service-owner"]["status"] == "pass"
     assert not [f for f in doc["findings"] if "internal error" in f["evidence"]]
+    # the 0700 project folder is reported, not taken for an empty one
+    assert by["env-password"]["status"] == "error", by["env-password"]
+    assert "/srv/app: permission denied" in by["env-password"]["evidence"]
 
 
 def test_text_scan_as_nobody(world_tmp: Path) -> None:

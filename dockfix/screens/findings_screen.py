@@ -250,7 +250,7 @@ class FindingsScreen(Screen):
                 render.severity_text(f.severity, self.app.no_color),
                 f.cis or "",
                 f.id,
-                f.subject,
+                render.safe_text(f.subject),
                 key=row_key_of(f),
             )
         self.query_one("#counts", Static).update(

@@ -120,16 +120,25 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 
 
 def md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_SPECIAL.sub(r"\\\1", safe_text(text))
+
+
+def safe_text(text: str) -> str:
+    """Host text made safe for the screen: control characters (ESC ...) shown as visible escapes.
+    Textual passes them through to the terminal, so a daemon.json value or a file name holding an
+    escape sequence would otherwise repaint or retitle the admin's terminal."""
+    from dockfix.report import safe_text as _safe
+
+    return _safe(text, keep_newlines=True)
 
 
 def finding_markdown(f: Finding) -> str:
     """The detail of one finding, as Markdown."""
     num = f"{f.cis} " if f.cis else ""
     parts = [f"## {num}{md_escape(f.title)}", ""]
-    where = f" at `{f.location}`" if f.location else ""
+    where = f" at `{safe_text(str(f.location))}`" if f.location else ""
     parts.append(
-        f"**{f.status.value.upper()}** · severity **{f.severity}** · check `{f.id}` · subject `{f.subject}`{where}"
+        f"**{f.status.value.upper()}** · severity **{f.severity}** · check `{f.id}` · subject `{safe_text(f.subject)}`{where}"
     )
     parts += ["", "### Evidence", "", md_escape(f.evidence) if f.evidence else "_none recorded_"]
     parts += ["", "### Why it matters", "", md_escape(f.explanation)]
@@ -159,7 +168,7 @@ def section_markdown(section: str, findings: list[Finding]) -> str:
 def diff_text(diff: str, plain: bool = False) -> Text:
     """A unified diff (with dockfix's owner/mode lines) coloured line by line."""
     out = Text()
-    for line in diff.splitlines():
+    for line in safe_text(diff).splitlines():
         if plain:
             bold = line.startswith(("+++", "---", "@@")) or line.lstrip().startswith(("owner", "mode"))
             out.append(line + "\n", style="bold" if bold else "")

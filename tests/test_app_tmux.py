@@ -64,6 +64,7 @@ def test_app_in_tmux_shows_findings_and_a_diff_then_applies(tmp_path: Path, tmux
     assert str(root) in screen  # the banner names the tree
     # Search for the finding, open its diff.
     tmux.keys("/")
+    tmux.wait_for("search: words")
     tmux.run("send-keys", "-t", tmux.name, "-l", "daemon-json-mode")
     tmux.keys("Enter")
     tmux.wait_for("matching")

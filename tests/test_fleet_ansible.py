@@ -205,7 +205,7 @@ def test_scan_report_apply_rollback(fleet, request):
     for h in FAULTS:
         plan = json.loads((fleet.dir / "fleet" / "plans" / f"{h}.json").read_text())
         planned = {item["check_id"] for item in plan["items"]}
-        assert EXPECTED[h] & planned, (h, planned)
+        assert EXPECTED[h] <= planned, (h, planned)  # every fault has a fix (icc: disruptive, planned on request)
     assert all(fleet.state(h) == before[h] for h in FAULTS)
 
     # 3. apply in check mode: nothing happens
@@ -216,11 +216,8 @@ def test_scan_report_apply_rollback(fleet, request):
     # 4. apply the reviewed plans; the rescan shows the faults fixed
     fleet.playbook("apply.yml")
     after = fleet.report("after-apply")
-    fixed = {h: EXPECTED[h] - ids for h, ids in failing(after).items()}
+    assert failing(after) == {h: set() for h in FAULTS}
     for h in FAULTS:
-        plan = json.loads((fleet.dir / "fleet" / "plans" / f"{h}.json").read_text())
-        planned = {item["check_id"] for item in plan["items"]} & EXPECTED[h]
-        assert fixed[h] == planned, (h, failing(after)[h])
         assert (fleet.dir / "fleet" / "journal" / f"{h}.txid").read_text().strip()
         assert fleet.state(h) != before[h]
     assert fleet.state("web-1")["/etc/docker"].startswith("0:0 711 ")  # 0733 without the write bits

@@ -362,7 +362,7 @@ class FindingsScreen(Screen):
     def action_search(self) -> None:
         box = self.query_one("#search", Input)
         box.display = True
-        box.focus()
+        self.set_focus(box)  # at once: keys typed right after `/` go to the box
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -373,7 +373,7 @@ class FindingsScreen(Screen):
     def _search_done(self, event: Input.Submitted) -> None:
         if not event.value.strip():
             event.input.display = False
-        self.query_one(DataTable).focus()
+        self.set_focus(self.query_one(DataTable))
 
     def action_clear(self) -> None:
         box = self.query_one("#search", Input)
@@ -381,7 +381,7 @@ class FindingsScreen(Screen):
             box.value = ""
             box.display = False
             self.search = ""
-            self.query_one(DataTable).focus()
+            self.set_focus(self.query_one(DataTable))
             self.refresh_table()
         elif self.marked:
             self.marked.clear()

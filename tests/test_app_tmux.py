@@ -65,7 +65,9 @@ def test_app_in_tmux_shows_findings_and_a_diff_then_applies(tmp_path: Path, tmux
     # Search for the finding, open its diff.
     tmux.keys("/")
     tmux.wait_for("search: words")
+    time.sleep(0.5)  # the box is drawn a moment before it has the focus; on a busy machine keys would go to the table
     tmux.run("send-keys", "-t", tmux.name, "-l", "daemon-json-mode")
+    tmux.wait_for("daemon-json-mode", "search")
     tmux.keys("Enter")
     tmux.wait_for("matching")
     tmux.keys("d")

@@ -540,9 +540,7 @@ def is_compose_name(name: str) -> bool:
 
 
 def _containers(ctx: "Context") -> list[dict]:
-    from dockfix.engine_fetch import containers
-
-    return containers(ctx)
+    return ctx.need_engine().containers()
 
 
 def find_compose_files(ctx: "Context") -> list[str]:

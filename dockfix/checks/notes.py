@@ -15,8 +15,6 @@ from typing import Any, Iterator
 
 from dockfix.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded, parse_dotenv
 from dockfix.dockerfile import find_dockerfiles, load_dockerfile
-from dockfix.engine_fetch import containers as engine_containers
-from dockfix.engine_fetch import services as engine_services
 from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Location, Result, Severity, check
 from dockfix.scan import Context, NotApplicable
 from dockfix.secret_words import has_url_credentials, is_secret_name
@@ -271,7 +269,7 @@ def _engine_deployments(ctx: Context, errors: list[Result]) -> Iterator[Deployme
     if ctx.engine is None:
         return
     try:
-        conts = engine_containers(ctx)
+        conts = ctx.need_engine().containers()
     except CheckError as e:
         errors.append(Result.error(str(e), subject="engine"))
         return
@@ -281,7 +279,7 @@ def _engine_deployments(ctx: Context, errors: list[Result]) -> Iterator[Deployme
         mounts = [(m.get("Source"), m.get("Destination")) for m in c.get("Mounts") or [] if m.get("Type") == "bind"]
         yield Deployment(f"container:{name}", str(cfg.get("Image") or ""), _engine_env(cfg.get("Env")), mounts=mounts)
     try:
-        svcs = engine_services(ctx)
+        svcs = ctx.need_engine().services()
     except CheckError as e:
         errors.append(Result.error(str(e), subject="engine"))
         return

@@ -141,9 +141,7 @@ def _compose_change(ctx, path: str, service: str) -> WriteFile:
 
 
 def _service_change(ctx, name: str) -> UpdateService:
-    from dockfix.engine_fetch import services
-
-    svc = next((s for s in services(ctx) if (s.get("Spec") or {}).get("Name") == name), None)
+    svc = next((s for s in ctx.need_engine().services() if (s.get("Spec") or {}).get("Name") == name), None)
     if svc is None:
         raise ManualFix(f"swarm service {name} is gone")
     spec = staged_spec(ctx, svc["ID"])

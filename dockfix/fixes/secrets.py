@@ -212,9 +212,7 @@ def _gitignore(ctx, folder: str, names: list[str], uid: int, gid: int) -> list[W
 
 # ---------------------------------------------------------------------- containers
 def container_item(ctx, finding: Finding, name: str) -> PlanItem | list:
-    from dockfix.engine_fetch import containers
-
-    c = next((c for c in containers(ctx) if str(c.get("Name", "")).lstrip("/") == name), None)
+    c = next((c for c in ctx.need_engine().containers() if str(c.get("Name", "")).lstrip("/") == name), None)
     labels = ((c or {}).get("Config") or {}).get("Labels") or {}
     files = [f.strip() for f in str(labels.get(COMPOSE_FILES_LABEL) or "").split(",") if f.strip()]
     service = labels.get(COMPOSE_SERVICE_LABEL)
@@ -246,9 +244,7 @@ def container_item(ctx, finding: Finding, name: str) -> PlanItem | list:
 
 # ---------------------------------------------------------------------- swarm services
 def _find_service(ctx, name: str) -> dict:
-    from dockfix.engine_fetch import services
-
-    for s in services(ctx):
+    for s in ctx.need_engine().services():
         if (s.get("Spec") or {}).get("Name") == name or s.get("ID") == name:
             return s
     raise ManualFix(f"swarm service {name} is gone")

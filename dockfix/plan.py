@@ -57,7 +57,7 @@ _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|(^|_)PWD$|SECRET|TOKEN|API_?KEY|PRI
 
 def _is_secret_name(name: str) -> bool:
     try:
-        from dockfix.secret_words import is_secret_name  # the scanner helper's word list, when present
+        from dockfix.sources.secrets import is_secret_name  # the scanner helper's word list, when present
 
         return bool(is_secret_name(name))
     except ImportError:

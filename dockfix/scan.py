@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable
 
-from dockfix.daemon_config import DAEMON_JSON, DaemonConfig, parse_daemon_json, parse_env_file, parse_flags
+from dockfix.sources.daemon_config import DAEMON_JSON, DaemonConfig, parse_daemon_json, parse_env_file, parse_flags
 from dockfix.engine import Engine, daemon_argv_for, dockerd_processes
 from dockfix.host import Host
 from dockfix.model import REGISTRY, Check, CheckError, Finding, Result, Status

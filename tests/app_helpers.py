@@ -24,7 +24,7 @@ def failing_tree(root: Path) -> Path:
 
 def make_app(root: Path, only: list[str] | None = None, engine: str | None = None, engine_timeout: float = 5.0,
              **kw):
-    from dockfix.app import DockfixApp
+    from dockfix.tui.app import DockfixApp
     from dockfix.host import Host
     from dockfix.scan import Context, scan
 

@@ -1,4 +1,4 @@
-"""The private dockerd for tests and the benchmark: dockfix's own (dockfix/private_engine.py, which
+"""The private dockerd for tests and the benchmark: dockfix's own (dockfix/demo/private_engine.py, which
 the demo uses too), plus what tests need — the docker CLI pointed at it, the test image, and a reset
 between tests. It never touches the machine's default daemon. Used by tests/conftest.py and
 bench/scan_bench.py."""
@@ -10,8 +10,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from dockfix import private_engine as _core
-from dockfix.private_engine import free_port  # noqa: F401  (re-exported for the tests)
+from dockfix.demo import private_engine as _core
+from dockfix.demo.private_engine import free_port  # noqa: F401  (re-exported for the tests)
 
 BUSYBOX_IMAGE = "dockfix-test/busybox:latest"  # same as helpers.BUSYBOX_IMAGE
 

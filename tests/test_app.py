@@ -99,7 +99,7 @@ async def test_enter_opens_detail_page_and_help_lists_keys(tmp_path: Path) -> No
 
 async def test_not_root_on_a_live_host_says_read_only_at_once(tmp_path: Path) -> None:
     """Started by an ordinary user on / the app says it can read but not fix, and why."""
-    from dockfix.app import DockfixApp
+    from dockfix.tui.app import DockfixApp
     from dockfix.host import Host
     from dockfix.scan import Context
 
@@ -177,7 +177,7 @@ def test_launcher_and_background_scan_do_not_import_textual() -> None:
 
     from helpers import REPO
 
-    code = ("import sys, dockfix.app_launch, dockfix.background_scan, dockfix.toplevel\n"
+    code = ("import sys, dockfix.tui.launch, dockfix.tui.background_scan, dockfix.cli.toplevel\n"
             "print(sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                        env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dockfix.demo_host import DEMO_SECRETS, MARKER
-from dockfix.private_engine import mounts_below, processes_mentioning, why_no_engine
+from dockfix.demo.host import DEMO_SECRETS, MARKER
+from dockfix.demo.private_engine import mounts_below, processes_mentioning, why_no_engine
 from helpers import REPO, run_dockfix
 
 NO_DOCKERD_PATH = "/usr/bin:/bin"  # dockerd lives in /usr/sbin: a PATH without it

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dockfix.demo_host import DEMO_SECRETS, build_demo
-from dockfix.private_engine import processes_mentioning
+from dockfix.demo.host import DEMO_SECRETS, build_demo
+from dockfix.demo.private_engine import processes_mentioning
 from dockfix.team_notes import parse_notes
 from helpers import REPO
 
@@ -44,7 +44,7 @@ def detail_of(screen, check_id: str) -> str:
 
 
 async def test_demo_app_shows_the_demo_findings_with_team_notes():
-    from dockfix.demo_app import make_demo_app
+    from dockfix.tui.demo_app import make_demo_app
     from dockfix.screens.findings_screen import FindingsScreen
 
     demo = build_demo(engine=False)

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from helpers import REPO, manifest, put, run_dockfix
 
 from dockfix.host import Host
-from dockfix.jsonedit import remove_member, set_member
+from dockfix.sources.jsonedit import remove_member, set_member
 from dockfix.model import REGISTRY, Finding, Severity, Status
 from dockfix.scan import Context
 from dockfix.workflow import apply_plan, plan_fixes, rollback

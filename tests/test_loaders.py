@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from dockfix.compose import find_compose_files, interpolate, load_compose, parse_compose, parse_dotenv
-from dockfix.dockerfile import find_dockerfiles, parse_dockerfile
+from dockfix.sources.compose import find_compose_files, interpolate, load_compose, parse_compose, parse_dotenv
+from dockfix.sources.dockerfile import find_dockerfiles, parse_dockerfile
 from dockfix.host import Host
 from dockfix.model import CheckError
 from dockfix.scan import Context
-from dockfix.secret_words import has_url_credentials, is_secret_name
+from dockfix.sources.secrets import has_url_credentials, is_secret_name
 from helpers import put
 
 COMPOSE = """\

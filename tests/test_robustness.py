@@ -7,8 +7,8 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dockfix.compose import parse_compose, parse_dotenv
-from dockfix.dockerfile import parse_dockerfile
+from dockfix.sources.compose import parse_compose, parse_dotenv
+from dockfix.sources.dockerfile import parse_dockerfile
 from dockfix.host import Host
 from dockfix.model import CheckError
 from dockfix.report import render_json, render_sarif, render_text

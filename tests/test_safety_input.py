@@ -483,7 +483,7 @@ async def test_app_shows_escapes_instead_of_sending_them(tmp_path: Path) -> None
     """The app draws host text into terminal cells, and Textual passes an ESC through: a daemon.json
     value and a Dockerfile name holding escape sequences must appear as visible text on every
     page (table, detail pane, diff page)."""
-    from dockfix.app import DockfixApp
+    from dockfix.tui.app import DockfixApp
     from dockfix.host import Host
     from dockfix.scan import Context
 

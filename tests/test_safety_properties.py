@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dockfix.daemon_config import BOOL_KEYS, LIST_KEYS, STRING_KEYS, parse_daemon_json, parse_env_file, parse_flags
+from dockfix.sources.daemon_config import BOOL_KEYS, LIST_KEYS, STRING_KEYS, parse_daemon_json, parse_env_file, parse_flags
 from dockfix.model import CheckError
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -218,7 +218,7 @@ def test_team_notes_any_text(text: str) -> None:
 
 
 # ---------------------------------------------------------------------- compose environment
-from dockfix.compose import parse_compose  # noqa: E402
+from dockfix.sources.compose import parse_compose  # noqa: E402
 
 env_name = st.from_regex(r"[A-Z][A-Z0-9_]{0,12}", fullmatch=True)
 env_value = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="$"),

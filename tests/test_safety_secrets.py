@@ -179,7 +179,7 @@ async def test_canaries_appear_on_no_app_screen(tmp_path: Path) -> None:
     pytest.importorskip("textual")
     from textual.widgets import Markdown
 
-    from dockfix.app import DockfixApp
+    from dockfix.tui.app import DockfixApp
     from dockfix.screens.render import finding_markdown
     from dockfix.host import Host
     from dockfix.scan import Context

@@ -22,7 +22,7 @@ from dockfix.fixes.image_recipes import (
     recipe_for,
     repository,
 )
-from dockfix.fixes.yaml_edit import plain
+from dockfix.sources.yaml_edit import plain
 
 PW = "Canary-7f3a9"
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from dockfix.model import REGISTRY
-from dockfix.demo_host import DEMO_SECRETS, build_demo
+from dockfix.demo.host import DEMO_SECRETS, build_demo
 from dockfix.team_notes import parse_notes
-from dockfix.walkthrough import APPLIED, ROLLED_BACK, TOPICS, Walkthrough, read_progress
+from dockfix.demo.walkthrough import APPLIED, ROLLED_BACK, TOPICS, Walkthrough, read_progress
 from helpers import manifest
 
 NOTES = ("## etc-docker-owner\n\nAnsible owns /etc/docker here.\n\n"
@@ -130,7 +130,7 @@ def shown(app) -> str:
 
 @pytest.mark.slow
 async def test_pilot_walks_the_whole_walkthrough_and_resumes(demo, notes, tmp_path):
-    from dockfix.demo_app import WalkthroughApp
+    from dockfix.tui.demo_app import WalkthroughApp
     from dockfix.screens.walkthrough_screen import SummaryScreen, WalkthroughScreen
 
     progress = tmp_path / "walkthrough.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockfix.daemon_config import Setting
+from dockfix.sources.daemon_config import Setting
 from dockfix.model import HIGH, INFO, LOW, MEDIUM, CheckError, Location, Result, check
 from dockfix.scan import Context, NotApplicable
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Location, Result, check
 from dockfix.scan import Context, NotApplicable
-from dockfix.workload import gather
+from dockfix.sources.workload import gather
 
 ROOT_USERS = ("", "root", "0")
 
@@ -54,7 +54,7 @@ def image_histories(ctx: Context) -> dict[str, list[dict[str, Any]]]:
 
 def dockerfiles(ctx: Context) -> list[tuple[str, Any]]:
     """[(path, instructions or CheckError)] of the Dockerfiles under --path."""
-    from dockfix.dockerfile import find_dockerfiles, load_dockerfile
+    from dockfix.sources.dockerfile import find_dockerfiles, load_dockerfile
 
     out = []
     for path in ctx.memo("dockerfiles", lambda: find_dockerfiles(ctx)):
@@ -66,7 +66,7 @@ def dockerfiles(ctx: Context) -> list[tuple[str, Any]]:
 
 
 def final_stage(instructions: list) -> list:
-    from dockfix.dockerfile import stages
+    from dockfix.sources.dockerfile import stages
 
     groups = [g for g in stages(instructions) if g[0].cmd == "FROM"]
     return groups[-1] if groups else []
@@ -353,7 +353,7 @@ def copy_not_add(ctx: Context) -> list[Result]:
 # Dockerfiles are the scanner's check `sensitive-file-in-image` (checks/notes.py); this one looks at
 # what built images carry in their configuration.
 def _images_secrets(ctx: Context) -> list[Result]:
-    from dockfix.secret_words import is_secret_name
+    from dockfix.sources.secrets import is_secret_name
 
     out = []
     for img in ctx.need_engine().images():

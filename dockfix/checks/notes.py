@@ -13,11 +13,11 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from dockfix.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded, parse_dotenv
-from dockfix.dockerfile import find_dockerfiles, load_dockerfile
+from dockfix.sources.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded, parse_dotenv
+from dockfix.sources.dockerfile import find_dockerfiles, load_dockerfile
 from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Location, Result, Severity, check
 from dockfix.scan import Context, NotApplicable
-from dockfix.secret_words import has_url_credentials, is_secret_name
+from dockfix.sources.secrets import has_url_credentials, is_secret_name
 
 TRUE_WORDS = {"1", "t", "T", "true", "TRUE", "True"}  # Go's strconv.ParseBool, as the docker CLI reads it
 

@@ -1,6 +1,6 @@
 """CIS section 5: the container runtime.
 
-Each rule looks at one :class:`~dockfix.workload.Workload` at a time — a container of the engine,
+Each rule looks at one :class:`~dockfix.sources.workload.Workload` at a time — a container of the engine,
 a swarm service, or a service of a compose file — and the same rule serves all three. Everything
 comes from one fetch of the engine per scan (see dockfix.engine); no rule talks to the engine.
 """
@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Result, Severity, Status, check
 from dockfix.scan import Context, NotApplicable
-from dockfix.workload import DEFAULT_CAPS, KINDS, Workload, gather, has_opt, is_docker_socket, is_sensitive
+from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, gather, has_opt, is_docker_socket, is_sensitive
 
 #: A rule's verdict: (status, evidence, compose keys that locate the setting).
 Verdict = tuple[Status, str, tuple]

@@ -4,7 +4,7 @@
 of which services to move, it returns the new compose text, the content of each secret file and
 the ``.env`` names that are no longer used, or raises :class:`~dockfix.fixes.ManualFix` saying why
 this one must be done by hand. The compose text is edited in place (see
-:mod:`dockfix.fixes.yaml_edit`): every line the conversion does not need to change stays as it
+:mod:`dockfix.sources.yaml_edit`): every line the conversion does not need to change stays as it
 was, comments included.
 
 For each variable:
@@ -39,7 +39,7 @@ from dockfix.fixes.image_recipes import (
     recipe_for,
     repository,
 )
-from dockfix.fixes.yaml_edit import EditError, YamlText, plain, render_scalar, verify
+from dockfix.sources.yaml_edit import EditError, YamlText, plain, render_scalar, verify
 from dockfix.model import CheckError
 
 SECRETS_DIR = "secrets"
@@ -100,7 +100,7 @@ def convert(text: str, path: str, env: dict[str, str], convs: list[Conversion], 
     ``other_texts`` are other files that may interpolate its names (other compose files, .env).
 
     Raises ManualFix (one line, never the value) when the file cannot be changed safely."""
-    from dockfix.compose import parse_compose
+    from dockfix.sources.compose import parse_compose
 
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     text = text[len(bom):]
@@ -319,7 +319,7 @@ def dotenv_without(text: str, names: list[str]) -> str:
 
 # ---------------------------------------------------------------------- masking for diffs
 def _secretish(name: str) -> bool:
-    from dockfix.secret_words import is_secret_name
+    from dockfix.sources.secrets import is_secret_name
 
     return is_secret_name(name)
 
@@ -328,7 +328,7 @@ _BARE_DSN = re.compile(r"^[^\s:/@]+:[^\s@]+@(?:tcp|unix)?\(")
 
 
 def _creds(value: str) -> bool:
-    from dockfix.secret_words import has_url_credentials
+    from dockfix.sources.secrets import has_url_credentials
 
     return has_url_credentials(value) or bool(_BARE_DSN.search(value))
 
@@ -392,7 +392,7 @@ def mask_dotenv(text: str) -> str:
 
 
 def is_compose_path(path: str) -> bool:
-    from dockfix.compose import is_compose_name
+    from dockfix.sources.compose import is_compose_name
 
     return is_compose_name(os.path.basename(path))
 

@@ -2,7 +2,7 @@
 
 Each fix edits one key of daemon.json (the file dockerd reads: ``--config-file`` or
 /etc/docker/daemon.json) and keeps the rest of the file as it was: key order, indentation and
-spacing (see dockfix/jsonedit.py). A missing daemon.json is created root:root 0644. When the
+spacing (see dockfix/sources/jsonedit.py). A missing daemon.json is created root:root 0644. When the
 setting comes from dockerd's command line or /etc/default/docker instead, the fix is manual:
 dockerd refuses to start when one option is given both as a flag and in daemon.json.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockfix.fixes import DISRUPTIVE, SAFE, ManualFix
-from dockfix.jsonedit import JsonEditError, remove_member, set_member
+from dockfix.sources.jsonedit import JsonEditError, remove_member, set_member
 from dockfix.model import REGISTRY
 from dockfix.plan import PlanItem, WriteFile, parents_to_make, staged_state, staged_text
 

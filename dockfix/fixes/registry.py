@@ -16,7 +16,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from dockfix.checks.notes import registry_https, registry_s3_encryption, registry_setups
 from dockfix.fixes import DISRUPTIVE, MANUAL, ManualFix
 from dockfix.fixes.secrets import stage_spec, staged_spec
-from dockfix.fixes.yaml_edit import EditError, YamlText, plain, render_scalar, verify
+from dockfix.sources.yaml_edit import EditError, YamlText, plain, render_scalar, verify
 from dockfix.model import CheckError, Finding
 from dockfix.plan import PlanItem, UpdateService, WriteFile, staged_text
 

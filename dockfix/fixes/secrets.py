@@ -104,7 +104,7 @@ def _in_git_tree(ctx, folder: str) -> bool:
 
 
 def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | list:
-    from dockfix.compose import is_compose_name, parse_compose, parse_dotenv
+    from dockfix.sources.compose import is_compose_name, parse_compose, parse_dotenv
 
     text = staged_text(ctx, path)
     if text is None:

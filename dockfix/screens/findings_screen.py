@@ -125,7 +125,7 @@ class FindingsScreen(Screen):
             self._scan(self.generation)
 
     def _follow(self, early, generation: int) -> None:
-        """Take over a scan that started before the interface (see dockfix.background_scan)."""
+        """Take over a scan that started before the interface (see dockfix.tui.background_scan)."""
 
         def listener(kind: str, payload) -> None:
             if kind == "progress":

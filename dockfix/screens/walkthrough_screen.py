@@ -1,6 +1,6 @@
 """The guided lesson: a list of steps on the left, the current step on the right.
 
-A thin screen over dockfix.walkthrough.Walkthrough: every key runs one method of the lesson in a
+A thin screen over dockfix.demo.walkthrough.Walkthrough: every key runs one method of the lesson in a
 thread worker and shows the Markdown it returns. Nothing here knows how a fix is made.
 """
 
@@ -79,7 +79,7 @@ class WalkthroughScreen(Screen):
 
     @work(thread=True, exclusive=True, group="walkthrough")
     def _stage(self, what: str) -> None:
-        from dockfix.walkthrough import WalkthroughError
+        from dockfix.demo.walkthrough import WalkthroughError
 
         try:
             {"look": self.wt.look, "diff": self.wt.show_diff, "apply": self.wt.apply,

@@ -103,7 +103,7 @@ class DockfixApp(App[int]):
             context, scan=scan, plan_fixes=plan_fixes, apply_plan=apply_plan, rollback=rollback,
             list_transactions=list_transactions, rescan=rescan,
         )
-        #: A scan already running (dockfix.background_scan), taken over by the findings page.
+        #: A scan already running (dockfix.tui.background_scan), taken over by the findings page.
         self.background_scan = background_scan
         first = background_scan.ctx if background_scan is not None else context()
         self.host = first.host
@@ -145,4 +145,4 @@ def _default_time(value: Any) -> str:
     return str(value)
 
 
-from dockfix.app_launch import run_app  # noqa: E402,F401  (`dockfix.app.run_app`, as the contract says)
+from dockfix.tui.launch import run_app  # noqa: E402,F401  (`dockfix.tui.app.run_app` is the documented entry)

@@ -161,7 +161,7 @@ def _register_optional() -> None:
     """Subcommands that live in their own modules (kept out of the scan path's imports)."""
     import importlib
 
-    for mod in ("dockfix.apply_cli", "dockfix.fleet", "dockfix.demo"):
+    for mod in ("dockfix.cli.apply", "dockfix.fleet", "dockfix.cli.demo"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
             # No subcommand: `dockfix --apply ...` (headless) or the app.
-            from dockfix import toplevel
+            from dockfix.cli import toplevel
 
             return toplevel.main(argv)
         args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ from textual.binding import Binding
 
 def make_demo_app(demo, notes=None):
     """The dockfix app on the demo host, team notes attached, the left-out engine explained."""
-    from dockfix.app import DockfixApp
+    from dockfix.tui.app import DockfixApp
 
     class DemoApp(DockfixApp):
         BINDINGS = [Binding("w", "walkthrough", "Walkthrough")]
@@ -25,7 +25,7 @@ def make_demo_app(demo, notes=None):
 
         def action_walkthrough(self) -> None:
             from dockfix.screens.walkthrough_screen import WalkthroughScreen
-            from dockfix.walkthrough import Walkthrough, default_progress_path
+            from dockfix.demo.walkthrough import Walkthrough, default_progress_path
 
             self.push_screen(WalkthroughScreen(Walkthrough(demo, default_progress_path(), notes=notes)))
 

@@ -1,7 +1,7 @@
 """`dockfix demo` and `dockfix walkthrough`: a practice host that is safe to break.
 
 Only argument parsing lives here (cli.py imports this module for every command, so it stays
-light); the host is built by dockfix.demo_host, the lesson lives in dockfix.walkthrough, and
+light); the host is built by dockfix.demo.host, the lesson lives in dockfix.demo.walkthrough, and
 Textual is imported only when the app is opened.
 """
 
@@ -66,7 +66,7 @@ SUBCOMMANDS = [build_demo_parser, build_walkthrough_parser]
 # ---------------------------------------------------------------------- commands
 def _build(args):
     from dockfix.cli import UsageError
-    from dockfix.demo_host import DemoError, build_demo
+    from dockfix.demo.host import DemoError, build_demo
 
     try:
         return build_demo(args.at, engine=not args.no_engine, on_step=_say)
@@ -95,7 +95,7 @@ def describe(demo) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dockfix.demo_host import cleanup_on_signals
+    from dockfix.demo.host import cleanup_on_signals
 
     notes = _load_notes(args.notes)
     with cleanup_on_signals() as guard:
@@ -106,7 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return _print_scan(demo, notes, args.format)
         if args.hold:
             return _hold(demo)
-        from dockfix.demo_app import run_demo_app
+        from dockfix.tui.demo_app import run_demo_app
 
         return run_demo_app(demo, notes, guard)
     return 0
@@ -140,13 +140,13 @@ def _hold(demo) -> int:
 
 
 def cmd_walkthrough(args: argparse.Namespace) -> int:
-    from dockfix.walkthrough import Walkthrough, default_progress_path
+    from dockfix.demo.walkthrough import Walkthrough, default_progress_path
 
     progress = args.progress or default_progress_path()
     if args.list:
         print(Walkthrough.describe_progress(progress))
         return 0
-    from dockfix.demo_host import cleanup_on_signals
+    from dockfix.demo.host import cleanup_on_signals
 
     notes = _load_notes(args.notes)
     with cleanup_on_signals() as guard:
@@ -154,7 +154,7 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
         for line in describe(demo).splitlines():
             _say(line)
         wt = Walkthrough(demo, progress, notes=notes, restart=args.restart)
-        from dockfix.demo_app import run_walkthrough_app
+        from dockfix.tui.demo_app import run_walkthrough_app
 
         return run_walkthrough_app(wt, guard)
     return 0

@@ -1,6 +1,6 @@
 """`dockfix` with no subcommand: start the scan, then the app (Textual is imported here, late).
 
-Kept apart from dockfix/app.py so that the scan is already running — its engine requests in
+Kept apart from dockfix/tui/app.py so that the scan is already running — its engine requests in
 flight — while Textual is imported and the interface starts.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 def run_app(args: argparse.Namespace) -> int:
     """Open the app on the host given by the host options; returns the exit status."""
-    from dockfix.background_scan import BackgroundScan
+    from dockfix.tui.background_scan import BackgroundScan
     from dockfix.cli import EXIT_USAGE, UsageError, load_notes, make_context, split_ids
     from dockfix.scan import scan, selected_checks
     from dockfix.team_notes import with_notes
@@ -30,7 +30,7 @@ def run_app(args: argparse.Namespace) -> int:
         kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
     early = BackgroundScan(kw.get("scan", scan), ctx)
     try:
-        from dockfix.app import DockfixApp
+        from dockfix.tui.app import DockfixApp
     except ModuleNotFoundError as e:
         if e.name != "textual":
             raise

@@ -14,7 +14,7 @@ APPLY_ONLY = ("yes", "dry_run", "plan", "include_disruptive", "restart_daemon")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dockfix.apply_cli import add_apply_options
+    from dockfix.cli.apply import add_apply_options
 
     p = argparse.ArgumentParser(
         prog="dockfix",
@@ -32,16 +32,16 @@ def main(argv: list[str]) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if args.apply:
-        from dockfix.apply_cli import cmd_apply
+        from dockfix.cli.apply import cmd_apply
 
         return cmd_apply(args)
     given = [f"--{name.replace('_', '-')}" for name in APPLY_ONLY if getattr(args, name)]
     if given or args.format != "text":
         raise UsageError(f"{', '.join(given) or '--format'} only goes with --apply")
     try:
-        from dockfix.app_launch import run_app  # imports Textual, once the scan has started
+        from dockfix.tui.launch import run_app  # imports Textual, once the scan has started
     except ModuleNotFoundError as e:
-        if e.name not in ("dockfix.app", "textual"):
+        if e.name not in ("dockfix.tui.app", "textual"):
             raise
         print("dockfix: the interactive app is not available in this build; try `dockfix scan` or "
               "`dockfix --apply`", file=sys.stderr)

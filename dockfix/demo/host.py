@@ -164,7 +164,7 @@ class DemoHost:
 
     folder: Path
     keep: bool = False
-    engine: object | None = None  # dockfix.private_engine.PrivateEngine when one runs
+    engine: object | None = None  # dockfix.demo.private_engine.PrivateEngine when one runs
     #: Why the engine is not part of the demo (None when it is).
     no_engine_reason: str | None = None
     closed: bool = False
@@ -230,7 +230,7 @@ class DemoHost:
             if self.engine is not None:
                 self.problems += self.engine.stop(remove=True)  # type: ignore[attr-defined]
             if not self.keep:
-                from dockfix.private_engine import mounts_below
+                from dockfix.demo.private_engine import mounts_below
 
                 left = mounts_below(self.folder)
                 if left:
@@ -299,7 +299,7 @@ def build_demo(at: str | None = None, engine: bool = True, on_step: Callable[[st
         if not engine:
             demo.no_engine_reason = "the private engine was not asked for"
         else:
-            from dockfix.private_engine import why_no_engine
+            from dockfix.demo.private_engine import why_no_engine
 
             demo.no_engine_reason = why_no_engine()
         if demo.no_engine_reason is None:
@@ -311,14 +311,14 @@ def build_demo(at: str | None = None, engine: bool = True, on_step: Callable[[st
 
 
 def start_engine(demo: DemoHost, say: Callable[[str], None]) -> None:
-    from dockfix.private_engine import BUSYBOX_IMAGE, EngineError, PrivateEngine
+    from dockfix.demo.private_engine import BUSYBOX_IMAGE, EngineError, PrivateEngine
 
     base = demo.folder / "engine"
     if len(str(base / "docker.sock")) > 100:
         demo.no_engine_reason = f"the folder {demo.folder} is too deep for a unix socket; use a shorter --at"
         return
     if base.exists():
-        from dockfix.private_engine import mounts_below
+        from dockfix.demo.private_engine import mounts_below
 
         if mounts_below(base):
             raise DemoError(f"{base}: an engine of an earlier demo still has mounts here; is it still running?")

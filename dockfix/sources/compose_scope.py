@@ -1,7 +1,7 @@
 """Compose services as workloads, and the way back from a running container to its compose file.
 
 The runtime rules of CIS section 5 apply to what a compose file asks for just as to what runs:
-:func:`from_compose` turns one compose service into a :class:`~dockfix.workload.Workload` whose
+:func:`from_compose` turns one compose service into a :class:`~dockfix.sources.workload.Workload` whose
 ``where(key)`` gives the file and line of a setting. Containers started by ``docker compose`` name
 their file in the labels ``com.docker.compose.project.config_files`` / ``working_dir``; services of
 a ``docker stack deploy`` carry only ``com.docker.stack.namespace``, so they are matched to the
@@ -15,9 +15,9 @@ import os
 import re
 from typing import Any
 
-from dockfix.compose import ServiceSpec, _is_mapping, _is_sequence, ctx_compose, iter_compose
+from dockfix.sources.compose import ServiceSpec, _is_mapping, _is_sequence, ctx_compose, iter_compose
 from dockfix.model import CheckError, Location
-from dockfix.workload import Mount, Port, Workload, _cap, _health_enabled
+from dockfix.sources.workload import Mount, Port, Workload, _cap, _health_enabled
 
 COMPOSE_HAS = frozenset(
     "privileged cap_add network_mode pid_mode ipc_mode uts_mode userns_mode devices mounts ports memory cpu "

@@ -281,7 +281,7 @@ def engine_workloads(ctx) -> list[Workload]:
 
 def compose_workloads(ctx) -> tuple[list[Workload], list[Any]]:
     """(services of every compose file in scope, CheckErrors of files that could not be read)."""
-    from dockfix.compose_scope import compose_workloads as load
+    from dockfix.sources.compose_scope import compose_workloads as load
 
     if ctx.engine is not None:  # the compose labels of containers name files: fetch them outside the memo lock
         try:
@@ -319,7 +319,7 @@ def gather(ctx, kinds=KINDS) -> tuple[list[Workload], list[Any]]:
 
 def trace_to_compose(ctx, workloads: list[Workload]) -> None:
     """Point containers and stack services back at the compose service that asked for them."""
-    from dockfix.compose_scope import compose_service_for
+    from dockfix.sources.compose_scope import compose_service_for
 
     for w in workloads:
         try:

@@ -443,9 +443,6 @@ class Engine:
     def services(self) -> list[dict[str, Any]]:
         return self._manager_list("services", "/services")
 
-    def tasks(self) -> list[dict[str, Any]]:
-        return self._manager_list("tasks", "/tasks")
-
     def nodes(self) -> list[dict[str, Any]]:
         return self._manager_list("nodes", "/nodes")
 

@@ -10,7 +10,6 @@ This module is on a headless path: it never imports Textual.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import os
@@ -19,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockfix import __version__
+from dockfix.model import STATUS_ORDER
 
 #: The statuses a scan document may hold, in the order reports list them.
-STATUSES = ["fail", "error", "manual", "skip", "pass"]
+STATUSES = [s.value for s in STATUS_ORDER]
 #: From worst to best: a cell (a host's section, a host's check) takes the worst status among its
 #: findings. A skip (not applicable here) ranks below a pass, so a section that passes and skips
 #: shows as passing, and only a section where nothing applied shows as skipped.
@@ -365,38 +365,3 @@ def render_html(fleet: dict[str, Any]) -> str:
 
 
 RENDERERS = {"text": render_text, "json": render_json, "html": render_html}
-
-
-# ---------------------------------------------------------------------- CLI
-def cmd_report(args: argparse.Namespace) -> int:
-    from dockfix.cli import UsageError, write_output
-
-    try:
-        scans = [load_scan(path) for path in args.files]
-    except ReportInputError as e:
-        raise UsageError(str(e)) from None
-    text = RENDERERS[args.format](merge(scans))
-    if args.output:
-        write_output(args.output, text)
-    else:
-        import sys
-
-        sys.stdout.write(text)
-    return 0
-
-
-def build_report_parser(sub) -> None:
-    p = sub.add_parser(
-        "report",
-        help="merge per-host scan results (dockfix scan --format json) into one fleet report",
-        description="Merge per-host `dockfix scan --format json` files into one fleet view: for each check "
-        "how many hosts fail it and which, for each host its counts. The host name comes from each file's "
-        "host.hostname, else from the file name.",
-    )
-    p.add_argument("files", nargs="+", metavar="FILE", help="a scan result per host (JSON)")
-    p.add_argument("--format", choices=list(RENDERERS), default="text")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
-    p.set_defaults(func=cmd_report)
-
-
-SUBCOMMANDS = [build_report_parser]

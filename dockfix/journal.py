@@ -34,11 +34,24 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
-from dockfix.fsops import FileState, FsError, read_file, sha256, state_of
+from dockfix.changes import Change, PlanError, TargetError, target_label
+from dockfix.changes.base import target_kind
+from dockfix.fsops import FsError, sha256
 from dockfix.host import Host
-from dockfix.plan import Change, Plan, PlanError
+
+
+class Plan(Protocol):
+    """What the journal needs of a plan (dockfix.plan.Plan): its changes in order, how to compare a
+    target's state with a change's precondition, and its JSON form (kept in the transaction)."""
+
+    @property
+    def changes(self) -> list[Change]: ...
+
+    def same_pre(self, kind: Any, now: dict, pre: dict | None) -> bool: ...
+
+    def to_json(self) -> dict: ...
 
 JOURNAL_DIR = "/var/lib/dockfix/journal"
 
@@ -77,159 +90,11 @@ def _fault(phase: str, step: int) -> None:
             raise FsError(f"step {step}: injected failure ({var})")
 
 
-# ---------------------------------------------------------------------- target kinds
-class FileTarget:
-    @staticmethod
-    def state(host: Host, path: str) -> dict:
-        return state_of(host, path).to_json()
-
-    @staticmethod
-    def capture(host: Host, path: str) -> tuple[dict, bytes | None]:
-        st = state_of(host, path)
-        blob = read_file(host, path) if st.existed and st.kind == "file" else None
-        if blob is not None and sha256(blob) != st.sha256:  # changed between stat and read
-            st = FileState(True, "file", st.uid, st.gid, st.mode, sha256(blob), len(blob))
-        return st.to_json(), blob
-
-    @staticmethod
-    def same(a: dict | None, b: dict | None) -> bool:
-        if a is None or b is None:
-            return False
-        return FileState(**a).same_as(FileState(**b))
-
-    @staticmethod
-    def describe(state: dict) -> str:
-        return FileState(**state).describe()
-
-    @staticmethod
-    def changes(old: dict, now: dict) -> str:
-        return FileState(**now).changes_from(FileState(**old))
-
-    @staticmethod
-    def restore(host: Host, path: str, state: dict, blob: bytes | None) -> None:
-        from dockfix import fsops
-
-        fsops.remove_stale_temporaries(host, path)  # an apply killed in the middle of writing this file
-        want = FileState(**state)
-        now = state_of(host, path)
-        if not want.existed:
-            if not now.existed:
-                return
-            if now.kind == "dir":
-                fsops.remove_dir(host, path)
-            else:
-                fsops.remove_file(host, path)
-            return
-        if want.kind == "file":
-            if blob is None or sha256(blob) != want.sha256:
-                raise JournalError(f"{path}: the before-image in the journal is missing or damaged")
-            if now.existed and now.kind not in ("file",):
-                raise JournalError(f"{path}: is now a {now.kind}; not replacing it with the old file")
-            if not (now.existed and now.sha256 == want.sha256):
-                fsops.write_file(host, path, blob, want.uid, want.gid, want.mode)  # type: ignore[arg-type]
-                return
-        elif want.kind == "dir":
-            if not now.existed:
-                fsops.make_dir(host, path, want.uid, want.gid, want.mode)  # type: ignore[arg-type]
-                return
-        elif not now.existed:
-            raise JournalError(f"{path}: was a {want.kind} and is gone; dockfix cannot recreate it")
-        if (now.uid, now.gid) != (want.uid, want.gid):
-            fsops.chown(host, path, want.uid, want.gid)  # type: ignore[arg-type]
-        fsops.chmod(host, path, want.mode)  # type: ignore[arg-type]  (also puts back set-id bits chown cleared)
-
-
-class SecretTarget:
-    @staticmethod
-    def _find(host: Host, name: str):
-        for s in host.docker.secrets.list(filters={"name": name}):
-            if s.name == name:
-                return s
-        return None
-
-    @classmethod
-    def state(cls, host: Host, name: str) -> dict:
-        s = cls._find(host, name)
-        return {"existed": s is not None, "id": s.id if s else None}
-
-    @classmethod
-    def capture(cls, host: Host, name: str) -> tuple[dict, bytes | None]:
-        return cls.state(host, name), None
-
-    @staticmethod
-    def same(a: dict | None, b: dict | None) -> bool:
-        if a is None or b is None:
-            return False
-        if a.get("existed") != b.get("existed"):
-            return False
-        return not a.get("id") or not b.get("id") or a["id"] == b["id"]
-
-    @staticmethod
-    def describe(state: dict) -> str:
-        return "existed" if state.get("existed") else "did not exist"
-
-    @classmethod
-    def restore(cls, host: Host, name: str, state: dict, blob: bytes | None) -> None:
-        if state.get("existed"):
-            return  # secrets are immutable: one that existed before was never changed
-        s = cls._find(host, name)
-        if s is not None:
-            s.remove()
-
-
-class ServiceTarget:
-    @staticmethod
-    def state(host: Host, sid: str) -> dict:
-        import docker.errors
-
-        try:
-            svc = host.docker.api.inspect_service(sid)
-        except docker.errors.NotFound:
-            return {"existed": False}
-        return {"existed": True, "spec_sha256": sha256(json.dumps(svc["Spec"], sort_keys=True).encode())}
-
-    @classmethod
-    def capture(cls, host: Host, sid: str) -> tuple[dict, bytes | None]:
-        svc = host.docker.api.inspect_service(sid)
-        spec = json.dumps(svc["Spec"], sort_keys=True).encode()
-        return {"existed": True, "spec_sha256": sha256(spec)}, spec
-
-    @staticmethod
-    def same(a: dict | None, b: dict | None) -> bool:
-        if a is None or b is None:
-            return False
-        return a.get("existed") == b.get("existed") and (
-            a.get("spec_sha256") is None or b.get("spec_sha256") is None or a["spec_sha256"] == b["spec_sha256"])
-
-    @staticmethod
-    def describe(state: dict) -> str:
-        return f"spec sha256 {str(state.get('spec_sha256'))[:12]}" if state.get("existed") else "did not exist"
-
-    @classmethod
-    def restore(cls, host: Host, sid: str, state: dict, blob: bytes | None) -> None:
-        from dockfix.plan import _update_service
-
-        if not state.get("existed") or blob is None:
-            return
-        svc = host.docker.api.inspect_service(sid)
-        if sha256(json.dumps(svc["Spec"], sort_keys=True).encode()) == state.get("spec_sha256"):
-            return
-        _update_service(host, sid, svc["Version"]["Index"], json.loads(blob))
-
-
-TARGETS: dict[str, Any] = {"file": FileTarget, "secret": SecretTarget, "service": ServiceTarget}
-
-
-def target_kind(target: str):
-    kind, _, name = target.partition(":")
-    if kind not in TARGETS:
-        raise JournalError(f"unknown target kind {kind!r} in {target!r}")
-    return TARGETS[kind], name
-
-
-def target_label(target: str) -> str:
-    kind, _, name = target.partition(":")
-    return name if kind == "file" else f"{kind} {name}"
+def _kind(target: str):
+    try:
+        return target_kind(target)
+    except TargetError as e:
+        raise JournalError(str(e)) from None
 
 
 # ---------------------------------------------------------------------- the journal on disk
@@ -549,10 +414,10 @@ def stale_targets(host: Host, plan: Plan) -> list[str]:
         if c.target in seen:
             continue
         seen.add(c.target)
-        kind, name = target_kind(c.target)
+        kind, name = _kind(c.target)
         try:
             now = kind.state(host, name)
-        except (FsError, JournalError) as e:
+        except (FsError, JournalError, TargetError) as e:
             out.append(f"{target_label(c.target)} ({e})")
             continue
         if c.pre is None:
@@ -601,7 +466,7 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
             try:
                 for n, c in enumerate(changes, 1):
                     sig.check()
-                    kind, name = target_kind(c.target)
+                    kind, name = _kind(c.target)
                     state, blob = kind.capture(host, name)
                     first = c.target not in done
                     # Checked before the step is recorded: a target that changed under us is never
@@ -698,7 +563,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
     keep_dirs: set[str] = set()  # created directories that now hold files of others (kept with --force)
     created = {t for t, s0 in first.items() if not s0.before.get("existed")}
     for target, s0 in first.items():
-        kind, name = target_kind(target)
+        kind, name = _kind(target)
         if s0.before.get("kind") == "file" and tx.get_blob(s0.blob, s0.blob_sha256) is None:
             refused.append(f"{target_label(target)} (its before-image in the journal is missing or damaged)")
             continue
@@ -735,14 +600,14 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
     restored = []
     for i, target in enumerate(reversed(list(first)), 1):
         s0 = first[target]
-        kind, name = target_kind(target)
+        kind, name = _kind(target)
         blob = tx.get_blob(s0.blob, s0.blob_sha256)
         if target in keep_dirs:
             tx.append({"type": "restored", "target": target, "kept": True})
             continue
         try:
             kind.restore(host, name, s0.before, blob)
-        except (FsError, OSError) as e:
+        except (FsError, OSError, TargetError) as e:
             raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {e}; put it right and run "
                                f"`dockfix rollback {tx.id}` again") from None
         tx.append({"type": "restored", "target": target})

@@ -1,4 +1,4 @@
-"""Findings and the check registry.
+"""Findings, statuses, severities, fix safety, and the check registry.
 
 A check is one small declaration: a function decorated with :func:`check` that looks at the
 host through a :class:`~dockfix.scan.Context` and returns one :class:`Result` or several (one per
@@ -40,6 +40,27 @@ class Status(str, enum.Enum):
     MANUAL = "manual"
     SKIP = "skip"
     ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        """Position in :data:`STATUS_ORDER`: 0 is the worst (fail)."""
+        return STATUS_ORDER.index(self)
+
+
+#: The one order of statuses, worst first: every report, count and sort uses it.
+STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.MANUAL, Status.SKIP, Status.PASS)
+
+
+class Safety(str, enum.Enum):
+    """How a fix may be applied: SAFE in bulk; DISRUPTIVE (restarts a service or changes what users
+    notice) only on request and confirmed one by one; MANUAL shown with what to do, never applied."""
+
+    SAFE = "safe"
+    DISRUPTIVE = "disruptive"
+    MANUAL = "manual"
 
     def __str__(self) -> str:
         return self.value
@@ -102,6 +123,10 @@ class CheckError(Exception):
         self.subject = subject
 
 
+class NotApplicable(Exception):
+    """Raised by a check (or a source it uses) when it does not apply here; becomes `skip`."""
+
+
 CheckFn = Callable[[Any], "Result | Iterable[Result]"]
 
 
@@ -116,22 +141,49 @@ class Check:
     manual_check: str
     remediation: str
     fn: CheckFn
-    fixer: Any = None  # dockfix.fixes.Fixer, attached by @check.fix
+    #: What the check's fix is (its safety and impact), declared with the check so that a scan can
+    #: say so without loading any fix; the plan builder is attached by the fix module.
+    fix_spec: "Fix | None" = None
+    builder: Callable[..., Any] | None = None
     #: Subject used when the function returns a Result with no subject.
     subject: str | None = None
 
-    def fix(self, *, safety: str, impact: str) -> Callable[[Callable], Callable]:
-        """Attach a plan builder to this check (see dockfix.fixes)."""
-        from dockfix.fixes import Fixer
+    def fix(self, builder: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator: attach the plan builder ``builder(ctx, finding)`` (see dockfix.fixes). The one way
+        a fix joins its check; the check must declare ``fix=Fix(...)``."""
+        if self.fix_spec is None:
+            raise TypeError(f"check {self.id!r} declares no fix: add fix=Fix(safety, impact) to its @check")
+        if self.builder is not None:
+            raise TypeError(f"check {self.id!r} has a plan builder already")
+        self.builder = builder
+        return builder
 
-        def deco(builder: Callable) -> Callable:
-            self.fixer = Fixer(check_id=self.id, safety=safety, impact=impact, build=builder)
-            return builder
 
-        return deco
+@dataclass(frozen=True)
+class Fix:
+    """A check's fix, as the check declares it: how it may be applied and what it changes for users."""
+
+    safety: Safety
+    impact: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.safety, Safety):
+            raise TypeError(f"fix safety must be a Safety, not {self.safety!r}")
+        object.__setattr__(self, "impact", " ".join(self.impact.split()))
+
+    def to_json(self) -> dict[str, str]:
+        return {"safety": self.safety.value, "impact": self.impact}
 
 
 REGISTRY: dict[str, Check] = {}
+
+
+def get_check(check_id: str) -> Check:
+    """The check with this id (a fix module naming a check that does not exist fails at import)."""
+    try:
+        return REGISTRY[check_id]
+    except KeyError:
+        raise KeyError(f"no check {check_id!r} is declared") from None
 
 #: Sections, in report order, keyed by the CIS section number ("notes" for the team's findings).
 SECTIONS = {
@@ -161,6 +213,7 @@ def check(
     remediation: str,
     subject: str | None = None,
     section: str | None = None,
+    fix: Fix | None = None,
 ) -> Callable[[CheckFn], Check]:
     """Declare a check. The decorated function becomes a :class:`Check` in :data:`REGISTRY`."""
 
@@ -178,6 +231,7 @@ def check(
             remediation=" ".join(remediation.split()),
             fn=fn,
             subject=subject,
+            fix_spec=fix,
         )
         REGISTRY[id] = c
         return c

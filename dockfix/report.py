@@ -9,9 +9,8 @@ from collections import Counter
 from typing import Any
 
 from dockfix import __version__
-from dockfix.model import SECTIONS, Finding, Status
+from dockfix.model import SECTIONS, STATUS_ORDER, Finding, Status
 
-STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.MANUAL, Status.SKIP, Status.PASS]
 COLOURS = {
     Status.PASS: "32",
     Status.FAIL: "31;1",

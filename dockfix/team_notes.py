@@ -342,16 +342,11 @@ def with_notes(notes: TeamNotes | None) -> dict:
         notes.attach(result.findings)
         return result
 
-    out = {"scan": scan}
-    try:
-        from dockfix import workflow
-    except ImportError:
-        return out
-
     def rescan(ctx, check_ids):
-        found = workflow.rescan(ctx, check_ids)
+        from dockfix.workflow import rescan as rescan_checks
+
+        found = rescan_checks(ctx, check_ids)
         notes.attach(found)
         return found
 
-    out["rescan"] = rescan
-    return out
+    return {"scan": scan, "rescan": rescan}

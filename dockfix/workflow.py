@@ -1,21 +1,34 @@
-"""The fix workflow for every front end (headless CLI, the app, fleet runs):
-plan fixes for findings, apply a plan through the journal, roll back, list transactions, rescan."""
+"""The fix workflow, once, for every front end (the CLI, the app, the walkthrough, fleet runs).
+
+:class:`FixSession` owns the rules; the front ends only ask and display:
+
+* plan fixes for findings (touches nothing);
+* decline some fixes -> plan the rest again, and return the items whose diff changed, so that every
+  front end shows them again before applying;
+* load a reviewed plan file and rebuild the content it withholds (secrets are never in a plan file);
+* apply as one journaled transaction;
+* rescan, and decide per fix ``fixed`` / ``not fixed`` by one rule: fixed means the check now
+  *passes* for that subject (``manual``, ``error``, ``fail`` or a subject that is gone are not fixed);
+* roll back, list transactions.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from dockfix import journal as jr
-from dockfix.fixes import DISRUPTIVE, MANUAL, SAFE, Fixer, ManualFix
+from dockfix.changes import PlanError, PlanRefused, WriteFile, staging
+from dockfix.fixes import ManualFix, load_all
+from dockfix.fsops import sha256
 from dockfix.host import Host
-from dockfix.model import REGISTRY, CheckError, Finding, Status
-from dockfix.plan import Plan, PlanError, PlanItem, PlanRefused
+from dockfix.model import REGISTRY, CheckError, Finding, Safety, Status
+from dockfix.plan import Plan, PlanItem, load_plan
 
-__all__ = ["plan_fixes", "apply_plan", "rollback", "list_transactions", "rescan", "ApplyResult", "RollbackResult",
-           "TxInfo", "PlanError", "SAFE", "DISRUPTIVE", "MANUAL"]
+__all__ = ["FixSession", "Verdict", "Replan", "plan_fixes", "apply_plan", "rollback", "list_transactions", "rescan",
+           "fresh_context", "ApplyResult", "RollbackResult", "TxInfo", "PlanError"]
 
 
 def _matches(f: Finding, names: Iterable[str]) -> bool:
@@ -30,27 +43,25 @@ def plan_fixes(ctx, findings: Iterable[Finding], only: Iterable[str] = (), skip:
     that turn out not to be possible here, e.g. a file behind a symbolic link) become items with
     notes and no changes. Several fixes of one file build on each other through the staging overlay.
     """
-    import dockfix.fixes.all  # noqa: F401  (attaches every fix to its check)
-    from dockfix.plan import staging
-
+    load_all()
     only, skip = list(only), list(skip)
     stage = staging(ctx)
     plan = Plan(root=ctx.host.root)
     for f in findings:
         check = REGISTRY.get(f.id)
-        fixer: Fixer | None = getattr(check, "fixer", None)
-        if f.status != Status.FAIL or fixer is None:
+        spec = check.fix_spec if check else None
+        if f.status != Status.FAIL or spec is None or check.builder is None:
             continue
         if only and not _matches(f, only):
             continue
         if skip and _matches(f, skip):
             continue
-        if fixer.safety == DISRUPTIVE and not include_disruptive:
+        if spec.safety == Safety.DISRUPTIVE and not include_disruptive:
             continue
-        item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=fixer.safety, impact=fixer.impact)
-        if fixer.safety == MANUAL:
+        item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=spec.safety, impact=spec.impact)
+        if spec.safety == Safety.MANUAL:
             try:
-                built = fixer.build(ctx, f)
+                built = check.builder(ctx, f)
             except ManualFix as e:
                 built = None
                 item.notes.append(str(e))
@@ -59,31 +70,34 @@ def plan_fixes(ctx, findings: Iterable[Finding], only: Iterable[str] = (), skip:
             plan.items.append(item)
             continue
         try:
-            built = fixer.build(ctx, f)
+            built = check.builder(ctx, f)
             if isinstance(built, PlanItem):
-                built.safety = fixer.safety
-                built.impact = built.impact or fixer.impact
+                if built.safety != spec.safety:  # a builder never decides its own safety
+                    raise RuntimeError(f"the fix built a {built.safety} item, but {f.id} declares {spec.safety}")
                 item = built
             else:
                 item.changes = list(built or [])
             for c in item.changes:
                 c.bind(ctx.host, stage)
         except (ManualFix, PlanRefused, CheckError) as e:
-            item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=MANUAL, impact=fixer.impact,
+            item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=Safety.MANUAL, impact=spec.impact,
                             notes=[str(e)])
         except Exception as e:  # noqa: BLE001 — a bug in one fix must not stop the others; it is shown
-            item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=MANUAL, impact=fixer.impact,
+            item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=Safety.MANUAL, impact=spec.impact,
                             notes=[f"internal error in the fix for {f.id}: {type(e).__name__}: {e}"])
-        if item.safety != MANUAL and not item.changes:
+        if item.safety != Safety.MANUAL and not item.changes:
             continue  # nothing to do (an earlier fix already covers it)
         plan.items.append(item)
     return plan
 
 
-def Context_for(host: Host):
-    from dockfix.scan import Context
+def fresh_context(ctx):
+    """A new scan context for the same host and the same --path/--compose (nothing cached)."""
+    from dockfix.context import Context
 
-    return Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout))
+    host = ctx.host
+    return Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout),
+                   paths=list(ctx.paths), compose=list(ctx.compose))
 
 
 def subset_plan(ctx, plan: Plan, keep: list[PlanItem]) -> Plan:
@@ -99,8 +113,7 @@ def subset_plan(ctx, plan: Plan, keep: list[PlanItem]) -> Plan:
     if not chained:
         return Plan([it for it in plan.items if id(it) in kept_ids], plan.root, plan.created)
     keys = {(it.check_id, it.subject) for it in keep}
-    fresh = Context_for(ctx.host)
-    fresh.paths, fresh.compose = list(ctx.paths), list(ctx.compose)
+    fresh = fresh_context(ctx)
     findings = [f for f in rescan(fresh, [cid for cid, _ in keys]) if (f.id, f.subject) in keys]
     return plan_fixes(fresh, findings, include_disruptive=True)
 
@@ -149,7 +162,9 @@ def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[j
     changed since the plan was made (the message names the files; nothing is changed).
     """
     if not yes:
-        plan = subset_plan(Context_for(host), plan, [it for it in plan.items if it.safety == SAFE])
+        from dockfix.context import Context
+
+        plan = subset_plan(Context(host=host), plan, [it for it in plan.items if it.safety == Safety.SAFE])
     for c in plan.changes:
         if c.pre is None:
             raise PlanError(f"{c.target}: change was never bound to the host's state (use plan_fixes)")
@@ -194,10 +209,9 @@ def list_transactions(host: Host) -> list[TxInfo]:
 def rescan(ctx, check_ids: Iterable[str]) -> list[Finding]:
     """Scan the given checks again on a fresh context (nothing cached from before the apply)."""
     import dockfix.checks  # noqa: F401  (a plan loaded from a file has not scanned yet)
-    from dockfix.scan import Context, run_check
+    from dockfix.scan import run_check
 
-    fresh = Context(host=Host(ctx.host.root, ctx.host.docker_host, ctx.host.engine, ctx.host.engine_timeout),
-                    paths=list(ctx.paths), compose=list(ctx.compose))
+    fresh = fresh_context(ctx)
     out: list[Finding] = []
     for cid in dict.fromkeys(check_ids):
         if cid in REGISTRY:
@@ -242,5 +256,115 @@ def run_post_actions(host: Host, items: list[PlanItem], restart_daemon: bool) ->
     return notes
 
 
-def summarize(plan: Plan) -> dict[str, Any]:
-    return {"items": len(plan.items), "applicable": len(plan.applicable()), "changes": len(plan.changes)}
+# ---------------------------------------------------------------------- the session
+@dataclass
+class Verdict:
+    """Was one applied fix fixed? One rule: its check now passes for that subject."""
+
+    check_id: str
+    subject: str
+    status: str  # the status on the rescan, or "gone" when the subject is no longer found
+    evidence: str
+    safety: Safety
+
+    @property
+    def fixed(self) -> bool:
+        return self.status == Status.PASS.value
+
+    def to_json(self) -> dict:
+        return {"check_id": self.check_id, "subject": self.subject, "status": self.status, "fixed": self.fixed,
+                "evidence": self.evidence}
+
+
+@dataclass
+class Replan:
+    """A plan made again after some fixes were declined, and the kept items whose diff changed
+    (a front end shows those again and asks again before applying)."""
+
+    plan: Plan
+    changed: list[PlanItem] = field(default_factory=list)
+
+
+class FixSession:
+    """The fix workflow on one scan context (one host, one set of --path/--compose)."""
+
+    def __init__(self, ctx, restart_daemon: bool = False):
+        self.ctx = ctx
+        self.restart_daemon = restart_daemon
+
+    @property
+    def host(self) -> Host:
+        return self.ctx.host
+
+    def plan(self, findings: Iterable[Finding], *, include_disruptive: bool = True, only: Iterable[str] = (),
+             skip: Iterable[str] = ()) -> Plan:
+        return plan_fixes(fresh_context(self.ctx), findings, only, skip, include_disruptive=include_disruptive)
+
+    def decline(self, plan: Plan, declined: Iterable[tuple[str, str]]) -> Replan:
+        """The plan without the declined items (keys ``(check_id, subject)``), planned again when a
+        kept item built on a declined one; ``changed`` lists the kept items whose diff is different."""
+        declined = set(declined)
+        keep = [it for it in plan.applicable() if (it.check_id, it.subject) not in declined]
+        if not keep:
+            return Replan(Plan([], plan.root, plan.created))
+        sub = subset_plan(self.ctx, plan, keep)
+        sub.items = [it for it in sub.items if (it.check_id, it.subject) not in declined]
+        before = {(it.check_id, it.subject): it.diff() for it in keep}
+        changed = [it for it in sub.applicable() if before.get((it.check_id, it.subject)) != it.diff()]
+        return Replan(sub, changed)
+
+    def load(self, path: str) -> Plan:
+        """A reviewed plan file, with the content it withholds (secrets) rebuilt from the host and
+        used only when it is byte for byte what was reviewed."""
+        plan = load_plan(path, self.host)
+        self._fill_secret_content(plan, path)
+        return plan
+
+    def _fill_secret_content(self, plan: Plan, source: str) -> None:
+        from dockfix.scan import run_check
+
+        missing = [c for c in plan.changes if isinstance(c, WriteFile) and c.after is None]
+        if not missing:
+            return
+        load_all()
+        # plan again, in the same order, every item of the plan: fixes of one file build on each other
+        ctx = fresh_context(self.ctx)
+        keys = [(it.check_id, it.subject) for it in plan.items]
+        found = {}
+        for cid in dict.fromkeys(k[0] for k in keys):
+            if cid in REGISTRY:
+                for f in run_check(REGISTRY[cid], ctx):
+                    found[(f.id, f.subject)] = f
+        rebuilt = plan_fixes(ctx, [found[k] for k in keys if k in found], include_disruptive=True)
+        fresh = [(c.path, c.after) for c in rebuilt.changes if isinstance(c, WriteFile) and c.after is not None]
+        for c in missing:
+            data = next((d for p, d in fresh if p == c.path and plan.content_matches(d, c.after_sha256)), None)
+            if data is None:
+                raise PlanError(f"{source}: the secret content for {c.path} cannot be rebuilt as reviewed "
+                                f"(the source changed): make a new plan")
+            c.after = data
+            c.after_sha256 = sha256(data)
+        plan.load_before(self.host)
+
+    def apply(self, plan: Plan, on_step: Callable[[jr.Progress], None] | None = None) -> ApplyResult:
+        return apply_plan(self.host, plan, on_step=on_step, restart_daemon=self.restart_daemon)
+
+    def verify(self, plan: Plan) -> list[Verdict]:
+        """Scan the applied fixes' checks again; one verdict per applied item."""
+        items = plan.applicable()
+        found = {f.key: f for f in rescan(self.ctx, [it.check_id for it in items])}
+        out = []
+        for it in items:
+            f = found.get((it.check_id, it.subject))
+            out.append(Verdict(it.check_id, it.subject, f.status.value if f else "gone", f.evidence if f else "",
+                               it.safety))
+        return out
+
+    def rescan(self, check_ids: Iterable[str]) -> list[Finding]:
+        return rescan(self.ctx, check_ids)
+
+    def rollback(self, txid: str | None = None, force: bool = False) -> RollbackResult:
+        return rollback(self.host, txid, force, self.restart_daemon)
+
+    def transactions(self) -> list[TxInfo]:
+        return list_transactions(self.host)

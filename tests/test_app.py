@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
@@ -168,18 +167,3 @@ async def test_never_freezes_on_a_slow_engine(tmp_path: Path) -> None:
         for c in held:
             c.close()
         srv.close()
-
-
-def test_launcher_and_background_scan_do_not_import_textual() -> None:
-    """The scan is started before Textual is imported; the launcher's own imports stay headless."""
-    import subprocess
-    import sys
-
-    from helpers import REPO
-
-    code = ("import sys, dockfix.tui.launch, dockfix.tui.background_scan, dockfix.cli.toplevel\n"
-            "print(sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.')))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]"

@@ -108,6 +108,12 @@ async def test_marked_findings_apply_as_one_transaction_disruptive_confirmed_apa
         assert "impact" in app.screen.body
         await pilot.press("n")
         await settle(app, pilot)
+        # live-restore's edit of daemon.json built on icc's: its new diff is shown again before applying
+        assert screen_name(app) == "DiffScreen"
+        assert [it.check_id for it in app.screen.plan.items] == ["live-restore"]
+        assert "\"icc\": false" not in app.screen.plan.diff()
+        await pilot.press("a")
+        await settle(app, pilot)
         assert screen_name(app) == "FindingsScreen"
         doc = json.loads(daemon_json.read_text())
         assert doc["icc"] is True  # declined: untouched
@@ -118,13 +124,13 @@ async def test_marked_findings_apply_as_one_transaction_disruptive_confirmed_apa
         assert status_of(app, "live-restore") == Status.PASS
         assert status_of(app, "etc-default-docker-owner") == Status.PASS
         assert app.screen.marked == {("icc", "/etc/docker/daemon.json")}  # declined: still marked
-        txs = app.core.list_transactions(app.host)
+        txs = app.core.session(app.new_context()).transactions()
         assert len(txs) == 1 and len(txs[0].items) == 3  # one transaction
 
 
 async def test_failed_apply_shows_what_was_rolled_back(tmp_path: Path, monkeypatch) -> None:
     """The second change fails (a fault injected into chown): the first is rolled back, and the app says so."""
-    from dockfix import plan as plan_mod
+    from dockfix import changes as changes_mod
 
     def broken_chown(self, host):
         raise OSError(28, "No space left on device")
@@ -138,7 +144,7 @@ async def test_failed_apply_shows_what_was_rolled_back(tmp_path: Path, monkeypat
         for cid in ("daemon-json-mode", "etc-default-docker-owner"):
             await select(pilot, cid)
             await pilot.press("space")
-        monkeypatch.setattr(plan_mod.Chown, "perform", broken_chown)
+        monkeypatch.setattr(changes_mod.Chown, "perform", broken_chown)
         await pilot.press("a")
         await settle(app, pilot)
         await pilot.press("y")

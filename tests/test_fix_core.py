@@ -351,21 +351,6 @@ def test_changing_the_live_host_needs_root():
     assert "needs root" in r.stderr
 
 
-def test_apply_path_does_not_import_textual(tmp_path):
-    root = faulty_tree(tmp_path)
-    code = ("import sys\nfrom dockfix.cli import main\n"
-            f"rc = main(['--apply', '--yes', '--root', {str(root)!r}, '--no-engine'])\n"
-            f"main(['rollback', '--last', '--root', {str(root)!r}, '--no-engine'])\n"
-            f"main(['journal', '--root', {str(root)!r}, '--no-engine'])\n"
-            f"main(['plan', '--root', {str(root)!r}, '--no-engine'])\n"
-            "assert rc == 0, rc\n"
-            "bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]\n"
-            "assert not bad, bad\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert r.returncode == 0, r.stderr
-
-
 def slow_apply(root: Path, at_step: int = 2, seconds: float = 5) -> subprocess.Popen:
     """A real `dockfix --apply` that pauses after step ``at_step`` (prints 'paused' then)."""
     code = (

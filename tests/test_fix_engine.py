@@ -10,7 +10,8 @@ import pytest
 from helpers import BUSYBOX_IMAGE, put
 
 from dockfix.host import Host
-from dockfix.plan import CreateSecret, Plan, PlanItem, Staging, UpdateService
+from dockfix.changes import CreateSecret, Staging, UpdateService
+from dockfix.plan import Plan, PlanItem
 from dockfix.scan import Context, scan
 from dockfix.workflow import apply_plan, list_transactions, plan_fixes, rollback
 

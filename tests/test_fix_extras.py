@@ -15,7 +15,7 @@ from helpers import REPO, manifest, put, run_dockfix
 
 from dockfix.host import Host
 from dockfix.sources.jsonedit import remove_member, set_member
-from dockfix.model import REGISTRY, Finding, Severity, Status
+from dockfix.model import Finding, Severity, Status
 from dockfix.scan import Context
 from dockfix.workflow import apply_plan, plan_fixes, rollback
 
@@ -28,7 +28,9 @@ def tree_manifest(root) -> dict:
 
 # ---------------------------------------------------------------------- content trust (4.5)
 def ct_finding() -> Finding:
-    import dockfix.fixes.all  # noqa: F401
+    from dockfix.fixes import load_all
+
+    load_all()
 
     return Finding(id="content-trust", cis="4.5", title="content trust", severity=Severity.MEDIUM, section="4",
                    subject="host", status=Status.FAIL, evidence="DOCKER_CONTENT_TRUST is not set", explanation="",
@@ -37,10 +39,6 @@ def ct_finding() -> Finding:
 
 def test_content_trust_fix_sets_the_variable_with_the_2026_warning(tmp_path):
     """The benchmark's reading (fails while unset): the fix sets it, and tells the truth about it."""
-    if "content-trust" not in REGISTRY or REGISTRY["content-trust"].fixer is None:
-        import pytest
-
-        pytest.skip("the content-trust check (scanner) is not merged yet")
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/environment", 'PATH="/usr/local/bin:/usr/bin:/bin"\nHTTP_PROXY=http://bob:pa55w0rd@proxy:3128\n',
         mode=0o644)
@@ -64,10 +62,6 @@ def test_content_trust_fix_sets_the_variable_with_the_2026_warning(tmp_path):
 def test_content_trust_plan_file_rebuilds_hidden_content(tmp_path):
     """A plan file never holds a line that looks secret; --apply --plan rebuilds it on the host and
     applies it only when it is byte for byte what was reviewed."""
-    if "content-trust" not in REGISTRY or REGISTRY["content-trust"].fixer is None:
-        import pytest
-
-        pytest.skip("the content-trust check (scanner) is not merged yet")
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/environment", "API_TOKEN=abcdef123456\n")
     ctx = Context(Host(str(tmp_path), engine=False))

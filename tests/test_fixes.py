@@ -117,9 +117,11 @@ CASES = {**SECTION3, **SECTION2, **NOTES, **SECRETS}
 
 
 def test_every_fix_has_a_case():
-    import dockfix.fixes.all  # noqa: F401
+    from dockfix.fixes import load_all
 
-    fixable = {c.id for c in REGISTRY.values() if c.fixer is not None}
+    load_all()
+
+    fixable = {c.id for c in REGISTRY.values() if c.builder is not None}
     covered = set(CASES) | set(AUDIT_IDS) | set(MANUAL_ONLY)
     assert fixable <= covered, f"fixes without a test case: {sorted(fixable - covered)}"
 
@@ -321,12 +323,13 @@ def test_created_directory_holding_other_files_is_not_removed(tmp_path):
 
 
 def test_a_broken_fix_becomes_a_manual_item_and_others_still_plan(tmp_path, monkeypatch):
-    import dockfix.fixes.all  # noqa: F401
+    from dockfix.fixes import load_all
+
+    load_all()
 
     base(tmp_path)
     put(tmp_path, "etc/docker/", mode=0o733, owner=(1000, 0))
-    fixer = REGISTRY["etc-docker-owner"].fixer
-    monkeypatch.setattr(fixer, "build", lambda ctx, f: 1 / 0)
+    monkeypatch.setattr(REGISTRY["etc-docker-owner"], "builder", lambda ctx, f: 1 / 0)
     ctx = Context(Host(str(tmp_path), engine=False))
     plan = plan_fixes(ctx, scan(ctx, only=["3.5", "3.6"]).findings)
     by_id = {it.check_id: it for it in plan.items}

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fleet_html import check_html_against_json, chromium, parse_report, screenshot
-from helpers import REPO, put, run_dockfix
+from helpers import put, run_dockfix
 
 
 def scan_to(root: Path, out: Path, hostname: str | None = None) -> dict:
@@ -123,15 +122,6 @@ def test_bad_input_is_one_line_naming_the_file(three_hosts, tmp_path, content, p
 def test_missing_file(tmp_path):
     r = report(str(tmp_path / "nope.json"))
     assert r.returncode == 2 and r.stderr.strip() == f"dockfix: {tmp_path / 'nope.json'}: cannot read: No such file or directory"
-
-
-def test_report_does_not_import_textual(three_hosts, tmp_path):
-    files, _ = three_hosts
-    code = ("import sys; from dockfix.cli import main; rc = main(['report', '--format', 'html', '-o', sys.argv[1]] + sys.argv[2:]);"
-            "assert rc == 0, rc; bad = [m for m in sys.modules if m.split('.')[0] == 'textual']; assert not bad, bad")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.html"), *map(str, files)],
-                       capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert r.returncode == 0, r.stderr
 
 
 # ---------------------------------------------------------------------- HTML

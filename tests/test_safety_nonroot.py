@@ -35,7 +35,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     main(["scan", "--root", warm, "--no-engine", "--format", "json"])
     main(["scan", "--root", warm, "--no-engine"])
     build_parser()
-    import dockfix.cli.apply, dockfix.workflow, dockfix.journal, dockfix.plan, dockfix.fixes.all  # noqa
+    import dockfix.cli.apply, dockfix.workflow, dockfix.journal, dockfix.plan, dockfix.fixes  # noqa
 os.setgroups([])
 os.setgid(65534)
 os.setuid(65534)

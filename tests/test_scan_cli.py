@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -157,26 +156,6 @@ def test_malformed_compose_file_is_an_error_naming_file_and_line(tmp_path):
     doc = scan_json(tmp_path, "--no-engine", "--path", "/srv/x", "--only", "env-password")
     (f,) = by_id(doc, "env-password")
     assert f["status"] == "error" and f["evidence"].startswith("/srv/x/compose.yaml: line 4")
-
-
-# ---------------------------------------------------------------------- no Textual on the headless path
-def test_scan_does_not_import_textual(tmp_path):
-    bad_tree(tmp_path)
-    put(tmp_path, "srv/db/compose.yaml", SECRET_COMPOSE)
-    code = (
-        "import sys, io, contextlib\n"
-        "from dockfix.cli import main\n"
-        "for fmt in ('text', 'json', 'sarif'):\n"
-        "    with contextlib.redirect_stdout(io.StringIO()):\n"
-        f"        rc = main(['scan', '--root', {str(tmp_path)!r}, '--no-engine', '--path', '/srv/db', '--format', fmt])\n"
-        "    assert rc == 1, rc\n"
-        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
-        "print('TEXTUAL:', bad)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO),
-                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-    assert r.returncode == 0, r.stderr
-    assert "TEXTUAL: []" in r.stdout
 
 
 # ---------------------------------------------------------------------- exit codes, --fail-on, selection

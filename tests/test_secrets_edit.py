@@ -11,10 +11,8 @@ from dockfix.fixes.compose_secrets import (
     Conversion,
     convert,
     dotenv_without,
-    mask_dotenv,
-    mask_yaml,
 )
-from dockfix.fixes.image_recipes import (
+from dockfix.sources.image_recipes import (
     FileEnv,
     MyCnf,
     RecipeError,
@@ -22,6 +20,7 @@ from dockfix.fixes.image_recipes import (
     recipe_for,
     repository,
 )
+from dockfix.sources.secrets import mask_dotenv, mask_yaml
 from dockfix.sources.yaml_edit import plain
 
 PW = "Canary-7f3a9"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dockfix.model import REGISTRY
+from dockfix.model import REGISTRY, Safety
 from dockfix.demo.host import DEMO_SECRETS, build_demo
 from dockfix.team_notes import parse_notes
 from dockfix.demo.walkthrough import APPLIED, ROLLED_BACK, TOPICS, Walkthrough, read_progress
@@ -20,8 +20,8 @@ NOTES = ("## etc-docker-owner\n\nAnsible owns /etc/docker here.\n\n"
 
 def fixable(f) -> bool:
     """The finding's check has a fix dockfix applies (not only advice)."""
-    fixer = REGISTRY[f.id].fixer
-    return fixer is not None and fixer.safety != "manual"
+    spec = REGISTRY[f.id].fix_spec
+    return spec is not None and spec.safety != Safety.MANUAL
 
 
 def host_files(demo) -> dict:

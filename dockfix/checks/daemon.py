@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from dockfix.sources.daemon_config import Setting
-from dockfix.model import HIGH, INFO, LOW, MEDIUM, CheckError, Location, Result, check
-from dockfix.scan import Context, NotApplicable
+from dockfix.model import HIGH, INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, check
+from dockfix.context import Context, NotApplicable
 
 
 def option(ctx: Context, key: str, default: Any) -> tuple[Any, str, Location | None]:
@@ -54,6 +54,9 @@ check(
 
 @check(
     "icc", cis="2.2", severity=MEDIUM,
+    fix=Fix(Safety.DISRUPTIVE,
+        "After dockerd restarts, containers on the default bridge can no longer reach each other "
+        "unless linked; containers on user-defined networks are not affected."),
     title="Traffic between containers on the default bridge is restricted (icc: false)",
     explanation="By default every container on the default bridge can reach every other one on any port. A "
     "compromised container can then probe and attack its neighbours. With icc off, containers talk only over "
@@ -68,6 +71,9 @@ def icc(ctx: Context) -> Result:
 
 @check(
     "log-level", cis="2.3", severity=LOW,
+    fix=Fix(Safety.SAFE,
+        "The daemon logs at 'info' after it restarts: the events an investigation needs, without "
+        "debug output; no container is affected."),
     title="The daemon's logging level is 'info'",
     explanation="At 'info' the daemon records the events an investigation needs without the volume of 'debug', "
     "which can also write sensitive request details to the logs. Lower levels ('warn', 'error') drop events that "
@@ -82,6 +88,9 @@ def log_level(ctx: Context) -> Result:
 
 @check(
     "iptables", cis="2.4", severity=MEDIUM,
+    fix=Fix(Safety.DISRUPTIVE,
+        "After dockerd restarts it writes its own iptables rules again; a firewall managed "
+        "by hand or by another tool may need to make room for them."),
     title="Docker is allowed to manage iptables",
     explanation="When dockerd manages iptables, the network rules always match the containers that run. With "
     "iptables turned off, someone must keep the rules in step by hand, and published ports or isolation between "
@@ -95,6 +104,9 @@ def iptables(ctx: Context) -> Result:
 
 @check(
     "insecure-registries", cis="2.5", severity=HIGH,
+    fix=Fix(Safety.DISRUPTIVE,
+        "Pulls and pushes to the registries removed from insecure-registries fail "
+        "until they serve a certificate the host trusts."),
     title="No insecure registries are used",
     explanation="An insecure registry is reached over plain HTTP or with an unchecked certificate. Anyone on the "
     "path can then read the images or, worse, hand the host a different image than the one asked for.",
@@ -214,6 +226,9 @@ def cgroup_parent(ctx: Context) -> Result:
 
 @check(
     "dm-basesize", cis="2.11", severity=LOW,
+    fix=Fix(Safety.DISRUPTIVE,
+        "New containers on devicemapper get the default base size after dockerd restarts; "
+        "existing ones keep theirs."),
     title="The base device size is not changed until needed",
     explanation="dm.basesize grows the devicemapper base device for every container; raised without need it wastes "
     "space and can fill the pool. devicemapper itself is removed from current Docker releases.",
@@ -267,6 +282,9 @@ def remote_logging(ctx: Context) -> Result:
 
 @check(
     "no-new-privileges", cis="2.14", severity=MEDIUM,
+    fix=Fix(Safety.DISRUPTIVE,
+        "Containers created after dockerd restarts cannot gain privileges through "
+        "setuid or setgid programs; images that rely on sudo or su inside the container stop working that way."),
     title="Containers are restricted from acquiring new privileges",
     explanation="With no-new-privileges set daemon-wide, a process in a container cannot gain privileges through "
     "setuid or setgid binaries, which closes a common path from a foothold to root inside the container.",
@@ -279,6 +297,9 @@ def no_new_privileges(ctx: Context) -> Result:
 
 @check(
     "live-restore", cis="2.15", severity=LOW,
+    fix=Fix(Safety.SAFE,
+        "Running containers keep running while dockerd is stopped, restarted or upgraded; "
+        "dockerd picks the setting up on reload."),
     title="Live restore is enabled",
     explanation="With live restore, containers keep running while dockerd is stopped or upgraded, so security updates "
     "to the daemon do not have to wait for a maintenance window.",
@@ -300,6 +321,9 @@ def live_restore(ctx: Context) -> Result:
 
 @check(
     "userland-proxy", cis="2.16", severity=LOW,
+    fix=Fix(Safety.DISRUPTIVE,
+        "After dockerd restarts, published ports are served by iptables NAT alone; "
+        "reaching a published port from the host itself through localhost may stop working on some setups."),
     title="The userland proxy is disabled",
     explanation="The userland proxy starts a docker-proxy process per published port; with iptables NAT it is not "
     "needed, and every extra listening process is more code exposed to the network.",
@@ -313,6 +337,9 @@ def userland_proxy(ctx: Context) -> Result:
 
 @check(
     "seccomp-profile", cis="2.17", severity=LOW,
+    fix=Fix(Safety.DISRUPTIVE,
+        "Containers created after dockerd restarts get Docker's default seccomp "
+        "profile instead of none; programs making blocked system calls fail."),
     title="A daemon-wide custom seccomp profile is applied, if appropriate",
     explanation="Seccomp limits the system calls a container may make. Docker's default profile already blocks "
     "dozens of dangerous calls; a custom profile can narrow it further for a known set of workloads.",
@@ -340,6 +367,9 @@ def seccomp_profile(ctx: Context) -> Result:
 
 @check(
     "experimental", cis="2.18", severity=MEDIUM,
+    fix=Fix(Safety.DISRUPTIVE,
+        "Experimental features are switched off after dockerd restarts; anything using "
+        "them (e.g. checkpoints) stops working."),
     title="Experimental features are not enabled in production",
     explanation="Experimental features are unfinished and may change or carry bugs, including security bugs, that "
     "stable features have had fixed.",

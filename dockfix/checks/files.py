@@ -10,8 +10,8 @@ from __future__ import annotations
 import stat as stat_mod
 from typing import Callable, Iterable
 
-from dockfix.model import HIGH, MEDIUM, CheckError, Result, check
-from dockfix.scan import Context, NotApplicable
+from dockfix.model import HIGH, MEDIUM, CheckError, Fix, Result, Safety, check
+from dockfix.context import Context, NotApplicable
 from dockfix.host import kind_of
 
 Finder = Callable[[Context], Iterable[str]]
@@ -192,6 +192,12 @@ FILES: list[tuple] = [
 ]
 
 
+_MODE_IMPACT = {
+    "docker-sock": "Users outside the docker group can no longer talk to the daemon through the socket (which gave "
+                   "them root); members of the docker group keep access.",
+}
+
+
 def _declare(prefix, cis_owner, cis_mode, what, find, group, most, exact, severity) -> None:
     owner = f"root:{group}"
     mode = f"{most:03o}" if most > 0o77 else f"{most:04o}"
@@ -199,12 +205,16 @@ def _declare(prefix, cis_owner, cis_mode, what, find, group, most, exact, severi
     manual_stat = f"stat -c '%U:%G %a %n' <path>   # {ls} works too"
     check(
         f"{prefix}-owner", cis=cis_owner, severity=severity, subject=_SUBJECTS[prefix],
+        fix=Fix(Safety.SAFE, f"Only root (and the group the benchmark names) can change {what}; nothing the daemon "
+                "does changes."),
         title=f"Ownership of {what} is {owner}",
         manual=manual_stat.replace("<path>", _manual_path(prefix)),
         **_owner_text(what, owner),
     )(owner_rule(find, group))
     check(
         f"{prefix}-mode", cis=cis_mode, severity=severity, subject=_SUBJECTS[prefix],
+        fix=Fix(Safety.SAFE, _MODE_IMPACT.get(prefix, f"Users other than the owner lose the extra access to {what}; "
+                                                      "the daemon keeps working as before.")),
         title=f"Permissions of {what} are {'exactly' if exact else 'at most'} {mode}",
         manual=manual_stat.replace("<path>", _manual_path(prefix)),
         **_mode_text(what, mode),

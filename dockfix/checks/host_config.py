@@ -13,8 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
-from dockfix.model import INFO, LOW, MEDIUM, CheckError, Location, Result, check
-from dockfix.scan import Context, NotApplicable
+from dockfix.model import INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, check
+from dockfix.context import Context, NotApplicable
 
 DEFAULT_DATA_ROOT = "/var/lib/docker"
 AUDIT_RULE_FILES_DIR = "/etc/audit/rules.d"
@@ -323,6 +323,11 @@ if [c for c, _ in AUDIT_TARGETS] != list(_AUDIT_ITEMS):
     raise RuntimeError("AUDIT_TARGETS and _AUDIT_ITEMS must list the same items")
 
 
+def audit_check_id(cis: str) -> str:
+    """The id of audit item ``cis`` (``1.1.6`` -> ``audit-etc-docker``)."""
+    return _AUDIT_ITEMS[cis][0]
+
+
 def audit_target_path(ctx: Context, cis: str) -> str:
     """The host path audit item ``cis`` should watch on this host (NotApplicable when it is absent)."""
     return _AUDIT_ITEMS[cis][2](ctx)
@@ -363,6 +368,8 @@ def _declare_audit(cis: str) -> None:
     default = dict(AUDIT_TARGETS)[cis]
     check(
         check_id, cis=cis, severity=LOW, subject=default,
+        fix=Fix(Safety.SAFE, "The kernel records every write and attribute change to this path in the audit log "
+                "(key 'docker'); the log grows a little, nothing else changes."),
         title=f"Auditing is configured for {what}" + (f" ({default})" if not what.startswith("/") else ""),
         explanation=f"The Linux audit system records who touched {what} and when. The Docker daemon runs as root, and "
         "changes to its binaries, configuration, sockets and data are exactly what an investigation needs to see "

@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Location, Result, check
-from dockfix.scan import Context, NotApplicable
-from dockfix.sources.workload import gather
+from dockfix.context import Context, NotApplicable
+from dockfix.sources.gather import gather
 
 ROOT_USERS = ("", "root", "0")
 

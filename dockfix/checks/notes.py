@@ -15,9 +15,22 @@ from typing import Any, Iterator
 
 from dockfix.sources.compose import ComposeFile, ServiceSpec, iter_compose, load_yaml_bounded, parse_dotenv
 from dockfix.sources.dockerfile import find_dockerfiles, load_dockerfile
-from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Location, Result, Severity, check
-from dockfix.scan import Context, NotApplicable
+from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Severity, check
+from dockfix.context import Context, NotApplicable
 from dockfix.sources.secrets import has_url_credentials, is_secret_name
+
+#: What the fixes of the checks below change for users (declared here, with the checks).
+CONTENT_TRUST_IMPACT = (
+    "Content trust is retired: with a docker CLI older than 29.0 and the variable set, pulls of Docker Official "
+    "Images fail (signing certificates expiring since August 2025) and every content-trust pull fails once "
+    "notary.docker.io shuts down on 2026-12-08; a 29.0 or later CLI ignores the variable.")
+ENV_PASSWORD_IMPACT = (
+    "The workload gets its password from a file under /run/secrets/ instead of an environment variable; it must be "
+    "redeployed (docker compose up -d, docker stack deploy) to use it, and a swarm service is updated at once (its "
+    "tasks restart).")
+REGISTRY_S3_IMPACT = (
+    "New image layers are stored encrypted by S3; the registry must be restarted or redeployed to use the setting "
+    "(a swarm service is updated at once).")
 
 TRUE_WORDS = {"1", "t", "T", "true", "TRUE", "True"}  # Go's strconv.ParseBool, as the docker CLI reads it
 
@@ -70,6 +83,7 @@ def content_trust_settings(ctx: Context) -> list[tuple[str, int, str]]:
 
 @check(
     "content-trust", cis="4.5", severity=MEDIUM, subject="host",
+    fix=Fix(Safety.DISRUPTIVE, CONTENT_TRUST_IMPACT),
     title="Content trust is enabled for the host's users (DOCKER_CONTENT_TRUST=1)",
     explanation="The benchmark asks for DOCKER_CONTENT_TRUST=1 so that the docker CLI only pulls images signed with "
     "Docker Content Trust (Notary v1), and the team's notes agree: production should run images from a trusted "
@@ -348,6 +362,7 @@ def _describe(v: Var, why: str) -> str:
 
 @check(
     "env-password", cis=None, severity=HIGH, subject="deployments",
+    fix=Fix(Safety.DISRUPTIVE, ENV_PASSWORD_IMPACT),
     title="No passwords or other secrets are passed as environment variables",
     explanation="An environment variable is readable by anyone who can run docker inspect, ends up in process "
     "listings, crash reports and debug output, is inherited by every child process, and, when written in a "
@@ -471,6 +486,7 @@ def _registry_results(ctx: Context, judge) -> list[Result]:
 
 @check(
     "registry-s3-encryption", cis=None, severity=MEDIUM, subject="registries",
+    fix=Fix(Safety.DISRUPTIVE, REGISTRY_S3_IMPACT),
     title="A registry storing images in S3 asks for encryption at rest",
     explanation="A private registry keeps every layer of every image in its storage backend, often including "
     "configuration and code that is not public. With S3 storage, REGISTRY_STORAGE_S3_ENCRYPT=true (or "
@@ -513,6 +529,8 @@ def registry_s3_encryption(ctx: Context) -> list[Result]:
 
 @check(
     "registry-https", cis=None, severity=HIGH, subject="registries",
+    fix=Fix(Safety.MANUAL, "The registry and its clients must be given the certificate; every client that "
+            "listed it in insecure-registries can drop that entry."),
     title="A registry serves HTTPS, not plain HTTP",
     explanation="Over plain HTTP, registry credentials and image layers cross the network in the clear, and anyone "
     "on the path can swap the image a host pulls. Docker refuses plain-HTTP registries unless each client lists "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dockfix.model import INFO, Result, check
-from dockfix.scan import Context
+from dockfix.context import Context
 
 
 @check(

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Result, Severity, Status, check
-from dockfix.scan import Context, NotApplicable
-from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, gather, has_opt, is_docker_socket, is_sensitive
+from dockfix.context import Context, NotApplicable
+from dockfix.sources.gather import gather
+from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, has_opt, is_docker_socket, is_sensitive
 
 #: A rule's verdict: (status, evidence, compose keys that locate the setting).
 Verdict = tuple[Status, str, tuple]

@@ -8,7 +8,7 @@ from typing import Any
 
 from dockfix.engine import daemon_argv_for
 from dockfix.model import INFO, LOW, MEDIUM, Result, check
-from dockfix.scan import Context, NotApplicable
+from dockfix.context import Context, NotApplicable
 
 NS_PER_DAY = 86_400 * 10**9
 

@@ -19,7 +19,8 @@ import os
 import sys
 import time
 
-from dockfix.cli import UsageError, add_host_options, add_selection_options, make_context, split_ids
+from dockfix.cli.common import UsageError, add_host_options, add_selection_options, make_context, split_ids
+from dockfix.model import Safety
 
 EXIT_OK, EXIT_NOT_FIXED, EXIT_USAGE, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
@@ -46,63 +47,26 @@ def _err(text: str) -> None:
     print(safe_text(text, keep_newlines=True), file=sys.stderr, flush=True)
 
 
-def build_plan(args: argparse.Namespace, ctx):
-    from dockfix.plan import PlanError, load_plan
+def build_plan(args: argparse.Namespace, session):
+    from dockfix.changes import PlanError
     from dockfix.scan import scan
-    from dockfix.workflow import plan_fixes
 
+    ctx = session.ctx
     if getattr(args, "plan", None):
         try:
-            plan = load_plan(args.plan, ctx.host)
+            plan = session.load(args.plan)
         except PlanError as e:
             raise UsageError(str(e)) from None
         if os.path.abspath(plan.root) != ctx.host.root:
             raise UsageError(f"{args.plan}: the plan was made for --root {plan.root}, not {ctx.host.root}")
-        _fill_secret_content(ctx, plan, args.plan)
         return plan, []
-    import dockfix.fixes.all  # noqa: F401
-
     only, skip = split_ids(args.only), split_ids(args.skip)
     try:
         result = scan(ctx, only, skip)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    plan = plan_fixes(ctx, result.findings, include_disruptive=getattr(args, "include_disruptive", False))
+    plan = session.plan(result.findings, include_disruptive=getattr(args, "include_disruptive", False))
     return plan, result.findings
-
-
-def _fill_secret_content(ctx, plan, source: str) -> None:
-    """Secret file content is never in a plan file: rebuild it from the host, and use it only if
-    it is byte for byte what was reviewed (same sha256)."""
-    from dockfix.fsops import sha256
-    from dockfix.model import REGISTRY
-    from dockfix.plan import WriteFile
-    from dockfix.scan import run_check
-    from dockfix.workflow import plan_fixes
-
-    missing = [(it, c) for it in plan.applicable() for c in it.changes if isinstance(c, WriteFile) and c.after is None]
-    if not missing:
-        return
-    import dockfix.fixes.all  # noqa: F401
-
-    # plan again, in the same order, every item of the plan: fixes of one file build on each other
-    keys = [(it.check_id, it.subject) for it in plan.items]
-    found = {}
-    for cid in dict.fromkeys(k[0] for k in keys):
-        if cid in REGISTRY:
-            for f in run_check(REGISTRY[cid], ctx):
-                found[(f.id, f.subject)] = f
-    findings = [found[k] for k in keys if k in found]
-    rebuilt = plan_fixes(ctx, findings, include_disruptive=True)
-    fresh = [(c.path, c.after) for c in rebuilt.changes if isinstance(c, WriteFile) and c.after is not None]
-    for it, c in missing:
-        data = next((d for p, d in fresh if p == c.path and plan.content_matches(d, c.after_sha256)), None)
-        if data is None:
-            raise UsageError(f"{source}: the secret content for {c.path} cannot be rebuilt as reviewed "
-                             f"(the source changed): make a new plan")
-        c.after = data
-        c.after_sha256 = sha256(data)
-    plan.load_before(ctx.host)
 
 
 def print_plan(plan, args) -> None:
@@ -111,38 +75,36 @@ def print_plan(plan, args) -> None:
         return
     _out(args, plan.diff(mask_secrets=True))
     n_apply = len(plan.applicable())
-    manual = [it for it in plan.items if it.safety == "manual"]
+    manual = [it for it in plan.items if it.safety == Safety.MANUAL]
     _out(args, f"\n{n_apply} fix(es) with {len(plan.changes)} change(s) to apply"
                + (f"; {len(manual)} to do by hand (shown above, never applied)" if manual else "") + ".\n")
 
 
-def confirm(plan, args, ctx):
+def confirm(plan, args, session):
     """Ask on the terminal: once for the safe fixes, once per disruptive fix. Returns the plan to apply."""
-    from dockfix.workflow import subset_plan
-
     if args.yes:
         return plan
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("no terminal to confirm on: pass --yes to apply without asking (or --dry-run to only look)")
-    keep = []
-    safe = [it for it in plan.applicable() if it.safety == "safe"]
-    if safe and _ask(f"Apply the {len(safe)} safe fix(es) above?"):
-        keep.extend(safe)
+    declined = set()
+    safe = [it for it in plan.applicable() if it.safety == Safety.SAFE]
+    if safe and not _ask(f"Apply the {len(safe)} safe fix(es) above?"):
+        declined |= {(it.check_id, it.subject) for it in safe}
     for it in plan.applicable():
-        if it.safety == "disruptive" and _ask(f"Apply disruptive fix {it.check_id} ({it.subject})? {it.impact}"):
-            keep.append(it)
-    if len(keep) == len(plan.applicable()):
+        if it.safety == Safety.DISRUPTIVE and not _ask(f"Apply disruptive fix {it.check_id} ({it.subject})? {it.impact}"):
+            declined.add((it.check_id, it.subject))
+    if not declined:
         return plan
-    if getattr(args, "plan", None) and keep:
+    if getattr(args, "plan", None) and len(declined) < len(plan.applicable()):
         raise UsageError(f"{args.plan}: apply a reviewed plan whole (answer yes to every fix) or make a new plan")
-    sub = subset_plan(ctx, plan, keep)
-    if keep and [it.diff() for it in sub.applicable()] != [it.diff() for it in keep]:
+    replan = session.decline(plan, declined)
+    if replan.changed:
         # a kept fix built on a declined one: its diff changed, so it is shown and asked again
         _out(args, "\nWithout the declined fixes, the others change to:\n\n")
-        print_plan(sub, args)
+        _out(args, "\n".join(it.diff(mask_secrets=True) for it in replan.changed))
         if not _ask("Apply these?"):
             return type(plan)([], plan.root, plan.created)
-    return sub
+    return replan.plan
 
 
 def _ask(question: str) -> bool:
@@ -155,14 +117,15 @@ def _ask(question: str) -> bool:
 
 # ---------------------------------------------------------------------- dockfix --apply
 def cmd_apply(args: argparse.Namespace) -> int:
+    from dockfix.changes import PlanError
     from dockfix.journal import JournalBusy, JournalError
-    from dockfix.plan import PlanError
-    from dockfix.workflow import apply_plan, rescan
+    from dockfix.workflow import FixSession
 
     if not args.dry_run:
         need_root(args, "dockfix --apply")
     ctx = make_context(args)
-    plan, _ = build_plan(args, ctx)
+    session = FixSession(ctx, restart_daemon=args.restart_daemon)
+    plan, _ = build_plan(args, session)
     as_json = args.format == "json"
     doc: dict = {"root": ctx.host.root, "dry_run": args.dry_run, "plan": _plan_summary(plan), "txid": None,
                  "applied": [], "results": [], "actions": [], "error": None, "rolled_back": False}
@@ -175,7 +138,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         elif args.dry_run and plan.applicable():
             _out(args, "Dry run: nothing was changed.\n")
         return EXIT_OK
-    chosen = confirm(plan, args, ctx)
+    chosen = confirm(plan, args, session)
     if not chosen.applicable():
         _out(args, "Nothing applied.\n")
         return EXIT_OK
@@ -185,7 +148,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             _err(f"[{p.step}/{p.total}] {p.change.summary().splitlines()[0]}")
 
     try:
-        res = apply_plan(ctx.host, chosen, yes=True, on_step=on_step, restart_daemon=args.restart_daemon)
+        res = session.apply(chosen, on_step=on_step)
     except (JournalBusy, PlanError) as e:
         _err(f"dockfix: {e}")
         if as_json:
@@ -205,16 +168,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if as_json:
             _out(args, json.dumps(doc, indent=2) + "\n")
         return code
-    findings = rescan(ctx, [it.check_id for it in chosen.applicable()])
-    all_fixed = True
-    for it in chosen.applicable():
-        after = [f for f in findings if f.id == it.check_id and f.subject == it.subject]
-        status = after[0].status.value if after else "gone"
-        fixed = status in ("pass", "manual")  # manual: no longer failing, left to judgment (e.g. 2.17)
-        all_fixed &= fixed
-        doc["applied"].append({"check_id": it.check_id, "subject": it.subject, "safety": it.safety})
-        doc["results"].append({"check_id": it.check_id, "subject": it.subject, "status": status, "fixed": fixed,
-                               "evidence": after[0].evidence if after else ""})
+    verdicts = session.verify(chosen)
+    all_fixed = all(v.fixed for v in verdicts)
+    for v in verdicts:
+        doc["applied"].append({"check_id": v.check_id, "subject": v.subject, "safety": v.safety.value})
+        doc["results"].append(v.to_json())
     if as_json:
         _out(args, json.dumps(doc, indent=2) + "\n")
     else:
@@ -229,7 +187,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _plan_summary(plan) -> list[dict]:
-    return [{"check_id": it.check_id, "subject": it.subject, "safety": it.safety, "impact": it.impact,
+    return [{"check_id": it.check_id, "subject": it.subject, "safety": it.safety.value, "impact": it.impact,
              "notes": it.notes, "daemon_action": it.daemon_action,
              "changes": [c.summary().replace("\n", " ").strip() for c in it.changes]} for it in plan.items]
 
@@ -247,9 +205,12 @@ def add_apply_options(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------- dockfix plan
 def cmd_plan(args: argparse.Namespace) -> int:
+    from dockfix.changes import PlanError
+    from dockfix.plan import host_key
+    from dockfix.workflow import FixSession
+
     ctx = make_context(args)
-    plan, _ = build_plan(args, ctx)
-    from dockfix.plan import PlanError, host_key
+    plan, _ = build_plan(args, FixSession(ctx))
 
     key = None
     if args.output or args.format == "json":
@@ -258,7 +219,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         except (PlanError, OSError) as e:
             raise UsageError(f"cannot create the plan key: {e}") from None
     if args.output:
-        from dockfix.cli import write_output
+        from dockfix.cli.common import write_output
 
         write_output(args.output, plan.dumps(key), mode=0o644)  # never writable by others: root applies it
     if args.format == "json" and not args.output:
@@ -347,7 +308,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     except PermissionError:
         raise UsageError("/var/lib/dockfix/journal: permission denied "
-                         f"(the journal is readable by root only)") from None
+                         "(the journal is readable by root only)") from None
     if args.format == "json":
         _out(args, json.dumps([t.to_json() for t in txs], indent=2) + "\n")
         return EXIT_OK
@@ -374,5 +335,3 @@ def build_journal_parser(sub) -> None:
     add_host_options(p)
     p.set_defaults(func=cmd_journal)
 
-
-SUBCOMMANDS = [build_plan_parser, build_rollback_parser, build_journal_parser]

@@ -1,7 +1,6 @@
 """`dockfix demo` and `dockfix walkthrough`: a practice host that is safe to break.
 
-Only argument parsing lives here (cli.py imports this module for every command, so it stays
-light); the host is built by dockfix.demo.host, the lesson lives in dockfix.demo.walkthrough, and
+Only the commands live here; the host is built by dockfix.demo.host, the lesson lives in dockfix.demo.walkthrough, and
 Textual is imported only when the app is opened.
 """
 
@@ -60,12 +59,10 @@ def build_walkthrough_parser(sub) -> None:
     p.set_defaults(func=cmd_walkthrough)
 
 
-SUBCOMMANDS = [build_demo_parser, build_walkthrough_parser]
-
 
 # ---------------------------------------------------------------------- commands
 def _build(args):
-    from dockfix.cli import UsageError
+    from dockfix.cli.common import UsageError
     from dockfix.demo.host import DemoError, build_demo
 
     try:
@@ -78,7 +75,7 @@ def _load_notes(notes_arg):
     """The team notes (--notes, or this machine's config files), read before anything is built."""
     import argparse
 
-    from dockfix.cli import load_notes
+    from dockfix.cli.common import load_notes
 
     return load_notes(argparse.Namespace(notes=notes_arg, root="/"))
 

@@ -6,9 +6,8 @@ Textual is imported only on the app branch, and only when it is taken.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from dockfix.cli import EXIT_USAGE, UsageError, add_host_options, add_selection_options
+from dockfix.cli.common import UsageError, add_host_options, add_selection_options
 
 APPLY_ONLY = ("yes", "dry_run", "plan", "include_disruptive", "restart_daemon")
 
@@ -38,12 +37,6 @@ def main(argv: list[str]) -> int:
     given = [f"--{name.replace('_', '-')}" for name in APPLY_ONLY if getattr(args, name)]
     if given or args.format != "text":
         raise UsageError(f"{', '.join(given) or '--format'} only goes with --apply")
-    try:
-        from dockfix.tui.launch import run_app  # imports Textual, once the scan has started
-    except ModuleNotFoundError as e:
-        if e.name not in ("dockfix.tui.app", "textual"):
-            raise
-        print("dockfix: the interactive app is not available in this build; try `dockfix scan` or "
-              "`dockfix --apply`", file=sys.stderr)
-        return EXIT_USAGE
+    from dockfix.cli.app import run_app  # imports Textual, once the scan has started
+
     return run_app(args)

@@ -207,7 +207,7 @@ class DemoHost:
     def context(self):
         """A scan Context on this demo host."""
         from dockfix.host import Host
-        from dockfix.scan import Context
+        from dockfix.context import Context
 
         host = Host(root=str(self.root), docker_host=self.docker_host, engine=self.engine is not None)
         return Context(host=host, paths=[PROJECT], compose=[])

@@ -28,7 +28,6 @@ from typing import Any
 PROGRESS_VERSION = 1
 
 LOOK, DIFF, APPLIED, ROLLED_BACK = "look", "diff", "applied", "rolled back"
-STAGES = (LOOK, DIFF, APPLIED, ROLLED_BACK)
 
 
 @dataclass(frozen=True)
@@ -240,13 +239,8 @@ class Walkthrough:
         step.passing = []
         step.plan, step.diff = None, ""
         if step.findings:
-            try:
-                from dockfix import workflow
-            except ImportError:
-                workflow = None
-            if workflow is not None:
-                step.plan = workflow.plan_fixes(ctx, step.findings, include_disruptive=True)
-                step.diff = step.plan.diff() if step.plan.changes else ""
+            step.plan = self._session().plan(step.findings, include_disruptive=True)
+            step.diff = step.plan.diff() if step.plan.changes else ""
         if step.state == "new":
             step.state = "seen"
         if step.stage not in (APPLIED,):
@@ -264,34 +258,33 @@ class Walkthrough:
 
     def apply(self, step: Step | None = None) -> Step:
         """Apply the step's fix through the journal, then run its checks again."""
-        from dockfix import workflow
-
         step = step or self.step
         if step.plan is None:
             self.look(step)
         if not step.can_fix:
             raise WalkthroughError("this step has no automatic fix: follow the advice shown and mark it done")
-        result = workflow.apply_plan(self._ctx().host, step.plan, yes=True)
+        session = self._session()
+        result = session.apply(step.plan)
         if result.error or not result.txid:
             raise WalkthroughError(f"the fix was not applied: {result.error or 'nothing to do'}"
                                    + (" (every change was rolled back)" if result.rolled_back else ""))
         step.txid = result.txid
+        verdicts = session.verify(step.plan)
         step.passing = self._rescan(step)
         step.stage = APPLIED
-        still = [f for f in step.passing if f.status.value == "fail"]
+        still = [v for v in verdicts if not v.fixed]
         step.message = ("the check passes now" if not still else
-                        f"{len(still)} finding(s) still fail: " + "; ".join(f"{f.id} {f.subject}" for f in still))
+                        f"{len(still)} finding(s) not fixed: "
+                        + "; ".join(f"{v.check_id} {v.subject} ({v.status})" for v in still))
         self.save()
         return step
 
     def rollback(self, step: Step | None = None) -> Step:
         """Undo the step's transaction from the journal; the finding is back as it was."""
-        from dockfix import workflow
-
         step = step or self.step
         if not step.txid:
             raise WalkthroughError("nothing to roll back: apply the fix first")
-        result = workflow.rollback(self._ctx().host, step.txid)
+        result = self._session().rollback(step.txid)
         if result.refused_paths:
             raise WalkthroughError("rollback refused for " + ", ".join(result.refused_paths)
                                    + ": they were changed after the fix")
@@ -313,10 +306,13 @@ class Walkthrough:
         self.save()
         return step
 
-    def _rescan(self, step: Step) -> list:
-        from dockfix import workflow
+    def _session(self):
+        from dockfix.workflow import FixSession
 
-        found = workflow.rescan(self._ctx(), step.check_ids)
+        return FixSession(self._ctx())
+
+    def _rescan(self, step: Step) -> list:
+        found = self._session().rescan(step.check_ids)
         subjects = {f.key for f in step.findings}
         return [f for f in found if f.key in subjects] or found
 

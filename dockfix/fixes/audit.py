@@ -10,9 +10,11 @@ loads its rules.
 
 from __future__ import annotations
 
-from dockfix.fixes import SAFE
-from dockfix.model import REGISTRY
-from dockfix.plan import PlanItem, WriteFile, parents_to_make, staged_state, staged_text
+from dockfix.changes import WriteFile, parents_to_make, staged_state, staged_text
+from dockfix.checks.host_config import AUDIT_TARGETS, audit_check_id
+from dockfix.fixes import item as plan_item
+from dockfix.model import get_check
+from dockfix.plan import PlanItem
 
 RULES_FILE = "/etc/audit/rules.d/docker.rules"
 HEADER = ("# Audit rules for Docker's files (CIS Docker Benchmark 1.1.3-1.1.18), written by dockfix.\n"
@@ -28,7 +30,7 @@ def build(ctx, finding) -> PlanItem | list:
     path = finding.data.get("path") or finding.subject
     text = staged_text(ctx, RULES_FILE)
     line = rule_line(path)
-    item = PlanItem(finding.id, finding.subject, finding.title, SAFE, "", post=[LOAD])
+    item = plan_item(finding, post=[LOAD])
     if text is None:
         item.changes = [*parents_to_make(ctx, RULES_FILE), WriteFile(path=RULES_FILE, after=(HEADER + line).encode(),
                                                                     mode=0o640, uid=0, gid=0)]
@@ -46,13 +48,5 @@ def build(ctx, finding) -> PlanItem | list:
     return item
 
 
-def _attach() -> None:
-    for check in list(REGISTRY.values()):
-        cis = check.cis or ""
-        parts = cis.split(".")
-        if len(parts) == 3 and parts[:2] == ["1", "1"] and 3 <= int(parts[2]) <= 18:
-            check.fix(safety=SAFE, impact="The kernel records every write and attribute change to this path in the "
-                      "audit log (key 'docker'); the log grows a little, nothing else changes.")(build)
-
-
-_attach()
+for _cis, _ in AUDIT_TARGETS:
+    get_check(audit_check_id(_cis)).fix(build)

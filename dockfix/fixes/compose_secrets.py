@@ -12,26 +12,24 @@ For each variable:
 * the value goes to ``secrets/<service>_<VAR>`` beside the compose file, declared in the
   top-level ``secrets:`` (``file: ./secrets/<name>``) and listed in the service's ``secrets:``,
   so the engine mounts it at ``/run/secrets/<name>``;
-* the variable is replaced the way the image reads it (see :mod:`dockfix.fixes.image_recipes`):
+* the variable is replaced the way the image reads it (see :mod:`dockfix.sources.image_recipes`):
   ``<VAR>_FILE: /run/secrets/<name>``; for the MySQL exporter the secret is a ``[client]`` option
   file and the command gets ``--config.my-cnf=/run/secrets/<name>``; for an unknown image the
   same ``_FILE`` pointer is set and the application must be taught to read the file.
 
-Also here: :func:`mask_yaml` and :func:`mask_dotenv`, which hide secret values in diffs of such
-files (registered in :data:`dockfix.plan.DIFF_MASKERS`).
+The masking of such files for diffs lives with the one secret detector (dockfix.sources.secrets).
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import re
 from dataclasses import dataclass, field
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dockfix.fixes import ManualFix
-from dockfix.fixes.image_recipes import (
+from dockfix.sources.image_recipes import (
     FileEnv,
     MyCnf,
     RecipeError,
@@ -315,94 +313,3 @@ def dotenv_without(text: str, names: list[str]) -> str:
             continue
         out.append(line)
     return "".join(out)
-
-
-# ---------------------------------------------------------------------- masking for diffs
-def _secretish(name: str) -> bool:
-    from dockfix.sources.secrets import is_secret_name
-
-    return is_secret_name(name)
-
-
-_BARE_DSN = re.compile(r"^[^\s:/@]+:[^\s@]+@(?:tcp|unix)?\(")
-
-
-def _creds(value: str) -> bool:
-    from dockfix.sources.secrets import has_url_credentials
-
-    return has_url_credentials(value) or bool(_BARE_DSN.search(value))
-
-
-def mask_yaml(text: str, path: str = "yaml") -> str | None:
-    """``text`` with every secret-looking value replaced by ``<secret, N bytes>``; None when it
-    cannot be parsed (the caller then hides the whole file)."""
-    try:
-        yt = YamlText(text.lstrip("\ufeff"), path)
-    except CheckError:
-        return None
-    offset = len(text) - len(text.lstrip("\ufeff"))
-    spans: list[tuple[int, int, str]] = []
-
-    def hide(node: ScalarNode, keep: str = "") -> None:
-        value = str(node.value)
-        shown = keep + f"<secret, {len(value.encode()) - len(keep.encode())} bytes>"
-        spans.append((node.start_mark.index, node.end_mark.index, render_scalar(shown) if keep else shown))
-
-    seen: set[int] = set()
-
-    def walk(n: Node, key: str | None) -> None:
-        if id(n) in seen:
-            return
-        seen.add(id(n))
-        if isinstance(n, MappingNode):
-            for k, v in n.value:
-                kname = str(k.value) if isinstance(k, ScalarNode) else None
-                walk(v, kname)
-        elif isinstance(n, SequenceNode):
-            for v in n.value:
-                walk(v, None)
-        elif isinstance(n, ScalarNode) and n.value not in (None, "") and not n.tag.endswith(":null"):
-            value = str(n.value)
-            if key is not None and _secretish(key):
-                hide(n)
-            elif key is None and "=" in value and _secretish(value.split("=", 1)[0].strip()):
-                hide(n, value.split("=", 1)[0] + "=")
-            elif _creds(value):
-                hide(n)
-
-    if yt.root is not None:
-        walk(yt.root, None)
-    body = text[offset:]
-    for start, end, rep in sorted(spans, reverse=True):
-        body = body[:start] + rep + body[end:]
-    # a hidden scalar may span lines: keep the line count stable enough for a readable diff
-    return text[:offset] + body
-
-
-def mask_dotenv(text: str) -> str:
-    """``.env`` text with every value hidden (any of them may be interpolated into a password)."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        m = re.match(r"^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*)(.*?)(\r?\n?)$", line)
-        if m and m.group(2) and not line.lstrip().startswith("#"):
-            out.append(f"{m.group(1)}<secret, {len(m.group(2).encode())} bytes>{m.group(3)}")
-        else:
-            out.append(line)
-    return "".join(out)
-
-
-def is_compose_path(path: str) -> bool:
-    from dockfix.sources.compose import is_compose_name
-
-    return is_compose_name(os.path.basename(path))
-
-
-def diff_masker(path: str, text: str) -> str | None:
-    """Masker for diffs (registered in dockfix.plan): compose files and .env files."""
-    base = os.path.basename(path)
-    if base == ".env" or base.endswith(".env"):
-        return mask_dotenv(text)
-    if is_compose_path(path) or base in ("config.yml", "config.yaml"):
-        masked = mask_yaml(text, path)
-        return masked
-    return None

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import re
 
-from dockfix.fixes import DISRUPTIVE
-from dockfix.model import REGISTRY
-from dockfix.plan import PlanItem, WriteFile, staged_state, staged_text
+from dockfix.changes import WriteFile, staged_state, staged_text
+from dockfix.checks.notes import content_trust
+from dockfix.fixes import item
+from dockfix.plan import PlanItem
 
 ENVIRONMENT = "/etc/environment"
 VAR = "DOCKER_CONTENT_TRUST"
 TRUE_WORDS = {"1", "t", "T", "true", "TRUE", "True"}
-
-IMPACT = ("Content trust is retired: with a docker CLI older than 29.0 and the variable set, pulls of Docker "
-          "Official Images fail (signing certificates expiring since August 2025) and every content-trust pull fails "
-          "once notary.docker.io shuts down on 2026-12-08; a 29.0 or later CLI ignores the variable.")
 
 WARNING = [
     "Content trust is retired: Docker no longer signs Docker Official Images with it, and their signing "
@@ -46,6 +43,7 @@ def _write(ctx, path: str, text: str | None, new: str) -> WriteFile:
     return WriteFile(path=path, after=new.encode(), mode=st.mode, uid=st.uid, gid=st.gid)
 
 
+@content_trust.fix
 def build(ctx, finding) -> PlanItem | list:
     # the check fails because the variable is not set, or is set to something false where it is read last:
     # turn every such line into =1 (a later /etc/profile.d line would override /etc/environment), or add
@@ -68,8 +66,4 @@ def build(ctx, finding) -> PlanItem | list:
             return []  # already set
         new = (text or "") + ("" if not text or text.endswith("\n") else "\n") + f"{VAR}=1\n"
         changes.append(_write(ctx, ENVIRONMENT, text, new))
-    return PlanItem(finding.id, finding.subject, finding.title, DISRUPTIVE, IMPACT, changes, list(WARNING))
-
-
-if "content-trust" in REGISTRY:
-    REGISTRY["content-trust"].fix(safety=DISRUPTIVE, impact=IMPACT)(build)
+    return item(finding, changes, WARNING)

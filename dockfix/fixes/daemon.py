@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockfix.fixes import DISRUPTIVE, SAFE, ManualFix
+from dockfix.checks import daemon as daemon_checks
+from dockfix.fixes import ManualFix, item
 from dockfix.sources.jsonedit import JsonEditError, remove_member, set_member
-from dockfix.model import REGISTRY
-from dockfix.plan import PlanItem, WriteFile, parents_to_make, staged_state, staged_text
+from dockfix.changes import WriteFile, parents_to_make, staged_state, staged_text
+from dockfix.plan import PlanItem
 
 #: daemon.json keys dockerd applies on reload (SIGHUP); anything else needs a restart.
 RELOADABLE = {"debug", "labels", "live-restore", "insecure-registries", "registry-mirrors", "max-concurrent-downloads",
@@ -70,7 +71,7 @@ def edit_daemon_json(ctx, finding, key: str, value: Any = None, remove: bool = F
         st = staged_state(ctx, path)
         changes.append(WriteFile(path=path, after=new.encode(), mode=st.mode, uid=st.uid, gid=st.gid))
     action = daemon_action(key)
-    return PlanItem(finding.id, finding.subject, finding.title, SAFE, "", changes, list(notes or []), daemon_action=action)
+    return item(finding, changes, notes, daemon_action=action)
 
 
 def _indent(text: str | None) -> str:
@@ -82,36 +83,27 @@ def _indent(text: str | None) -> str:
     return "  "
 
 
-def _fix(check_id: str, safety: str, impact: str):
-    return REGISTRY[check_id].fix(safety=safety, impact=impact)
-
-
-@_fix("icc", DISRUPTIVE, "After dockerd restarts, containers on the default bridge can no longer reach each other "
-      "unless linked; containers on user-defined networks are not affected.")
+@daemon_checks.icc.fix
 def _icc(ctx, finding):
     return edit_daemon_json(ctx, finding, "icc", False)
 
 
-@_fix("log-level", SAFE, "The daemon logs at 'info' after it restarts: the events an investigation needs, without "
-      "debug output; no container is affected.")
+@daemon_checks.log_level.fix
 def _log_level(ctx, finding):
     return edit_daemon_json(ctx, finding, "log-level", "info")
 
 
-@_fix("iptables", DISRUPTIVE, "After dockerd restarts it writes its own iptables rules again; a firewall managed "
-      "by hand or by another tool may need to make room for them.")
+@daemon_checks.iptables.fix
 def _iptables(ctx, finding):
     return edit_daemon_json(ctx, finding, "iptables", True)
 
 
-@_fix("insecure-registries", DISRUPTIVE, "Pulls and pushes to the registries removed from insecure-registries fail "
-      "until they serve a certificate the host trusts.")
+@daemon_checks.insecure_registries.fix
 def _insecure(ctx, finding):
     return edit_daemon_json(ctx, finding, "insecure-registries", remove=True)
 
 
-@_fix("dm-basesize", DISRUPTIVE, "New containers on devicemapper get the default base size after dockerd restarts; "
-      "existing ones keep theirs.")
+@daemon_checks.dm_basesize.fix
 def _dm_basesize(ctx, finding):
     opts = (ctx.daemon().from_json.get("storage-opts"))
     keep = [o for o in (opts.value if opts else []) if not str(o).startswith("dm.basesize")]
@@ -120,8 +112,7 @@ def _dm_basesize(ctx, finding):
     return edit_daemon_json(ctx, finding, "storage-opts", remove=True)
 
 
-@_fix("no-new-privileges", DISRUPTIVE, "Containers created after dockerd restarts cannot gain privileges through "
-      "setuid or setgid programs; images that rely on sudo or su inside the container stop working that way.")
+@daemon_checks.no_new_privileges.fix
 def _nnp(ctx, finding):
     return edit_daemon_json(ctx, finding, "no-new-privileges", True)
 
@@ -130,8 +121,7 @@ def _in_swarm(ctx) -> bool:
     return ctx.host.lstat("/var/lib/docker/swarm/docker-state.json") is not None
 
 
-@_fix("live-restore", SAFE, "Running containers keep running while dockerd is stopped, restarted or upgraded; "
-      "dockerd picks the setting up on reload.")
+@daemon_checks.live_restore.fix
 def _live_restore(ctx, finding):
     if _in_swarm(ctx):
         raise ManualFix("this host is a swarm node (/var/lib/docker/swarm/docker-state.json): live-restore cannot be "
@@ -139,14 +129,12 @@ def _live_restore(ctx, finding):
     return edit_daemon_json(ctx, finding, "live-restore", True)
 
 
-@_fix("userland-proxy", DISRUPTIVE, "After dockerd restarts, published ports are served by iptables NAT alone; "
-      "reaching a published port from the host itself through localhost may stop working on some setups.")
+@daemon_checks.userland_proxy.fix
 def _userland_proxy(ctx, finding):
     return edit_daemon_json(ctx, finding, "userland-proxy", False)
 
 
-@_fix("seccomp-profile", DISRUPTIVE, "Containers created after dockerd restarts get Docker's default seccomp "
-      "profile instead of none; programs making blocked system calls fail.")
+@daemon_checks.seccomp_profile.fix
 def _seccomp(ctx, finding):
     if ctx.daemon().get("seccomp-profile") is None:
         raise ManualFix("seccomp is reported missing by the engine, not disabled in daemon.json: the kernel or the "
@@ -154,7 +142,6 @@ def _seccomp(ctx, finding):
     return edit_daemon_json(ctx, finding, "seccomp-profile", remove=True)
 
 
-@_fix("experimental", DISRUPTIVE, "Experimental features are switched off after dockerd restarts; anything using "
-      "them (e.g. checkpoints) stops working.")
+@daemon_checks.experimental.fix
 def _experimental(ctx, finding):
     return edit_daemon_json(ctx, finding, "experimental", False)

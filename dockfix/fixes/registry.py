@@ -14,18 +14,17 @@ import copy
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from dockfix.checks.notes import registry_https, registry_s3_encryption, registry_setups
-from dockfix.fixes import DISRUPTIVE, MANUAL, ManualFix
+from dockfix.fixes import ManualFix, item
 from dockfix.fixes.secrets import stage_spec, staged_spec
 from dockfix.sources.yaml_edit import EditError, YamlText, plain, render_scalar, verify
 from dockfix.model import CheckError, Finding
-from dockfix.plan import PlanItem, UpdateService, WriteFile, staged_text
+from dockfix.changes import UpdateService, WriteFile, staged_text
+from dockfix.plan import PlanItem
 
 ENCRYPT_VAR = "REGISTRY_STORAGE_S3_ENCRYPT"
 NOT_RETROACTIVE = ("objects already stored in the bucket are NOT re-encrypted: only new uploads are. To encrypt the "
                    "old ones, turn on the bucket's default encryption and copy every object onto itself (for AWS: "
                    "aws s3 cp s3://BUCKET/ s3://BUCKET/ --recursive --sse AES256)")
-IMPACT = ("New image layers are stored encrypted by S3; the registry must be restarted or redeployed to use the "
-          "setting (a swarm service is updated at once).")
 
 
 def _setup(ctx, subject: str):
@@ -36,7 +35,7 @@ def _setup(ctx, subject: str):
     raise ManualFix(f"{subject}: the registry is no longer found")
 
 
-@registry_s3_encryption.fix(safety=DISRUPTIVE, impact=IMPACT)
+@registry_s3_encryption.fix
 def s3_encrypt(ctx, finding: Finding) -> PlanItem:
     r = _setup(ctx, finding.subject)
     kind, _, name = finding.subject.partition(":")
@@ -56,8 +55,7 @@ def s3_encrypt(ctx, finding: Finding) -> PlanItem:
     else:
         raise ManualFix(f"{finding.subject}: a container's environment cannot be changed in place: recreate it with "
                         f"-e {ENCRYPT_VAR}=true (or set storage.s3.encrypt: true in its config.yml). {NOT_RETROACTIVE}")
-    return PlanItem(check_id=finding.id, subject=finding.subject, title=finding.title, safety=DISRUPTIVE, impact=IMPACT,
-                    changes=changes, notes=[f"sets {where}", NOT_RETROACTIVE])
+    return item(finding, changes, [f"sets {where}", NOT_RETROACTIVE])
 
 
 def _config_change(ctx, path: str) -> WriteFile:
@@ -151,8 +149,7 @@ def _service_change(ctx, name: str) -> UpdateService:
     return stage_spec(ctx, svc["ID"], spec)
 
 
-@registry_https.fix(safety=MANUAL, impact="The registry and its clients must be given the certificate; every client "
-                    "that listed it in insecure-registries can drop that entry.")
+@registry_https.fix
 def https_steps(ctx, finding: Finding) -> PlanItem:
     raise ManualFix(
         "TLS needs a certificate dockfix cannot make for you. Put the certificate (with its chain) and key on the "

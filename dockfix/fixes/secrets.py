@@ -14,7 +14,7 @@ One builder, three kinds of subject (see the check in dockfix/checks/notes.py):
 
 No value is ever put in a plan file: a file holding one is written as a secret WriteFile (its
 content is rebuilt from the host when a plan file is applied, and used only if its sha256 matches),
-and a swarm secret's bytes are read again from the service at apply time (:func:`derive_service_env`).
+and a swarm secret's bytes are read again from the service at apply time (:func:`dockfix.changes.swarm.service_env_secret`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import secrets as _random
 from typing import Any
 
 from dockfix.checks.notes import Deployment, Var, env_password, secret_vars
-from dockfix.fixes import DISRUPTIVE, ManualFix
+from dockfix.fixes import ManualFix, item
 from dockfix.fixes.compose_secrets import (
     SECRETS_DIR,
     Conversion,
@@ -33,7 +33,7 @@ from dockfix.fixes.compose_secrets import (
     dotenv_without,
     secret_name,
 )
-from dockfix.fixes.image_recipes import (
+from dockfix.sources.image_recipes import (
     FileEnv,
     MyCnf,
     RecipeError,
@@ -42,29 +42,17 @@ from dockfix.fixes.image_recipes import (
     repository,
 )
 from dockfix.model import CheckError, Finding
-from dockfix.plan import (
-    CreateSecret,
-    MakeDir,
-    PlanItem,
-    UpdateService,
-    WriteFile,
-    staged_state,
-    staged_text,
-)
+from dockfix.sources.compose import COMPOSE_FILES_LABEL, COMPOSE_SERVICE_LABEL, COMPOSE_WORKDIR_LABEL, STACK_LABEL
+from dockfix.changes import CreateSecret, MakeDir, UpdateService, WriteFile, staged_state, staged_text
+from dockfix.changes.swarm import env_value as _env_value
+from dockfix.plan import PlanItem
 
 #: Label put on every swarm secret dockfix creates.
 MADE_BY_LABEL = "io.dockfix.made-by"
-COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
-COMPOSE_DIR_LABEL = "com.docker.compose.project.working_dir"
-COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
-STACK_LABEL = "com.docker.stack.namespace"
-
-IMPACT = ("The workload gets its password from a file under /run/secrets/ instead of an environment variable; "
-          "it must be redeployed (docker compose up -d, docker stack deploy) to use it, and a swarm service is "
-          "updated at once (its tasks restart).")
 
 
-@env_password.fix(safety=DISRUPTIVE, impact=IMPACT)
+
+@env_password.fix
 def move_to_secrets(ctx, finding: Finding) -> PlanItem | list:
     kind, _, name = finding.subject.partition(":")
     if kind == "compose":
@@ -187,8 +175,7 @@ def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | l
                  "an application that runs as another user needs read access")
     if out.unknown_image:
         notes.append("kept disruptive: the image is not known to read a *_FILE variable")
-    return PlanItem(check_id=finding.id, subject=finding.subject, title=finding.title, safety=DISRUPTIVE,
-                    impact=IMPACT, changes=changes, notes=notes)
+    return item(finding, changes, notes)
 
 
 def _gitignore(ctx, folder: str, names: list[str], uid: int, gid: int) -> list[WriteFile]:
@@ -217,7 +204,7 @@ def container_item(ctx, finding: Finding, name: str) -> PlanItem | list:
     files = [f.strip() for f in str(labels.get(COMPOSE_FILES_LABEL) or "").split(",") if f.strip()]
     service = labels.get(COMPOSE_SERVICE_LABEL)
     if files and service:
-        workdir = labels.get(COMPOSE_DIR_LABEL) or "/"
+        workdir = labels.get(COMPOSE_WORKDIR_LABEL) or "/"
         for f in files:
             p = os.path.normpath(f if f.startswith("/") else os.path.join(workdir, f))
             if not ctx.host.is_file(p):
@@ -269,14 +256,6 @@ def stage_spec(ctx, sid: str, spec: dict) -> UpdateService:
     return UpdateService(service_id=sid, new_spec=spec, before_spec=before)
 
 
-def _env_value(env: list[str], var: str) -> str | None:
-    for item in env:
-        k, sep, v = item.partition("=")
-        if k == var and sep:
-            return v
-    return None
-
-
 def service_item(ctx, finding: Finding, name: str) -> PlanItem:
     from dockfix.checks.notes import _engine_env
 
@@ -288,8 +267,7 @@ def service_item(ctx, finding: Finding, name: str) -> PlanItem:
     image = str(cs.get("Image") or "").split("@", 1)[0]
     flagged = [v for v, _ in secret_vars(Deployment(finding.subject, image, _engine_env(env)))]
     if not flagged:
-        return PlanItem(check_id=finding.id, subject=finding.subject, title=finding.title, safety=DISRUPTIVE,
-                        impact=IMPACT)
+        return item(finding)
     taken = {s.name for s in ctx.host.docker.secrets.list()}
     refs = list(cs.get("Secrets") or [])
     targets = {(r.get("File") or {}).get("Name") for r in refs}
@@ -354,22 +332,4 @@ def service_item(ctx, finding: Finding, name: str) -> PlanItem:
     if labels.get(STACK_LABEL):
         notes.append(f"this service belongs to stack {labels[STACK_LABEL]}: fix the stack's compose file too, or the "
                      "next docker stack deploy puts the variable back")
-    return PlanItem(check_id=finding.id, subject=finding.subject, title=finding.title, safety=DISRUPTIVE,
-                    impact=IMPACT, changes=changes, notes=notes)
-
-
-def derive_service_env(host, ref: dict) -> bytes:
-    """The secret of a CreateSecret planned from a service's variable, read again at apply time."""
-    from dockfix.plan import PlanError
-
-    svc = host.docker.api.inspect_service(ref["service_id"])
-    env = (((svc.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or []
-    value = _env_value(env, ref["var"])
-    if value is None:
-        raise PlanError(f"service {ref['service_id']}: {ref['var']} is no longer set; plan again")
-    if ref.get("recipe") == "mycnf":
-        try:
-            return mycnf(ref["var"], value)
-        except RecipeError as e:
-            raise PlanError(f"service {ref['service_id']}: {e}") from None
-    return value.encode("utf-8")
+    return item(finding, changes, notes)

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from dockfix.model import Safety
 from dockfix.screens import render
 
 
@@ -18,7 +19,7 @@ def split_plan(plan: Any) -> tuple[list, list]:
     """Plan items that change something, and those that only advise (manual, or no changes)."""
     applicable, manual = [], []
     for item in plan.items:
-        if getattr(item, "safety", "") == "manual" or not item.changes:
+        if item.safety == Safety.MANUAL or not item.changes:
             manual.append(item)
         else:
             applicable.append(item)

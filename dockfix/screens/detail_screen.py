@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,8 +13,17 @@ from textual.widgets import Footer, Markdown, Static
 from dockfix.model import Finding
 from dockfix.screens import render
 
-if TYPE_CHECKING:
-    from dockfix.screens.findings_screen import FindingsScreen
+
+class FindingActions(Protocol):
+    """What the detail page asks of the findings page (which owns marks, diffs and applies)."""
+
+    marked: set[tuple[str, str]]
+
+    def action_diff(self, finding: Finding | None = None) -> None: ...
+
+    def action_apply(self, finding: Finding | None = None) -> None: ...
+
+    def toggle_mark(self, finding: Finding) -> None: ...
 
 
 class DetailScreen(Screen):
@@ -25,7 +34,7 @@ class DetailScreen(Screen):
         Binding("a", "apply", "Apply"),
     ]
 
-    def __init__(self, finding: Finding, findings: "FindingsScreen") -> None:
+    def __init__(self, finding: Finding, findings: FindingActions) -> None:
         super().__init__()
         self.finding, self.findings_screen = finding, findings
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,19 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from dockfix.plan import Plan
 from dockfix.screens import render
-
-
-def plan_header(plan: Any, plain: bool = False) -> Text:
-    t = Text()
-    for item in plan.items:
-        t.append("● ", style="bold")
-        t.append_text(render.safety_text(item.safety, plain))
-        t.append(f"  {item.check_id}  {item.subject}\n", style="bold")
-        t.append(f"  impact: {item.impact}\n", style="" if plain else "dim")
-        for note in getattr(item, "notes", None) or []:
-            t.append(f"  note: {note}\n", style="italic")
-    return t
 
 
 class DiffScreen(Screen[str]):
@@ -34,13 +21,14 @@ class DiffScreen(Screen[str]):
         Binding("a", "apply", "Apply"),
     ]
 
-    def __init__(self, plan: Any) -> None:
+    def __init__(self, plan: Plan, title: str = "Review") -> None:
         super().__init__()
         self.plan = plan
+        self.title_text = title
 
     def compose(self) -> ComposeResult:
         n = len(self.plan.items)
-        yield Static(Text.assemble(("Review ", "bold"), render.plural(n, "fix"),
+        yield Static(Text.assemble((f"{self.title_text} ", "bold"), render.plural(n, "fix"),
                                    " · secrets are masked · a applies, Esc goes back"), id="banner")
         with VerticalScroll(id="diff-page"):
             diff = self.plan.diff()

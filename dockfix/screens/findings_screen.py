@@ -16,7 +16,7 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 
-from dockfix.model import Finding, Status
+from dockfix.model import STATUS_ORDER, Finding, Safety, Status
 from dockfix.screens import render
 from dockfix.screens.messages import (
     FindingsRescanned,
@@ -234,7 +234,7 @@ class FindingsScreen(Screen):
             if f.section != last_section:
                 last_section = f.section
                 c = Counter(x.status for x in by_section[f.section])
-                summary = " · ".join(f"{c[s]} {s.value}" for s in render.COUNT_ORDER if c[s])
+                summary = " · ".join(f"{c[s]} {s.value}" for s in STATUS_ORDER if c[s])
                 title = render.SECTIONS.get(f.section, f.section)
                 head, rest = render.split_words(title, widths["check"])
                 table.add_row(
@@ -389,7 +389,7 @@ class FindingsScreen(Screen):
 
     # ------------------------------------------------------------------ marking
     def _fixable(self, f: Finding) -> bool:
-        return f.status == Status.FAIL and bool(f.fix) and f.fix.get("safety") != "manual"
+        return f.status == Status.FAIL and bool(f.fix) and f.fix.get("safety") != Safety.MANUAL.value
 
     def action_mark(self) -> None:
         f = self.finding_at_cursor()
@@ -439,9 +439,6 @@ class FindingsScreen(Screen):
         self._start_plan([finding] if finding else self.targets(), "apply")
 
     def _start_plan(self, found: list[Finding], purpose: str) -> None:
-        if not self.app.core.plan_fixes:
-            self.notify("This build has no fix engine: nothing to preview.", severity="warning")
-            return
         found = [f for f in found if f is not None]
         fixable = [f for f in found if self._fixable(f)]
         if not fixable:
@@ -462,8 +459,8 @@ class FindingsScreen(Screen):
     def _plan(self, found: list[Finding], purpose: str) -> None:
         app = self.app
         try:
-            ctx = app.new_context()
-            plan = app.core.plan_fixes(ctx, found, include_disruptive=True)
+            self.session = app.core.session(app.new_context())
+            plan = self.session.plan(found, include_disruptive=True)
         except Exception as e:
             self.post_message(PlanFailed(f"{type(e).__name__}: {e}" if not str(e) else str(e)))
             return
@@ -516,7 +513,7 @@ class FindingsScreen(Screen):
             return
         declined: set[tuple[str, str]] = set()
         for item in applicable:
-            if getattr(item, "safety", "") == "disruptive":
+            if item.safety == Safety.DISRUPTIVE:
                 ok = await self.app.push_screen_wait(ConfirmModal(
                     f"Disruptive fix: {item.check_id}",
                     f"{item.title}\nsubject: {item.subject}\n\nimpact: {item.impact}\n\n"
@@ -526,33 +523,36 @@ class FindingsScreen(Screen):
                 if not ok:
                     declined.add((item.check_id, item.subject))
         if declined:
-            # Fixes of one file build on each other: plan the rest again without the declined ones.
-            keep = [f for f in findings if f.key not in declined]
-            if not keep:
-                self.notify("Nothing was changed.", timeout=3)
-                return
+            # Fixes of one file build on each other: plan the rest again without the declined ones,
+            # and show again (and ask again about) every kept fix whose diff changed.
             self.set_busy("Planning again without the declined fixes…")
             try:
-                ctx = self.app.new_context()
-                plan = await asyncio.to_thread(self.app.core.plan_fixes, ctx, keep, include_disruptive=True)
+                replan = await asyncio.to_thread(self.session.decline, plan, declined)
             except Exception as e:
                 self.rest()
                 self.post_message(PlanFailed(str(e) or type(e).__name__))
                 return
-            plan = dataclasses.replace(plan, items=[it for it in plan.items
-                                                    if (it.check_id, it.subject) not in declined])
+            self.rest()
+            plan = replan.plan
             if not split_plan(plan)[0]:
-                self.rest()
                 self.notify("Nothing was changed.", timeout=3)
                 return
+            if replan.changed:
+                from dockfix.screens.diff_screen import DiffScreen
+
+                again = dataclasses.replace(plan, items=replan.changed)
+                answer = await self.app.push_screen_wait(DiffScreen(
+                    again, title="Without the declined fixes, these fixes change to"))
+                if answer != "apply":
+                    self.notify("Nothing was changed.", timeout=3)
+                    return
         self.set_busy(f"Applying {render.plural(len(split_plan(plan)[0]), 'fix')}…")
         self._apply(plan)
 
     @work(thread=True, exclusive=True, group="apply")
     def _apply(self, plan: Any) -> None:
-        app = self.app
         try:
-            result = app.core.apply_plan(app.host, plan, yes=True)
+            result = self.session.apply(plan)
         except Exception as e:  # refused before changing anything (drift, another apply running)
             result = _Failure(str(e) or type(e).__name__)
         self.post_message(FixesApplied(plan, result))
@@ -589,10 +589,7 @@ class FindingsScreen(Screen):
         app = self.app
         try:
             ctx = app.new_context()
-            if app.core.rescan is not None:
-                found = list(app.core.rescan(ctx, ids))
-            else:
-                found = list(app.core.scan(ctx, only=ids).findings)
+            found = app.core.rescan_checks(ctx, ids)
         except Exception as e:
             self.post_message(ScanFailed(f"{type(e).__name__}: {e}", self.generation))
             return
@@ -614,10 +611,6 @@ class FindingsScreen(Screen):
     # ------------------------------------------------------------------ other pages
     def action_journal(self) -> None:
         from dockfix.screens.journal_screen import JournalScreen
-
-        if not self.app.core.list_transactions:
-            self.notify("This build has no journal.", severity="warning")
-            return
 
         def back(changed: Any) -> None:
             if changed:

@@ -107,7 +107,7 @@ class JournalScreen(Screen[bool]):
     def _load(self) -> None:
         app = self.app
         try:
-            txs = list(app.core.list_transactions(app.host))
+            txs = app.core.session(app.new_context()).transactions()
         except Exception as e:
             self.post_message(TransactionsLoaded([], str(e) or type(e).__name__))
             return
@@ -176,7 +176,7 @@ class JournalScreen(Screen[bool]):
     def _rollback(self, txid: str) -> None:
         app = self.app
         try:
-            result = app.core.rollback(app.host, txid)
+            result = app.core.session(app.new_context()).rollback(txid)
         except Exception as e:
             self.post_message(RolledBack(txid, None, str(e) or type(e).__name__))
             return

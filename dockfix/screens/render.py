@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Iterable
+from typing import Iterable
 
 from rich.text import Text
 
-from dockfix.model import SECTIONS, Finding, Severity, Status  # noqa: F401 (SECTIONS re-exported)
+from dockfix.model import SECTIONS, STATUS_ORDER, Finding, Safety, Severity, Status  # noqa: F401 (SECTIONS re-exported)
 
 #: Status filters, in the order the `f` key cycles through them. "todo" is what needs a look.
 FILTERS: dict[str, tuple[Status, ...]] = {
@@ -32,7 +32,7 @@ FILTER_LABELS = {
     "all": "all",
 }
 
-COUNT_ORDER = [Status.FAIL, Status.ERROR, Status.MANUAL, Status.PASS, Status.SKIP]
+
 
 STATUS_STYLE = {
     Status.FAIL: "bold red",
@@ -63,7 +63,7 @@ SEVERITY_STYLE_PLAIN = {
     Severity.LOW: "",
     Severity.INFO: "",
 }
-SAFETY_STYLE = {"safe": "green", "disruptive": "bold red", "manual": "yellow"}
+SAFETY_STYLE = {Safety.SAFE.value: "green", Safety.DISRUPTIVE.value: "bold red", Safety.MANUAL.value: "yellow"}
 
 _SECTION_ORDER = {s: i for i, s in enumerate(SECTIONS)}
 
@@ -88,7 +88,7 @@ def severity_text(sev: Severity, plain: bool = False) -> Text:
 
 
 def safety_text(safety: str, plain: bool = False) -> Text:
-    return Text(safety, style="bold" if plain and safety == "disruptive" else "" if plain else SAFETY_STYLE.get(safety, ""))
+    return Text(safety, style="bold" if plain and safety == Safety.DISRUPTIVE.value else "" if plain else SAFETY_STYLE.get(safety, ""))
 
 
 def matches(f: Finding, statuses: tuple[Status, ...], search: str) -> bool:
@@ -103,7 +103,7 @@ def matches(f: Finding, statuses: tuple[Status, ...], search: str) -> bool:
 def counts_text(findings: Iterable[Finding], current: str, search: str, marked: int, plain: bool = False) -> Text:
     c = Counter(f.status for f in findings)
     t = Text()
-    for s in COUNT_ORDER:
+    for s in STATUS_ORDER:
         t.append(f"{s.value.upper()} ", style=(STATUS_STYLE_PLAIN if plain else STATUS_STYLE)[s])
         t.append(f"{c[s]}  ")
     t.append("│ showing ", style="" if plain else "dim")
@@ -148,7 +148,7 @@ def finding_markdown(f: Finding) -> str:
     parts += ["", "### Fix", ""]
     if f.fix:
         parts.append(f"**{f.fix['safety']}**: {md_escape(f.fix['impact'])}")
-        if f.fix["safety"] != "manual":
+        if f.fix["safety"] != Safety.MANUAL.value:
             parts += ["", "Press `d` to review the change, `space` to mark it, `a` to apply."]
     elif f.status == Status.FAIL:
         parts.append("dockfix has no automatic fix for this finding: follow the remediation above.")
@@ -161,7 +161,7 @@ def finding_markdown(f: Finding) -> str:
 
 def section_markdown(section: str, findings: list[Finding]) -> str:
     c = Counter(f.status for f in findings)
-    summary = ", ".join(f"{c[s]} {s.value}" for s in COUNT_ORDER if c[s]) or "no findings yet"
+    summary = ", ".join(f"{c[s]} {s.value}" for s in STATUS_ORDER if c[s]) or "no findings yet"
     return f"## {md_escape(section_title(section))}\n\n{summary}\n\nMove down to a finding to read its detail.\n"
 
 
@@ -206,6 +206,3 @@ def plural(n: int, word: str) -> str:
         return f"{n} {word}"
     return f"{n} {word}{'es' if word.endswith(('x', 's', 'sh', 'ch')) else 's'}"
 
-
-def first_line(value: Any) -> str:
-    return str(value).strip().splitlines()[0] if str(value).strip() else ""

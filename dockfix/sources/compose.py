@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from dockfix.model import CheckError
+from dockfix.sources import Scope
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockfix.host import Host
-    from dockfix.scan import Context
 
 #: Largest compose file read (a real one is a few KiB).
 MAX_COMPOSE_BYTES = 2 * 1024 * 1024
@@ -34,8 +34,11 @@ MAX_EXPANDED_NODES = 200_000
 MAX_DEPTH = 200
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
-COMPOSE_LABEL = "com.docker.compose.project.config_files"
+#: Labels docker compose and docker stack put on what they create (the one place they are named).
+COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
 COMPOSE_WORKDIR_LABEL = "com.docker.compose.project.working_dir"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+STACK_LABEL = "com.docker.stack.namespace"
 
 
 # ---------------------------------------------------------------------- data
@@ -291,7 +294,7 @@ def load_compose(host: "Host", path: str) -> ComposeFile:
     return cf
 
 
-def ctx_compose(ctx: "Context", path: str) -> ComposeFile:
+def ctx_compose(ctx: Scope, path: str) -> ComposeFile:
     """The compose file at ``path``, loaded once per scan."""
     return ctx.memo(f"compose:{path}", lambda: load_compose(ctx.host, path))
 
@@ -539,11 +542,11 @@ def is_compose_name(name: str) -> bool:
         bool(re.fullmatch(r"(docker-)?compose\.[\w-]+\.ya?ml", name))
 
 
-def _containers(ctx: "Context") -> list[dict]:
+def _containers(ctx: Scope) -> list[dict]:
     return ctx.need_engine().containers()
 
 
-def find_compose_files(ctx: "Context") -> list[str]:
+def find_compose_files(ctx: Scope) -> list[str]:
     """Host paths of compose files: ``--compose`` files, those under ``--path`` folders, and those
     named by running containers' ``com.docker.compose.project.config_files`` labels."""
     found: list[str] = list(ctx.compose)
@@ -558,7 +561,7 @@ def find_compose_files(ctx: "Context") -> list[str]:
             conts = []
         for c in conts:
             labels = ((c.get("Config") or {}).get("Labels")) or {}
-            files = labels.get(COMPOSE_LABEL)
+            files = labels.get(COMPOSE_FILES_LABEL)
             if not files:
                 continue
             workdir = labels.get(COMPOSE_WORKDIR_LABEL) or "/"
@@ -575,7 +578,7 @@ def find_compose_files(ctx: "Context") -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def iter_compose(ctx: "Context") -> Iterator[ComposeFile | CheckError]:
+def iter_compose(ctx: Scope) -> Iterator[ComposeFile | CheckError]:
     """Every compose file to scan, loaded (or the CheckError saying why it could not be)."""
     for p in ctx.memo("compose_files", lambda: find_compose_files(ctx)):
         try:

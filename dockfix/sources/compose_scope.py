@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from dockfix.sources.compose import ServiceSpec, _is_mapping, _is_sequence, ctx_compose, iter_compose
+from dockfix.sources.compose import COMPOSE_FILES_LABEL, COMPOSE_SERVICE_LABEL, COMPOSE_WORKDIR_LABEL, STACK_LABEL, ServiceSpec, _is_mapping, _is_sequence, ctx_compose, iter_compose
 from dockfix.model import CheckError, Location
 from dockfix.sources.workload import Mount, Port, Workload, _cap, _health_enabled
 
@@ -34,10 +34,6 @@ ALIASES: dict[str, list[tuple]] = {
     "network_mode": [("network_mode",), ("networks",)],
 }
 
-STACK_LABEL = "com.docker.stack.namespace"
-COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
-COMPOSE_WORKDIR_LABEL = "com.docker.compose.project.working_dir"
-COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 
 
 # ---------------------------------------------------------------------- reading values

@@ -14,12 +14,9 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from dockfix.model import CheckError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from dockfix.scan import Context
+from dockfix.sources import Scope
 
 #: Largest Dockerfile read.
 MAX_DOCKERFILE_BYTES = 1024 * 1024
@@ -188,7 +185,7 @@ def is_dockerfile_name(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in DOCKERFILE_PATTERNS)
 
 
-def find_dockerfiles(ctx: "Context") -> list[str]:
+def find_dockerfiles(ctx: Scope) -> list[str]:
     """Host paths of Dockerfiles under the ``--path`` folders."""
     found = []
     for top in ctx.paths:
@@ -198,7 +195,7 @@ def find_dockerfiles(ctx: "Context") -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def load_dockerfile(ctx: "Context", path: str) -> list[Instruction]:
+def load_dockerfile(ctx: Scope, path: str) -> list[Instruction]:
     """The Dockerfile at host path ``path``, read and parsed once per scan."""
 
     def load() -> list[Instruction]:

@@ -1,6 +1,8 @@
-"""Which variable names hold secrets, and which values carry credentials.
+"""The one secret detector: which variable names hold secrets, which values carry credentials,
+and how to hide them in anything dockfix shows.
 
-Used by the ``env-password`` check and the secrets fix, so both agree on what a secret is.
+Used by the scan's evidence, the fixes, diffs, plan files, error messages and the app, so that all
+of them agree on what a secret is.
 A name is split into words (``DB_ROOT_PASSWORD`` -> DB ROOT PASSWORD, ``dbPassword`` -> DB
 PASSWORD); it is a secret when a word says so (PASSWORD, SECRET, TOKEN, ...) and no later word
 says the variable only points at or describes the secret (``*_FILE``, ``*_PATH``, ``*_URL``,
@@ -10,6 +12,7 @@ says the variable only points at or describes the secret (``*_FILE``, ``*_PATH``
 
 from __future__ import annotations
 
+import os
 import re
 
 #: A word equal to, ending with, or (plural) starting with one of these marks a secret.
@@ -88,3 +91,131 @@ def has_url_credentials(value: str) -> bool:
     if not value or not isinstance(value, str):
         return False
     return bool(_URL_CRED.search(value) or _GO_DSN.search(value) or _KV_CRED.search(value))
+
+
+# ---------------------------------------------------------------------- masking what is shown
+def secret_text(value: str | bytes) -> str:
+    """What is shown instead of a secret value: its size only."""
+    n = len(value) if isinstance(value, bytes) else len(value.encode())
+    return f"<secret, {n} bytes>"
+
+
+_ASSIGN = re.compile(r"^(\s*[-+ ]?\s*(?:export\s+)?\"?)([A-Za-z_][A-Za-z0-9_.-]*)(\"?\s*[=:]\s*)(.+)$")
+_CRED_SPANS = (_URL_CRED, _GO_DSN, _KV_CRED)
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the password of every URL, DSN or ``password=`` pair replaced by ``<secret>``."""
+    for pat in _CRED_SPANS:
+        text = pat.sub(lambda m: m.group(0)[:m.start("pw") - m.start(0)] + "<secret>"
+                       + m.group(0)[m.end("pw") - m.start(0):], text)
+    return text
+
+
+def mask_line(line: str) -> str:
+    """Hide a secret value in a ``NAME=value`` / ``"name": value`` line, keeping the name."""
+    m = _ASSIGN.match(line)
+    if m and (is_secret_name(m.group(2).strip('"')) or has_url_credentials(m.group(4))):
+        return f"{m.group(1)}{m.group(2)}{m.group(3)}{secret_text(m.group(4))}"
+    return mask_credentials(line)
+
+
+def mask_env_entry(entry: str) -> str:
+    """``NAME=value`` of a container or service environment, with a secret value hidden."""
+    name, eq, value = entry.partition("=")
+    if eq and (is_secret_name(name) or has_url_credentials(value)):
+        return f"{name}={secret_text(value)}"
+    return entry
+
+
+def has_secret_lines(data: bytes | None) -> bool:
+    if not data:
+        return False
+    text = data.decode("utf-8", errors="replace")
+    return any(mask_line(ln) != ln for ln in text.splitlines())
+
+
+_BARE_DSN = re.compile(r"^[^\s:/@]+:[^\s@]+@(?:tcp|unix)?\(")
+
+
+def _creds(value: str) -> bool:
+    return has_url_credentials(value) or bool(_BARE_DSN.search(value))
+
+
+def mask_yaml(text: str, path: str = "yaml") -> str | None:
+    """``text`` with every secret-looking value replaced by ``<secret, N bytes>``; None when it
+    cannot be parsed (the caller then hides the whole file)."""
+    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+    from dockfix.model import CheckError
+    from dockfix.sources.yaml_edit import YamlText, render_scalar
+
+    try:
+        yt = YamlText(text.lstrip("\ufeff"), path)
+    except CheckError:
+        return None
+    offset = len(text) - len(text.lstrip("\ufeff"))
+    spans: list[tuple[int, int, str]] = []
+
+    def hide(node, keep: str = "") -> None:
+        value = str(node.value)
+        shown = keep + f"<secret, {len(value.encode()) - len(keep.encode())} bytes>"
+        spans.append((node.start_mark.index, node.end_mark.index, render_scalar(shown) if keep else shown))
+
+    seen: set[int] = set()
+
+    def walk(n: Node, key: str | None) -> None:
+        if id(n) in seen:
+            return
+        seen.add(id(n))
+        if isinstance(n, MappingNode):
+            for k, v in n.value:
+                kname = str(k.value) if isinstance(k, ScalarNode) else None
+                walk(v, kname)
+        elif isinstance(n, SequenceNode):
+            for v in n.value:
+                walk(v, None)
+        elif isinstance(n, ScalarNode) and n.value not in (None, "") and not n.tag.endswith(":null"):
+            value = str(n.value)
+            if key is not None and is_secret_name(key):
+                hide(n)
+            elif key is None and "=" in value and is_secret_name(value.split("=", 1)[0].strip()):
+                hide(n, value.split("=", 1)[0] + "=")
+            elif _creds(value):
+                hide(n)
+
+    if yt.root is not None:
+        walk(yt.root, None)
+    body = text[offset:]
+    for start, end, rep in sorted(spans, reverse=True):
+        body = body[:start] + rep + body[end:]
+    return text[:offset] + body
+
+
+def mask_dotenv(text: str) -> str:
+    """``.env`` text with every value hidden (any of them may be interpolated into a password)."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        m = re.match(r"^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*)(.*?)(\r?\n?)$", line)
+        if m and m.group(2) and not line.lstrip().startswith("#"):
+            out.append(f"{m.group(1)}{secret_text(m.group(2))}{m.group(3)}")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+def is_compose_path(path: str) -> bool:
+    from dockfix.sources.compose import is_compose_name
+
+    return is_compose_name(os.path.basename(path))
+
+
+def mask_file_text(path: str, text: str) -> str | None:
+    """``text`` of a file that mixes secrets with other settings (compose files, ``.env``, a
+    registry's config.yml) with every secret value hidden; None for other kinds of file."""
+    base = os.path.basename(path)
+    if base == ".env" or base.endswith(".env"):
+        return mask_dotenv(text)
+    if is_compose_path(path) or base in ("config.yml", "config.yaml"):
+        return mask_yaml(text, path)
+    return None

@@ -1,8 +1,8 @@
 """The Textual app: scan, read why, review the diff, apply, roll back — from the keyboard.
 
-The app is a thin shell over the core. It is handed its engine as arguments — a factory of scan
-Contexts and the scan / plan / apply / journal / rollback functions that the headless commands
-use — so that tests can run it on a host tree under a temporary folder. Slow work (files, the
+The app is a thin shell over the core. It is handed a factory of scan Contexts (and, for the
+team's notes, scan and rescan functions), and it fixes through the same FixSession as the headless
+commands, so that tests can run it on a host tree under a temporary folder. Slow work (files, the
 Docker API) runs in thread workers; the results come back as messages.
 """
 
@@ -10,47 +10,34 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
 
-from dockfix.scan import Context
+from dockfix.context import Context
+
+if TYPE_CHECKING:
+    from dockfix.workflow import FixSession
 
 
 @dataclass
 class Core:
-    """The functions the app calls. None means "not available in this build"."""
+    """What the app calls: a factory of fresh scan contexts, the scan, and the fix workflow
+    (:class:`dockfix.workflow.FixSession`, made for a context when the app plans, applies, rescans,
+    lists or rolls back)."""
 
     context: Callable[[], Context]
     scan: Callable[..., Any]
-    plan_fixes: Callable[..., Any] | None = None
-    apply_plan: Callable[..., Any] | None = None
-    rollback: Callable[..., Any] | None = None
-    list_transactions: Callable[..., Any] | None = None
-    rescan: Callable[..., Any] | None = None
+    session: Callable[[Context], FixSession]
+    #: Findings of a rescan, with the team's notes attached (default: the session's rescan).
+    rescan: Callable[[Context, list[str]], list] | None = None
 
-    @classmethod
-    def default(cls, context: Callable[[], Context], **overrides: Any) -> "Core":
-        from dockfix import scan as scan_mod
-
-        funcs: dict[str, Any] = {"scan": scan_mod.scan}
-        try:
-            from dockfix import workflow
-        except ImportError:  # the fix core is not part of this build
-            workflow = None
-        if workflow is not None:
-            for name in ("plan_fixes", "apply_plan", "rollback", "list_transactions", "rescan"):
-                funcs[name] = getattr(workflow, name, None)
-        funcs.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(context=context, **funcs)
-
-    @property
-    def can_apply(self) -> bool:
-        return self.plan_fixes is not None and self.apply_plan is not None
+    def rescan_checks(self, ctx: Context, check_ids: list[str]) -> list:
+        return list(self.rescan(ctx, check_ids) if self.rescan else self.session(ctx).rescan(check_ids))
 
 
-def fix_refusal(ctx: Context, euid: int, core: Core) -> str | None:
+def fix_refusal(ctx: Context, euid: int) -> str | None:
     """Why this session can read but not fix the host (None when it can fix)."""
     root = ctx.host.root
     if euid != 0 and ctx.host.is_live:
@@ -66,8 +53,6 @@ def fix_refusal(ctx: Context, euid: int, core: Core) -> str | None:
         )
     if not os.access(root, os.W_OK):
         return f"the tree under {root} is read-only here: findings can be read, not fixed."
-    if not core.can_apply:
-        return "this build of dockfix has no fix engine: findings can be read, not fixed."
     return None
 
 
@@ -88,10 +73,6 @@ class DockfixApp(App[int]):
         context: Callable[[], Context],
         *,
         scan: Callable[..., Any] | None = None,
-        plan_fixes: Callable[..., Any] | None = None,
-        apply_plan: Callable[..., Any] | None = None,
-        rollback: Callable[..., Any] | None = None,
-        list_transactions: Callable[..., Any] | None = None,
         rescan: Callable[..., Any] | None = None,
         host_label: str | None = None,
         euid: int | None = None,
@@ -99,17 +80,17 @@ class DockfixApp(App[int]):
         background_scan: Any = None,
     ) -> None:
         super().__init__()
-        self.core = Core.default(
-            context, scan=scan, plan_fixes=plan_fixes, apply_plan=apply_plan, rollback=rollback,
-            list_transactions=list_transactions, rescan=rescan,
-        )
+        from dockfix.scan import scan as default_scan
+        from dockfix.workflow import FixSession
+
+        self.core = Core(context, scan or default_scan, FixSession, rescan)
         #: A scan already running (dockfix.tui.background_scan), taken over by the findings page.
         self.background_scan = background_scan
         first = background_scan.ctx if background_scan is not None else context()
         self.host = first.host
         self.first_context: Context | None = None if background_scan is not None else first
         self.euid = os.geteuid() if euid is None else euid
-        self.refusal = fix_refusal(first, self.euid, self.core)
+        self.refusal = fix_refusal(first, self.euid)
         if host_label is None:
             host_label = os.uname().nodename if self.host.is_live else self.host.root
         self.host_label = host_label
@@ -145,4 +126,3 @@ def _default_time(value: Any) -> str:
     return str(value)
 
 
-from dockfix.tui.launch import run_app  # noqa: E402,F401  (`dockfix.tui.app.run_app` is the documented entry)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 
 
 def run_app(args: argparse.Namespace) -> int:
     """Open the app on the host given by the host options; returns the exit status."""
     from dockfix.tui.background_scan import BackgroundScan
-    from dockfix.cli import EXIT_USAGE, UsageError, load_notes, make_context, split_ids
+    from dockfix.cli.common import UsageError, load_notes, make_context, split_ids
     from dockfix.scan import scan, selected_checks
     from dockfix.team_notes import with_notes
 
@@ -29,14 +28,8 @@ def run_app(args: argparse.Namespace) -> int:
     if only or skip:
         kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
     early = BackgroundScan(kw.get("scan", scan), ctx)
-    try:
-        from dockfix.tui.app import DockfixApp
-    except ModuleNotFoundError as e:
-        if e.name != "textual":
-            raise
-        print("dockfix: the interactive app needs Textual (pip install textual); try `dockfix scan`",
-              file=sys.stderr)
-        return EXIT_USAGE
+    from dockfix.tui.app import DockfixApp
+
     app = DockfixApp(lambda: make_context(args), background_scan=early, **kw)
     app.run()
     return app.return_code or 0

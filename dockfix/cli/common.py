@@ -1,0 +1,104 @@
+"""What every subcommand shares: host and selection options, the scan context they describe, one-line
+usage errors, and writing a report file safely."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+def add_host_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("host")
+    g.add_argument("--root", default="/", metavar="P", help="scan the host tree below P (default /)")
+    e = g.add_mutually_exclusive_group()
+    e.add_argument("--docker-host", metavar="URL", help="engine to scan (default $DOCKER_HOST, else the default socket)")
+    e.add_argument("--no-engine", action="store_true", help="leave the engine out: files only")
+    g.add_argument("--path", action="append", default=[], metavar="DIR",
+                   help="folder with Dockerfiles, compose files and scripts to scan (repeatable)")
+    g.add_argument("--compose", action="append", default=[], metavar="FILE", help="compose file to scan (repeatable)")
+    g.add_argument("--notes", metavar="FILE", help="team notes (Markdown) shown beside findings")
+
+
+def add_selection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", action="append", default=[], metavar="IDS", help="check ids or CIS numbers, comma-separated")
+    p.add_argument("--skip", action="append", default=[], metavar="IDS", help="check ids or CIS numbers to leave out")
+
+
+def split_ids(values: list[str]) -> list[str]:
+    return [x.strip() for v in values for x in v.split(",") if x.strip()]
+
+
+def host_path(root: str, given: str) -> str:
+    """A path typed by the user -> a host path. A path inside --root is taken as a machine path."""
+    root = os.path.abspath(root)
+    full = os.path.abspath(given)
+    if root != "/" and (full == root or full.startswith(root + "/")):
+        return "/" + os.path.relpath(full, root) if full != root else "/"
+    if root != "/" and os.path.isabs(given):
+        return os.path.normpath(given)
+    return full
+
+
+def make_context(args: argparse.Namespace):
+    from dockfix.host import Host
+    from dockfix.context import Context
+
+    if not os.path.isdir(args.root):
+        raise UsageError(f"{args.root}: --root is not a directory")
+    host = Host(root=args.root, docker_host=args.docker_host, engine=not args.no_engine)
+    paths = [host_path(args.root, p) for p in args.path]
+    for given, p in zip(args.path, paths):
+        if not host.is_dir(p):
+            raise UsageError(f"{given}: --path is not a directory")
+    compose = [host_path(args.root, p) for p in args.compose]
+    for given, p in zip(args.compose, compose):
+        if not host.is_file(p):
+            raise UsageError(f"{given}: --compose file not found")
+    return Context(host=host, paths=paths, compose=compose)
+
+
+def load_notes(args: argparse.Namespace):
+    """Team notes from --notes (or the config file), or None."""
+    from dockfix.team_notes import NotesError, load_for_args
+
+    try:
+        notes = load_for_args(getattr(args, "notes", None), getattr(args, "root", "/"))
+    except NotesError as e:
+        raise UsageError(str(e)) from None
+    for w in notes.warnings() if notes else ():
+        print(f"dockfix: warning: {w}", file=sys.stderr)
+    return notes
+
+
+def write_output(path: str, text: str, mode: int = 0o666) -> None:
+    """Write a report atomically. The temporary file is created fresh (O_EXCL, random name) in the
+    target's folder, so a link planted at a guessable name (``report.json.tmp -> /etc/shadow``) is
+    never followed by a root-run dockfix; the rename then replaces ``path`` itself, not a link's target."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write output: {e.strerror}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, mode & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise UsageError(f"{path}: cannot write output: {e.strerror}") from None

@@ -1,0 +1,123 @@
+"""The scan context: everything a check may look at, each source read once and shared by every
+check (the host's files, the daemon's configuration, the engine, the compose files and Dockerfiles
+named on the command line)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+from dockfix.sources.daemon_config import DAEMON_JSON, DaemonConfig, parse_daemon_json, parse_env_file, parse_flags
+from dockfix.engine import Engine, daemon_argv_for, dockerd_processes
+from dockfix.host import Host
+from dockfix.model import CheckError, NotApplicable  # noqa: F401 (NotApplicable: for checks)
+
+
+
+
+@dataclass
+class Context:
+    """Everything a check may look at. Sources are read once and shared by every check."""
+
+    host: Host
+    paths: list[str] = field(default_factory=list)  # host paths given with --path
+    compose: list[str] = field(default_factory=list)  # host paths given with --compose
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _key_locks: dict[str, threading.RLock] = field(default_factory=dict, repr=False)
+
+    def memo(self, name: str, compute: Callable[[], Any]) -> Any:
+        """Compute a shared source once; a CheckError is cached and re-raised to every caller.
+
+        Each source has its own lock, so a slow source (the engine) never holds up the others.
+        """
+        with self._lock:
+            key_lock = self._key_locks.setdefault(name, threading.RLock())
+        with key_lock:
+            if name not in self._memo:
+                try:
+                    self._memo[name] = compute()
+                except (CheckError, NotApplicable) as e:
+                    self._memo[name] = e
+            value = self._memo[name]
+        if isinstance(value, (CheckError, NotApplicable)):
+            raise value
+        return value
+
+    # ------------------------------------------------------------------ engine
+    @cached_property
+    def engine(self) -> Engine | None:
+        if not self.host.engine:
+            return None
+        return Engine(lambda: self.host.docker, self.host.docker_host or "", timeout=self.host.engine_timeout)
+
+    def need_engine(self) -> Engine:
+        if self.engine is None:
+            raise NotApplicable("the engine was not scanned (--no-engine)")
+        return self.engine
+
+    def info(self) -> dict[str, Any]:
+        return self.need_engine().info()
+
+    # ------------------------------------------------------------------ daemon
+    def daemon_argv(self) -> list[str] | None:
+        """argv of the dockerd serving the scanned socket; None when unknown (or --no-engine)."""
+
+        def find() -> list[str] | None:
+            # The processes are this machine's: only the daemon behind the scanned socket counts.
+            if self.engine is None:
+                return None
+            found = daemon_argv_for(self.host.docker_host or "", dockerd_processes())
+            return found[1] if found else None
+
+        return self.memo("daemon_argv", find)
+
+    def daemon_json_path(self) -> str:
+        # --config-file names a path on this machine: it only counts when scanning this machine.
+        argv = (self.daemon_argv() or []) if self.host.is_live else []
+        for i, a in enumerate(argv):
+            if a == "--config-file" and i + 1 < len(argv):
+                return argv[i + 1]
+            if a.startswith("--config-file="):
+                return a.split("=", 1)[1]
+        return DAEMON_JSON
+
+    def daemon_json(self) -> dict:
+        """Settings of daemon.json ({} when absent). CheckError when malformed."""
+
+        def load():
+            path = self.daemon_json_path()
+            try:
+                text = self.host.read_text(path)
+                return {} if text is None else parse_daemon_json(text, path)
+            except CheckError as e:
+                e.subject = e.subject or path  # the error finding is about this file
+                raise
+
+        return self.memo("daemon_json", load)
+
+    def daemon(self) -> DaemonConfig:
+        def build() -> DaemonConfig:
+            from_json = self.daemon_json()
+            files: dict = {}
+            for path, var in (("/etc/sysconfig/docker", "OPTIONS"), ("/etc/default/docker", "DOCKER_OPTS")):
+                try:
+                    text = self.host.read_text(path)
+                    if text:
+                        files.update(parse_env_file(text, var, path))
+                except CheckError as e:
+                    e.subject = e.subject or path
+                    raise
+            argv = self.daemon_argv()
+            cmd = parse_flags(argv[1:], "dockerd command line") if argv else {}
+            info = None
+            if self.engine is not None:
+                try:
+                    info = self.engine.info()
+                except CheckError:
+                    info = None
+            return DaemonConfig(self.daemon_json_path(), from_json, files, cmd, argv is not None, info)
+
+        return self.memo("daemon", build)

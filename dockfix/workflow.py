@@ -147,6 +147,8 @@ class TxInfo:
     state: str
     error: str | None = None
     damaged: str | None = None
+    #: What a rollback would put back, one line per target (its state before the transaction).
+    restores: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"txid": self.txid, "time": self.time, "user": self.user, "items": self.items,
@@ -202,8 +204,29 @@ def list_transactions(host: Host) -> list[TxInfo]:
         changes = [{"step": s.n, "target": jr.target_label(s.target), **s.change,
                     "done": s.after is not None} for s in st.steps]
         out.append(TxInfo(txid, st.header.get("time", 0), st.header.get("user", "?"), items, changes, st.state,
-                          st.error, st.damaged))
+                          st.error, st.damaged, restore_lines(st.steps)))
     return out
+
+
+def restore_lines(steps) -> list[str]:
+    """What rolling these journal steps back restores: each target as it was before its first step."""
+    from dockfix.changes.base import mode_text, owner_text
+
+    first: dict[str, object] = {}
+    for s in steps:
+        first.setdefault(s.target, s)
+    lines = []
+    for target, s in first.items():
+        label, before = jr.target_label(target), s.before or {}  # type: ignore[attr-defined]
+        if "existed" not in before:
+            lines.append(f"{label}: back to its state before the transaction")
+        elif not before.get("existed"):
+            lines.append(f"{label}: removed (it did not exist before)")
+        else:
+            content = ", content as before" if before.get("kind") == "file" else ""
+            lines.append(f"{label}: back to owner {owner_text(before.get('uid'), before.get('gid'))}, "
+                         f"mode {mode_text(before.get('mode'))}{content}")
+    return lines
 
 
 def rescan(ctx, check_ids: Iterable[str]) -> list[Finding]:

@@ -58,7 +58,7 @@ async def test_diff_apply_see_pass_then_roll_back_from_journal(tmp_path: Path) -
         assert "Rescanned daemon-json-mode" in label
 
         # The journal lists the transaction with its change; roll it back.
-        await pilot.press("j")
+        await pilot.press("t")
         await settle(app, pilot)
         assert screen_name(app) == "JournalScreen"
         table = app.screen.query_one(DataTable)
@@ -174,7 +174,7 @@ async def test_rollback_refused_after_drift_names_the_file(tmp_path: Path) -> No
         await settle(app, pilot)
         assert mode_of(daemon_json) == 0o644
         os.chmod(daemon_json, 0o600)  # someone changes it after the fix
-        await pilot.press("j")
+        await pilot.press("t")
         await settle(app, pilot)
         await pilot.press("u")
         await settle(app, pilot)

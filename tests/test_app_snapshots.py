@@ -108,7 +108,7 @@ def test_journal_screen(snap_compare, tmp_path: Path, size) -> None:
 
     async def run_before(pilot) -> None:
         await settle(pilot.app, pilot)
-        await pilot.press("j")
+        await pilot.press("t")
         await settle(pilot.app, pilot)
         assert screen_name(pilot.app) == "JournalScreen"
 

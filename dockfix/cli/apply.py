@@ -176,7 +176,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if as_json:
         _out(args, json.dumps(doc, indent=2) + "\n")
     else:
-        _out(args, f"\nApplied as transaction {res.txid} (undo with: dockfix rollback {res.txid}"
+        n_changes = len([c for it in chosen.applicable() for c in it.changes])
+        _out(args, f"\n{len(chosen.applicable())} fix(es) with {n_changes} change(s) applied. "
+                   f"Applied as transaction {res.txid} (undo with: dockfix rollback {res.txid}"
                    + (f" --root {ctx.host.root}" if not ctx.host.is_live else "") + ")\n")
         for r in doc["results"]:
             _out(args, f"  {'fixed    ' if r['fixed'] else 'NOT FIXED'} {r['check_id']}  {r['subject']}"

@@ -95,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dockfix.demo.host import cleanup_on_signals
 
     notes = _load_notes(args.notes)
-    with cleanup_on_signals() as guard:
+    with cleanup_on_signals(say=_say) as guard:
         demo = guard.demo = _build(args)
         for line in describe(demo).splitlines():
             _say(line)
@@ -146,7 +146,7 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
     from dockfix.demo.host import cleanup_on_signals
 
     notes = _load_notes(args.notes)
-    with cleanup_on_signals() as guard:
+    with cleanup_on_signals(say=_say) as guard:
         demo = guard.demo = _build(args)
         for line in describe(demo).splitlines():
             _say(line)

@@ -221,13 +221,17 @@ class DemoHost:
                 "in a container's environment, the Docker socket mounted into a container), the swarm "
                 "service (section 7) and the daemon's live settings from `docker info`.")
 
-    def close(self) -> list[str]:
-        """Stop the engine and remove the folder (unless kept). Safe to call twice."""
+    def close(self, on_step: Callable[[str], None] | None = None) -> list[str]:
+        """Stop the engine and remove the folder (unless kept). Safe to call twice. ``on_step`` is
+        told what is being cleaned up while it is (stopping the engine takes several seconds)."""
+        say = on_step or (lambda _m: None)
         with self._lock:
             if self.closed:
                 return self.problems
             self.closed = True
             if self.engine is not None:
+                say("cleaning up: stopping the demo's private dockerd, its containers and swarm service "
+                    "(this takes a few seconds)…")
                 self.problems += self.engine.stop(remove=True)  # type: ignore[attr-defined]
             if not self.keep:
                 from dockfix.demo.private_engine import mounts_below
@@ -236,7 +240,11 @@ class DemoHost:
                 if left:
                     self.problems.append(f"{self.folder} not removed: still mounted: {', '.join(left)}")
                 else:
+                    say(f"cleaning up: deleting the demo host {self.folder}…")
                     shutil.rmtree(self.folder, ignore_errors=True)
+            else:
+                say(f"the demo host stays in {self.folder} (--at)")
+            say("cleaned up." if not self.problems else "cleaned up, but: " + "; ".join(self.problems))
             return self.problems
 
 
@@ -357,8 +365,26 @@ def plant_runtime(eng, image: str) -> None:
                                "REGISTRY_STORAGE_S3_ENCRYPT=false",
                                f"REGISTRY_STORAGE_S3_SECRETKEY={DEMO_SECRETS[2]}"],
                           endpoint_spec=EndpointSpec(mode="vip"))
+        wait_for_task(c, "shop-registry")
     finally:
         c.close()
+
+
+def wait_for_task(client, service: str, timeout: float = 30) -> bool:
+    """Wait until the service's task runs, so that every scan of the demo (the app's, `--scan`'s)
+    sees the same host. False when it did not come up in time."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            tasks = client.services.get(service).tasks()
+        except Exception:  # noqa: BLE001 - not listed yet
+            tasks = []
+        if any((t.get("Status") or {}).get("State") == "running" for t in tasks):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 # ---------------------------------------------------------------------- cleanup on signals
@@ -368,8 +394,10 @@ class cleanup_on_signals:
     instead. Enter it *before* building the demo and set ``demo`` once built, so a signal during the
     build also cleans up. An atexit hook closes the demo as a last resort."""
 
-    def __init__(self, demo: DemoHost | None = None):
+    def __init__(self, demo: DemoHost | None = None, say: Callable[[str], None] | None = None):
         self.demo = demo
+        #: Told what is being cleaned up on exit (the terminal is the user's again by then).
+        self.say = say
         self.on_signal: Callable[[], None] | None = None
         self._old: dict[int, object] = {}
 
@@ -382,7 +410,7 @@ class cleanup_on_signals:
 
     def _close(self) -> None:
         if self.demo is not None:
-            self.demo.close()
+            self.demo.close(on_step=self.say)
 
     def __enter__(self) -> "cleanup_on_signals":
         import atexit

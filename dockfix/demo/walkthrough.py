@@ -406,11 +406,14 @@ class Walkthrough:
     def summary(self) -> str:
         done = [s for s in self.steps if s.state == "done"]
         skipped = [s for s in self.steps if s.state == "skipped"]
-        todo = [s for s in self.steps if s.state not in ("done", "skipped")]
+        seen = [s for s in self.steps if s.state not in ("done", "skipped", "new")]
+        todo = [s for s in self.steps if s.state == "new"]
         lines = ["# What you did", ""]
         lines += [f"- **{s.title}**: done. {s.topic.learnt}" for s in done] or ["- nothing yet"]
         if skipped:
             lines += ["", "# Skipped (come back any time)", ""] + [f"- {s.title}" for s in skipped]
+        if seen:
+            lines += ["", "# Visited, not finished", ""] + [f"- {s.title}" for s in seen]
         if todo:
             lines += ["", "# Not visited yet", ""] + [f"- {s.title}" for s in todo]
         if self.left_out:

@@ -27,11 +27,13 @@ class FindingActions(Protocol):
 
 
 class DetailScreen(Screen):
+    HELP_TITLE = "finding's page"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("d", "diff", "Diff"),
-        Binding("space", "mark", "Mark"),
-        Binding("a", "apply", "Apply"),
+        Binding("escape", "app.pop_screen", "Back", tooltip="back to the findings"),
+        Binding("d", "diff", "Diff", tooltip="review the fix as a diff"),
+        Binding("space", "mark", "Mark", tooltip="mark / unmark it for fixing with others"),
+        Binding("a", "apply", "Apply", tooltip="apply its fix, after a confirmation"),
+        Binding("c", "copy", "Copy", tooltip="copy the command to check it by hand (OSC 52, and written to a file)"),
     ]
 
     def __init__(self, finding: Finding, findings: FindingActions) -> None:
@@ -52,6 +54,14 @@ class DetailScreen(Screen):
 
     def action_apply(self) -> None:
         self.findings_screen.action_apply(self.finding)
+
+    def action_copy(self) -> None:
+        if not self.finding.manual_check:
+            self.notify("This finding has no command to check it by hand.", severity="warning")
+            return
+        from dockfix.screens.copy import copy_command
+
+        self.notify(copy_command(self.app, self.finding.manual_check), title="Command copied", timeout=8)
 
     def action_mark(self) -> None:
         self.findings_screen.toggle_mark(self.finding)

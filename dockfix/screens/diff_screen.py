@@ -16,9 +16,10 @@ from dockfix.screens import render
 class DiffScreen(Screen[str]):
     """Dismisses with "apply" when the user asks to apply what they see."""
 
+    HELP_TITLE = "diff page"
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("a", "apply", "Apply"),
+        Binding("escape", "back", "Back", tooltip="back, nothing changed"),
+        Binding("a", "apply", "Apply", tooltip="apply what is shown, after a confirmation"),
     ]
 
     def __init__(self, plan: Plan, title: str = "Review") -> None:

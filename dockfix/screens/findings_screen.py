@@ -16,7 +16,7 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 
-from dockfix.model import STATUS_ORDER, Finding, Safety, Status
+from dockfix.model import STATUS_ORDER, Finding, Safety, Severity, Status
 from dockfix.screens import render
 from dockfix.screens.messages import (
     FindingsRescanned,
@@ -36,24 +36,85 @@ def row_key_of(f: Finding) -> str:
     return f"f{SEP}{f.id}{SEP}{f.subject}"
 
 
+class FindingsTable(DataTable):
+    """The findings table: j/k move as the arrows do, and the cursor never rests on a section row."""
+
+    BINDINGS = [
+        Binding("j,down", "cursor_down", "Down", show=False, tooltip="next finding (section rows are skipped)"),
+        Binding("k,up", "cursor_up", "Up", show=False, tooltip="previous finding"),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("home,g", "scroll_top", "First", show=False, tooltip="first finding"),
+        Binding("end,G", "scroll_bottom", "Last", show=False, tooltip="last finding"),
+        Binding("enter", "select_cursor", "Open", show=False, tooltip="the finding on its own page"),
+    ]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        #: Row indexes of section headings (set by the findings page when it fills the table).
+        self.section_rows: set[int] = set()
+
+    def _skip_sections(self, step: int) -> None:
+        row = self.cursor_row
+        while row in self.section_rows and 0 <= row + step < self.row_count:
+            row += step
+        while row in self.section_rows and 0 <= row - step < self.row_count:
+            row -= step  # a heading at the very top or bottom: go back the other way
+        if row != self.cursor_row:
+            self.move_cursor(row=row, animate=False)
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._skip_sections(1)
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._skip_sections(-1)
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._skip_sections(1)
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._skip_sections(-1)
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self._skip_sections(1)
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self._skip_sections(-1)
+
+
 class FindingsScreen(Screen):
     """Findings table + detail pane. Owns the scan worker and the apply flow."""
 
+    # The footer shows the first ones (most used first, fitting 80 columns); `?` lists them all.
     BINDINGS = [
-        Binding("space", "mark", "Mark"),
-        Binding("d", "diff", "Diff"),
-        Binding("a", "apply", "Apply"),
-        Binding("f", "cycle_filter", "Filter"),
-        Binding("slash", "search", "Search", key_display="/"),
-        Binding("j", "journal", "Journal"),
-        Binding("r", "rescan", "Rescan", show=False),
-        Binding("escape", "clear", "Clear", show=False),
-        Binding("1", "filter('todo')", "To do", show=False),
-        Binding("2", "filter('fail')", "Fail", show=False),
-        Binding("3", "filter('manual')", "Manual", show=False),
-        Binding("4", "filter('error')", "Error", show=False),
-        Binding("5", "filter('pass')", "Pass", show=False),
-        Binding("6", "filter('all')", "All", show=False),
+        Binding("space", "mark", "Mark", tooltip="mark / unmark the finding for fixing"),
+        Binding("d", "diff", "Diff", tooltip="review the diff of the marked fixes (or the selected one)"),
+        Binding("a", "apply", "Apply", tooltip="apply the marked fixes (or the selected one) after a confirmation"),
+        Binding("slash", "search", "Search", key_display="/", tooltip="search id, title, subject, evidence"),
+        Binding("f", "cycle_filter", "Filter", tooltip="status filter: to do → fail → manual → error → pass → all"),
+        Binding("t", "journal", "Journal", tooltip="the journal of transactions: roll one back"),
+        Binding("m", "mark_all", "Mark shown", show=False, tooltip="mark every fixable finding shown"),
+        Binding("u", "unmark_all", "Unmark all", show=False, tooltip="clear the marks (asks when more than one)"),
+        Binding("s", "cycle_sort", "Sort", show=False,
+                tooltip="sort: section → severity → status → check → subject (or click a heading)"),
+        Binding("v", "cycle_severity", "Severity", show=False,
+                tooltip="severity filter: any → critical → high and up → medium and up → low and up"),
+        Binding("c", "copy", "Copy command", show=False,
+                tooltip="copy the command to check it by hand (OSC 52, and written to a file)"),
+        Binding("r", "rescan", "Rescan", show=False, tooltip="scan again"),
+        Binding("escape", "clear", "Clear search", show=False, tooltip="clear the search"),
+        Binding("1", "filter('todo')", "To do", show=False, tooltip="filter: fail, error, manual"),
+        Binding("2", "filter('fail')", "Fail", show=False, tooltip="filter: fail"),
+        Binding("3", "filter('manual')", "Manual", show=False, tooltip="filter: manual"),
+        Binding("4", "filter('error')", "Error", show=False, tooltip="filter: error"),
+        Binding("5", "filter('pass')", "Pass", show=False, tooltip="filter: pass"),
+        Binding("6", "filter('all')", "All", show=False, tooltip="filter: every status"),
     ]
 
     def __init__(self) -> None:
@@ -62,6 +123,9 @@ class FindingsScreen(Screen):
         self.marked: set[Key] = set()
         self.filter = "todo"
         self.search = ""
+        self.sort = "section"
+        self.min_severity: Severity | None = None
+        self.checks_run = 0
         self.generation = 0
         self.scanning = False
         self._refresh_pending = False
@@ -82,7 +146,7 @@ class FindingsScreen(Screen):
         yield Static(id="counts")
         yield Input(placeholder="search: words in id, title, subject, evidence (Enter to keep, Esc to clear)", id="search")
         with Container(id="body"):
-            table: DataTable = DataTable(id="table", cursor_type="row", zebra_stripes=False)
+            table = FindingsTable(id="table", cursor_type="row", zebra_stripes=False)
             yield table
             # The Markdown widget is made on first use, after the table's first paint: start-up
             # shows findings sooner.
@@ -159,7 +223,8 @@ class FindingsScreen(Screen):
             self.findings[f.key] = f
         bar = self.query_one(ProgressBar)
         bar.update(total=m.total, progress=m.done)
-        self.set_status(f"Scanning: {m.done}/{m.total} checks")
+        self.checks_run = m.total
+        self.set_status(f"Scanning: {m.done}/{m.total} checks, {render.plural(len(self.findings), 'finding')}")
         self.schedule_refresh()
 
     def on_scan_completed(self, m: ScanCompleted) -> None:
@@ -168,9 +233,10 @@ class FindingsScreen(Screen):
         self.scanning = False
         self.findings = {f.key: f for f in m.findings}
         self.marked &= {k for k, f in self.findings.items() if self._fixable(f)}
-        checks = len({f.id for f in m.findings})
+        checks = self.checks_run or len({f.id for f in m.findings})
         self.query_one(ProgressBar).display = False
-        self.set_status(f"Scanned {render.plural(checks, 'check')}.")
+        self.set_status(f"Scanned {render.plural(checks, 'check')}: {render.plural(len(m.findings), 'finding')} "
+                        "(a check finds one per subject).")
         self.refresh_table()
 
     def on_scan_failed(self, m: ScanFailed) -> None:
@@ -198,8 +264,9 @@ class FindingsScreen(Screen):
     # ------------------------------------------------------------------ the table
     def visible(self) -> list[Finding]:
         statuses = render.FILTERS[self.filter]
-        shown = [f for f in self.findings.values() if render.matches(f, statuses, self.search)]
-        return sorted(shown, key=render.order_key)
+        shown = [f for f in self.findings.values() if render.matches(f, statuses, self.search)
+                 and (self.min_severity is None or f.severity >= self.min_severity)]
+        return sorted(shown, key=render.SORTS[self.sort])
 
     def column_widths(self) -> dict[str, int]:
         """Fit the columns to the table's width: the subject takes what is left."""
@@ -207,40 +274,48 @@ class FindingsScreen(Screen):
         shown = self.visible() or list(self.findings.values())
         ids = [len(f.id) for f in shown] or [20]
         cis = [len(f.cis or "") for f in shown] or [4]
-        w = {"status": 8, "severity": 8, "cis": max(3, max(cis)), "check": min(28, max(16, max(ids)))}
+        w = {"status": 8, "severity": 8, "cis": max(3, max(cis)), "check": min(26, max(14, max(ids)))}
         avail = max(table.size.width, 60) - 2  # vertical scrollbar
         used = sum(w.values()) + 2 * (len(w) + 1)
-        w["subject"] = max(12, avail - used)
+        # The subject gets what is left, but never less than 24: the check column gives way first.
+        short = max(0, 24 - (avail - used))
+        w["check"] = max(12, w["check"] - short)
+        used = sum(w.values()) + 2 * (len(w) + 1)
+        w["subject"] = max(16, avail - used)
         return w
 
     def refresh_table(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(FindingsTable)
         current = self.current_row_key()
         widths = self.column_widths()
-        if widths != getattr(self, "_widths", None):
-            self._widths = widths
+        if (widths, self.sort) != getattr(self, "_widths", None):
+            self._widths = (widths, self.sort)
             table.clear(columns=True)
             for label, key in (("Status", "status"), ("Severity", "severity"), ("CIS", "cis"),
                                ("Check", "check"), ("Subject", "subject")):
-                table.add_column(label, key=key, width=widths[key])
+                sort_key = "section" if key == "cis" else key
+                heading = label + (" ▾" if self.sort == sort_key and self.sort != "section" else "")
+                table.add_column(heading, key=key, width=widths[key])
         else:
             table.clear()
+        table.section_rows = set()
         by_section: dict[str, list[Finding]] = {}
         for f in self.findings.values():
             by_section.setdefault(f.section, []).append(f)
         last_section = None
         first_finding_row = None
+        grouped = self.sort == "section"
         for f in self.visible():
-            if f.section != last_section:
+            if grouped and f.section != last_section:
                 last_section = f.section
                 c = Counter(x.status for x in by_section[f.section])
                 summary = " · ".join(f"{c[s]} {s.value}" for s in STATUS_ORDER if c[s])
                 title = render.SECTIONS.get(f.section, f.section)
-                head, rest = render.split_words(title, widths["check"])
+                table.section_rows.add(table.row_count)
                 table.add_row(
                     "", "", Text(f.section if f.section != "notes" else "—", style="bold"),
-                    Text(head, style="bold"),
-                    Text.assemble((rest + "  " if rest else "", "bold"), (summary, "" if self.app.no_color else "dim")),
+                    Text(render.ellipsize(title, widths["check"]), style="bold"),
+                    Text(summary, style="" if self.app.no_color else "dim"),
                     key=f"s{SEP}{f.section}",
                 )
             if first_finding_row is None:
@@ -249,29 +324,23 @@ class FindingsScreen(Screen):
                 self.status_cell(f),
                 render.severity_text(f.severity, self.app.no_color),
                 f.cis or "",
-                f.id,
-                render.safe_text(f.subject),
+                render.ellipsize(f.id, widths["check"]),
+                render.tail(render.safe_text(f.subject), widths["subject"]),
                 key=row_key_of(f),
             )
-        self.query_one("#counts", Static).update(
-            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
-        )
+        self.update_counts()
         try:
             row = table.get_row_index(current) if current is not None else None
         except Exception:  # the row is filtered out now
             row = None
-        if row is None and first_finding_row is not None:
+        if (row is None or row in table.section_rows) and first_finding_row is not None:
             row = first_finding_row  # rest on a finding, not on a section heading
         if row is not None:
             table.move_cursor(row=row, animate=False)
         if not table.row_count:
-            msg = "Scanning…" if self.scanning else (
-                f"No findings match “{self.search}” here." if self.search
-                else f"No {render.FILTER_LABELS[self.filter]} findings. Press f to change the filter."
-            )
             self._shown_key = None
             note = self.query_one("#detail-note", Static)
-            note.update(msg)
+            note.update(self.empty_message())
             note.display = True
             if self._markdown is not None:
                 self._markdown.display = False
@@ -279,6 +348,32 @@ class FindingsScreen(Screen):
             self.call_after_refresh(self.show_detail)  # the table first
         else:
             self.show_detail()
+
+    def empty_message(self) -> str:
+        """What an empty table means, and how to see more."""
+        if self.scanning:
+            return "Scanning…"
+        if not self.findings:
+            return "The scan found nothing to show."
+        how = []
+        if self.search:
+            how.append("Esc clears the search")
+        if self.filter != "all":
+            how.append("6 shows every status")
+        if self.min_severity is not None:
+            how.append("v until “any severity” shows every severity")
+        shown = [f"status {render.FILTER_LABELS[self.filter]}"]
+        if self.min_severity is not None:
+            shown.append(f"severity {self.min_severity} and up")
+        if self.search:
+            shown.append(f"matching “{self.search}”")
+        return (f"Nothing matches ({', '.join(shown)}): {len(self.findings)} findings are hidden. "
+                + "; ".join(how) + ".")
+
+    def update_counts(self) -> None:
+        self.query_one("#counts", Static).update(render.counts_text(
+            self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color,
+            shown=len(self.visible()), severity=self.min_severity, sort=self.sort))
 
     def status_cell(self, f: Finding) -> Text:
         mark = Text("● ", style="bold") if f.key in self.marked else Text("  ")
@@ -376,6 +471,7 @@ class FindingsScreen(Screen):
         self.set_focus(self.query_one(DataTable))
 
     def action_clear(self) -> None:
+        """Esc clears the search; marks stay (u clears them, after asking)."""
         box = self.query_one("#search", Input)
         if box.display or self.search:
             box.value = ""
@@ -384,8 +480,33 @@ class FindingsScreen(Screen):
             self.set_focus(self.query_one(DataTable))
             self.refresh_table()
         elif self.marked:
-            self.marked.clear()
-            self.refresh_table()
+            self.notify(f"{render.plural(len(self.marked), 'finding')} marked: u clears the marks.", timeout=3)
+
+    def action_cycle_sort(self, name: str | None = None) -> None:
+        names = list(render.SORTS)
+        self.sort = name or names[(names.index(self.sort) + 1) % len(names)]
+        self.refresh_table()
+
+    @on(DataTable.HeaderSelected)
+    def _heading(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value or "section"
+        self.action_cycle_sort("section" if key == "cis" or key == self.sort else key)
+
+    def action_cycle_severity(self) -> None:
+        levels = render.SEVERITY_FILTERS
+        self.min_severity = levels[(levels.index(self.min_severity) + 1) % len(levels)]
+        self.refresh_table()
+        self.notify(f"Severity: {'any' if self.min_severity is None else f'{self.min_severity} and up'}.",
+                    timeout=2)
+
+    def action_copy(self) -> None:
+        f = self.finding_at_cursor()
+        if f is None or not f.manual_check:
+            self.notify("This finding has no command to check it by hand.", severity="warning")
+            return
+        from dockfix.screens.copy import copy_command
+
+        self.notify(copy_command(self.app, f.manual_check), title="Command copied", timeout=8)
 
     # ------------------------------------------------------------------ marking
     def _fixable(self, f: Finding) -> bool:
@@ -396,9 +517,9 @@ class FindingsScreen(Screen):
         if f is None:
             return
         self.toggle_mark(f)
-        table = self.query_one(DataTable)
+        table = self.query_one(FindingsTable)
         if table.cursor_row < table.row_count - 1:
-            table.move_cursor(row=table.cursor_row + 1, animate=False)
+            table.action_cursor_down()  # skips the next section heading
 
     def toggle_mark(self, f: Finding) -> None:
         if not self._fixable(f):
@@ -415,9 +536,34 @@ class FindingsScreen(Screen):
             table.update_cell(row_key_of(f), "status", self.status_cell(f))
         except Exception:
             pass
-        self.query_one("#counts", Static).update(
-            render.counts_text(self.findings.values(), self.filter, self.search, len(self.marked), self.app.no_color)
-        )
+        self.update_counts()
+
+    def action_mark_all(self) -> None:
+        """Mark every fixable finding the table shows (filter, severity and search apply)."""
+        fixable = [f for f in self.visible() if self._fixable(f)]
+        if not fixable:
+            self.notify("None of the findings shown has an automatic fix to mark.", severity="warning")
+            return
+        self.marked |= {f.key for f in fixable}
+        self.refresh_table()
+        self.notify(f"Marked {render.plural(len(fixable), 'finding')} shown "
+                    f"({len(self.marked)} marked in all); d reviews, a applies.", timeout=4)
+
+    @work(exclusive=True, group="confirm")
+    async def action_unmark_all(self) -> None:
+        if not self.marked:
+            self.notify("Nothing is marked.", timeout=2)
+            return
+        if len(self.marked) > 1:
+            from dockfix.screens.confirm_modal import ConfirmModal
+
+            ok = await self.app.push_screen_wait(ConfirmModal(
+                f"Clear all {len(self.marked)} marks?",
+                "\n".join(f"  {cid} — {subject}" for cid, subject in sorted(self.marked)), yes="Clear"))
+            if not ok:
+                return
+        self.marked.clear()
+        self.refresh_table()
 
     def targets(self) -> list[Finding]:
         """The marked findings, or else the one under the cursor."""
@@ -505,7 +651,7 @@ class FindingsScreen(Screen):
         ok = await self.app.push_screen_wait(ConfirmModal(
             f"Apply {render.plural(len(applicable), 'fix')} as one transaction?",
             describe_plan(applicable, manual)
-            + "\n\nEverything is journaled: the journal (j) rolls it back byte for byte.",
+            + "\n\nEverything is journaled: the journal (t) rolls it back byte for byte.",
             yes="Apply",
         ))
         if not ok:
@@ -572,14 +718,18 @@ class FindingsScreen(Screen):
                 body += ("Everything it had changed was rolled back (transaction "
                          f"{r.txid}):\n" + describe_changes(m.plan) + "\n\nThe files are as they were before.")
             else:
-                body += "Open the journal (j) to see what was recorded."
+                body += "Open the journal (t) to see what was recorded."
             self.app.push_screen(MessageModal("The fixes were not applied", body, error=True))
             self.set_status("Apply failed; rolled back." if r.rolled_back else "Apply failed.")
         else:
             self.marked -= {(i.check_id, i.subject) for i in m.plan.items}
-            n = len(r.applied or [])
+            from dockfix.screens.confirm_modal import split_plan
+
+            items = split_plan(m.plan)[0]
+            n = sum(len(it.changes) for it in items)  # as the journal lists them: one per change
             actions = list(getattr(r, "actions", None) or [])
-            self.notify(f"Applied {render.plural(n, 'change')} in transaction {r.txid}."
+            self.notify(f"Applied {render.plural(len(items), 'fix')} with {render.plural(n, 'change')} "
+                        f"in transaction {r.txid} (t: the journal)."
                         + "".join(f"\n{a}" for a in actions), timeout=10)
             self.set_status(f"Applied transaction {r.txid}; rescanning…")
         self._rescan(ids)

@@ -1,55 +1,94 @@
-"""`?`: the keys, and what the words on screen mean."""
+"""`?`: every key of the page underneath, generated from its bindings (so it cannot drift), and
+what the words on screen mean."""
 
 from __future__ import annotations
 
+from typing import Iterable
+
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
 
-HELP = """\
-# dockfix — keys
+WORDS = """\
+Statuses: FAIL — the host does not meet the check; ERROR — it could not be evaluated (the message
+names the file); MANUAL — a person must judge; PASS; SKIP — not applicable here. The counts on top
+are findings: one check finds one per subject.
 
-| Key | Findings page |
-|---|---|
-| ↑ ↓ PgUp PgDn | move through the findings |
-| Enter | open the finding on its own page |
-| Space | mark / unmark a finding to fix (several make one transaction) |
-| d | review the diff of the marked findings' fixes (or the selected one) |
-| a | apply them, after a confirmation that lists every change |
-| f | cycle the filter: to do → fail → manual → error → pass → all |
-| 1 … 6 | the same filters directly |
-| / | search (id, title, subject, evidence); Esc clears |
-| r | scan again |
-| j | the journal: past transactions, roll one back |
-| Esc | clear the search, then the marks |
-| ? | this help · q quits |
+Fix safety: safe fixes change a file's content, owner or mode and are applied together; disruptive
+fixes change how running things behave and are confirmed one by one; manual fixes are shown, never
+applied. Every apply is one transaction in the journal and can be rolled back byte for byte, owner
+and mode included; a rollback refuses when a file changed since, and names it."""
 
-| Key | Diff, detail and journal pages |
-|---|---|
-| a | apply what is shown (diff page) |
-| u | roll back the selected transaction (journal page) |
-| Esc | back |
+_KEY_NAMES = {"space": "Space", "escape": "Esc", "enter": "Enter", "up": "↑", "down": "↓", "pageup": "PgUp",
+              "pagedown": "PgDn", "home": "Home", "end": "End", "left": "←", "right": "→", "tab": "Tab",
+              "question_mark": "?", "slash": "/", "ctrl+home": "Ctrl+Home", "ctrl+end": "Ctrl+End",
+              "backspace": "Backspace"}
 
-**Statuses**: FAIL — the host does not meet the check; ERROR — it could not be evaluated
-(the message names the file); MANUAL — a person must judge; PASS; SKIP — not applicable here.
 
-**Fix safety**: *safe* fixes change a file's content, owner or mode and are applied together;
-*disruptive* fixes change how running things behave and are confirmed one by one; *manual*
-fixes are shown, never applied.
+def key_text(binding: Binding) -> str:
+    keys = [k.strip() for k in binding.key.split(",")]
+    if binding.key_display and len(keys) == 1:
+        return binding.key_display
+    return " ".join(_KEY_NAMES.get(k, k) for k in keys)
 
-Every apply is one transaction in the write-ahead journal and can be rolled back byte for byte,
-owner and mode included. A rollback refuses when a file changed since; the message names it.
-"""
+
+def page_bindings(nodes: Iterable[Widget | type]) -> list[tuple[str, str]]:
+    """(keys, what they do) for the bindings of these nodes, first node first; keys that run the
+    same action with the same words are joined ("k ↑")."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    order: list[tuple[str, str]] = []
+    for node in nodes:
+        cls = node if isinstance(node, type) else type(node)
+        for klass in cls.__mro__:
+            if not klass.__module__.startswith("dockfix"):
+                continue  # Textual's own bindings (scrolling, the command palette) are not ours to list
+            for b in klass.__dict__.get("BINDINGS", []):
+                if not isinstance(b, Binding) or not b.description:
+                    continue
+                what = b.description + (f" — {b.tooltip}" if b.tooltip else "")
+                ident = (b.action, what)
+                if ident not in rows:
+                    rows[ident] = []
+                    order.append(ident)
+                k = key_text(b)
+                if k not in rows[ident]:
+                    rows[ident].append(k)
+    return [(" ".join(rows[i]), i[1]) for i in order]
+
+
+def help_text(title: str, rows: list[tuple[str, str]]) -> Text:
+    width = max((len(k) for k, _ in rows), default=4)
+    t = Text()
+    t.append(f"Keys of the {title}\n\n", style="bold")
+    for keys, what in rows:
+        t.append(keys.ljust(width + 2), style="bold")
+        t.append(what + "\n")
+    return t
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+    """The keys of ``page`` (and of what has its focus, and the app's), then what words mean."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close", tooltip="back to the page")]
+
+    def __init__(self, page: Screen, focused: Widget | None = None) -> None:
+        super().__init__()
+        self.page = page
+        nodes: list = [page]
+        if focused is not None:
+            nodes.append(focused)
+        self.rows = page_bindings(nodes + [page.app])
+        self.title_text = getattr(page, "HELP_TITLE", None) or type(page).__name__.removesuffix("Screen").lower() + " page"
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Static(help_text(self.title_text, self.rows), id="help-keys")
+            yield Static(WORDS, id="help-words")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()

@@ -72,10 +72,13 @@ def tx_text(tx: Any) -> Text:
 class JournalScreen(Screen[bool]):
     """Dismisses with True when something was rolled back (the findings need a rescan)."""
 
+    HELP_TITLE = "journal"
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("u", "rollback", "Roll back"),
-        Binding("r", "reload", "Reload"),
+        Binding("escape", "back", "Back", tooltip="back to the findings (scanned again after a rollback)"),
+        Binding("u", "rollback", "Roll back", tooltip="roll the selected transaction back, after a confirmation"),
+        Binding("r", "reload", "Reload", tooltip="read the journal again"),
+        Binding("j,down", "cursor_down", "Down", show=False, tooltip="next transaction"),
+        Binding("k,up", "cursor_up", "Up", show=False, tooltip="previous transaction"),
     ]
 
     def __init__(self) -> None:
@@ -166,8 +169,11 @@ class JournalScreen(Screen[bool]):
             self.notify(f"{tx.txid} is damaged: {tx.damaged}. Use `dockfix rollback` to look at it.",
                         severity="error", timeout=8)
             return
-        body = "\n".join(["It restores every file of this transaction to its state before, byte for byte,",
-                          "owner and mode included:", ""] + [f"  {change_line(c)}" for c in (tx.changes or [])])
+        restores = list(getattr(tx, "restores", None) or [])
+        body = "\n".join(["It puts every target of this transaction back as it was before, byte for byte:", ""]
+                         + [f"  {line}" for line in restores]
+                         + ["", f"(undoing {render.plural(len(tx.changes or []), 'change')}: "
+                            + "; ".join(change_line(c) for c in (tx.changes or [])) + ")"])
         ok = await self.app.push_screen_wait(ConfirmModal(f"Roll back transaction {tx.txid}?", body, yes="Roll back"))
         if ok:
             self._rollback(str(tx.txid))
@@ -207,9 +213,15 @@ class JournalScreen(Screen[bool]):
             n = _count(restored)
             self.changed = True
             actions = list(getattr(r, "actions", None) or [])
-            self.notify(f"Rolled back {m.txid}: {render.plural(n, 'change')} restored."
+            self.notify(f"Rolled back {m.txid}: restored {render.plural(n, 'path')}."
                         + "".join(f"\n{a}" for a in actions), timeout=8)
         self._load()
+
+    def action_cursor_down(self) -> None:
+        self.query_one(DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(DataTable).action_cursor_up()
 
     def action_back(self) -> None:
         self.dismiss(self.changed)

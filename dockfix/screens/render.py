@@ -74,6 +74,31 @@ def order_key(f: Finding) -> tuple:
     return (_SECTION_ORDER.get(f.section, 99), cis, f.id, f.subject)
 
 
+_STATUS_RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+
+#: Sort orders, in the order the `s` key cycles through them ("section" groups by CIS section).
+SORTS = {
+    "section": order_key,
+    "severity": lambda f: (-int(f.severity), order_key(f)),
+    "status": lambda f: (_STATUS_RANK.get(f.status, 99), order_key(f)),
+    "check": lambda f: (f.id, f.subject),
+    "subject": lambda f: (f.subject, order_key(f)),
+}
+
+#: Severity filters, in the order the `v` key cycles through them: the lowest severity shown.
+SEVERITY_FILTERS: list[Severity | None] = [None, Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW]
+
+
+def ellipsize(text: str, width: int) -> str:
+    """The start of text, cut with … to fit width."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def tail(text: str, width: int) -> str:
+    """The end of text (the part that names the thing: the file, the service), cut with … at the start."""
+    return text if len(text) <= width else "…" + text[len(text) - max(0, width - 1):]
+
+
 def section_title(section: str) -> str:
     title = SECTIONS.get(section, section)
     return f"{section} {title}" if section != "notes" else title
@@ -100,14 +125,23 @@ def matches(f: Finding, statuses: tuple[Status, ...], search: str) -> bool:
     return all(word in hay for word in search.lower().split())
 
 
-def counts_text(findings: Iterable[Finding], current: str, search: str, marked: int, plain: bool = False) -> Text:
+def counts_text(findings: Iterable[Finding], current: str, search: str, marked: int, plain: bool = False,
+                shown: int | None = None, severity: Severity | None = None, sort: str = "section") -> Text:
+    """The findings (not checks: one check can find several subjects) per status, and what is shown."""
     c = Counter(f.status for f in findings)
-    t = Text()
+    t = Text("findings ", style="" if plain else "dim")
     for s in STATUS_ORDER:
         t.append(f"{s.value.upper()} ", style=(STATUS_STYLE_PLAIN if plain else STATUS_STYLE)[s])
         t.append(f"{c[s]}  ")
     t.append("│ showing ", style="" if plain else "dim")
+    if shown is not None:
+        t.append(f"{shown} ", style="bold")
     t.append(FILTER_LABELS[current], style="bold")
+    if severity is not None:
+        t.append(f" {severity}+", style="bold")
+    if sort != "section":
+        t.append(" by ", style="" if plain else "dim")
+        t.append(sort, style="bold")
     if search:
         t.append(" matching ", style="" if plain else "dim")
         t.append(f"“{search}”", style="bold")

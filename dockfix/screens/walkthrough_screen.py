@@ -34,16 +34,19 @@ class WalkthroughScreen(Screen):
     WalkthroughScreen #wt-status { height: auto; padding: 0 1; background: $boost; }
     """
 
+    HELP_TITLE = "walkthrough"
+    # The footer shows the first ones (fitting 80 columns); `?` lists them all.
     BINDINGS = [
-        Binding("d", "diff", "Diff"),
-        Binding("a", "apply", "Apply"),
-        Binding("r", "rollback", "Roll back"),
-        Binding("n", "next", "Next"),
-        Binding("p", "prev", "Previous"),
-        Binding("s", "skip", "Skip"),
-        Binding("m", "done", "Mark done"),
-        Binding("c", "copy", "Copy command"),
-        Binding("f", "finish", "Summary"),
+        Binding("escape", "back", "Back", tooltip="back to the app (the lesson's progress is saved)"),
+        Binding("n", "next", "Next", tooltip="the next step"),
+        Binding("d", "diff", "Diff", tooltip="the fix of this step as a diff"),
+        Binding("a", "apply", "Apply", tooltip="apply the fix, then scan the check again"),
+        Binding("r", "rollback", "Undo", tooltip="roll the applied fix back"),
+        Binding("c", "copy", "Copy", tooltip="copy the command to check it by hand (OSC 52, and written to a file)"),
+        Binding("p", "prev", "Previous", show=False, tooltip="the previous step"),
+        Binding("s", "skip", "Skip", show=False, tooltip="skip this step"),
+        Binding("m", "done", "Mark done", show=False, tooltip="mark a step without an automatic fix as done"),
+        Binding("f", "finish", "Summary", show=False, tooltip="what was done and learnt"),
     ]
 
     def __init__(self, wt) -> None:
@@ -135,9 +138,19 @@ class WalkthroughScreen(Screen):
         self._run("look")
 
     def action_copy(self) -> None:
-        cmd = self.wt.hand_check()
-        self.app.copy_to_clipboard(cmd)
-        self.query_one("#wt-status", Static).update(f"copied: {cmd}")
+        from rich.text import Text
+
+        from dockfix.screens.copy import copy_command
+
+        self.query_one("#wt-status", Static).update(Text("copied: " + copy_command(self.app, self.wt.hand_check())))
+
+    def action_back(self) -> None:
+        """Back to the page it was opened from (the demo app); on its own, say how to leave."""
+        if len(self.app.screen_stack) > 2:
+            self.dismiss(None)
+        else:
+            self.notify("This is the walkthrough's first page: q quits (progress is saved), f shows the summary.",
+                        timeout=4)
 
     def action_finish(self) -> None:
         self.app.push_screen(SummaryScreen(self.wt))
@@ -150,9 +163,10 @@ class WalkthroughScreen(Screen):
 
 
 class SummaryScreen(Screen):
-    """What was done and learnt. b goes back to the lesson, q leaves."""
+    """What was done and learnt. Esc (or b) goes back to the lesson."""
 
-    BINDINGS = [Binding("b", "back", "Back to the steps"), Binding("q", "app.quit", "Quit")]
+    HELP_TITLE = "walkthrough summary"
+    BINDINGS = [Binding("escape,b", "back", "Back to the steps", tooltip="back to the lesson")]
 
     def __init__(self, wt) -> None:
         super().__init__()

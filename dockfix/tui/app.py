@@ -64,8 +64,8 @@ class DockfixApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="every key of this page"),
         Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
     ]
 
     def __init__(
@@ -112,7 +112,7 @@ class DockfixApp(App[int]):
         from dockfix.screens.help_screen import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.screen, self.focused))
 
 
 def _default_time(value: Any) -> str:

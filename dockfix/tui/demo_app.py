@@ -14,20 +14,29 @@ def make_demo_app(demo, notes=None):
     from dockfix.tui.app import DockfixApp
 
     class DemoApp(DockfixApp):
-        BINDINGS = [Binding("w", "walkthrough", "Walkthrough")]
+        BINDINGS = [Binding("w", "walkthrough", "Walkthrough", tooltip="the guided lesson on this demo host; Esc comes back")]
 
         def on_mount(self) -> None:
             super().on_mount()
             self.sub_title = "demo host"
             if demo.left_out():
-                self.notify(demo.left_out(), title="Files only", timeout=30)
+                self.notify(demo.left_out(), title="Files only", timeout=12)
             notify_notes_problems(self, notes)
 
         def action_walkthrough(self) -> None:
             from dockfix.screens.walkthrough_screen import WalkthroughScreen
             from dockfix.demo.walkthrough import Walkthrough, default_progress_path
 
-            self.push_screen(WalkthroughScreen(Walkthrough(demo, default_progress_path(), notes=notes)))
+            self.clear_notifications()  # the lesson's first step must not sit under a toast
+            self.push_screen(WalkthroughScreen(Walkthrough(demo, default_progress_path(), notes=notes)),
+                             self._back_from_walkthrough)
+
+        def _back_from_walkthrough(self, _result=None) -> None:
+            # The lesson changed the demo's files: scan again so the findings are the host's.
+            from dockfix.screens.findings_screen import FindingsScreen
+
+            if isinstance(self.screen, FindingsScreen):
+                self.screen.start_scan()
 
     from dockfix.team_notes import with_notes
 
@@ -36,7 +45,12 @@ def make_demo_app(demo, notes=None):
 
 class WalkthroughApp(App[int]):
     TITLE = "dockfix walkthrough"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="every key of this page"),
+        Binding("q", "quit", "Quit", tooltip="leave (progress is saved; the demo host is removed)"),
+    ]
 
     def __init__(self, wt) -> None:
         super().__init__()
@@ -46,9 +60,15 @@ class WalkthroughApp(App[int]):
         from dockfix.screens.walkthrough_screen import WalkthroughScreen
 
         self.push_screen(WalkthroughScreen(self.wt))
-        if self.wt.demo.left_out():
-            self.notify(self.wt.demo.left_out(), title="Files only", timeout=30)
+        # The files-only notice is part of the summary (f) and of `dockfix walkthrough`'s output:
+        # a toast here would cover the first step.
         notify_notes_problems(self, self.wt.notes)
+
+    def action_help(self) -> None:
+        from dockfix.screens.help_screen import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen, self.focused))
 
 
 def notify_notes_problems(app: App, notes) -> None:

@@ -44,7 +44,7 @@ class DetailScreen(Screen):
         yield Static(f"Finding {self.finding.cis or self.finding.id} · {self.finding.subject}", id="banner")
         with VerticalScroll(id="detail-page"):
             yield Markdown(render.finding_markdown(self.finding))
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#detail-page").focus()

@@ -35,7 +35,7 @@ class DiffScreen(Screen[str]):
             diff = self.plan.diff()
             yield Static(render.diff_text(diff, self.app.no_color) if diff.strip() else Text("(no file changes)", style="dim"),
                          id="diff", expand=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#diff-page").focus()

@@ -152,7 +152,7 @@ class FindingsScreen(Screen):
             # shows findings sooner.
             with VerticalScroll(id="detail"):
                 yield Static(id="detail-note")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -274,14 +274,11 @@ class FindingsScreen(Screen):
         shown = self.visible() or list(self.findings.values())
         ids = [len(f.id) for f in shown] or [20]
         cis = [len(f.cis or "") for f in shown] or [4]
-        w = {"status": 8, "severity": 8, "cis": max(3, max(cis)), "check": min(26, max(14, max(ids)))}
+        w = {"status": 8, "severity": 8, "cis": max(3, max(cis)), "check": min(28, max(16, max(ids)))}
         avail = max(table.size.width, 60) - 2  # vertical scrollbar
         used = sum(w.values()) + 2 * (len(w) + 1)
-        # The subject gets what is left, but never less than 24: the check column gives way first.
-        short = max(0, 24 - (avail - used))
-        w["check"] = max(12, w["check"] - short)
-        used = sum(w.values()) + 2 * (len(w) + 1)
-        w["subject"] = max(16, avail - used)
+        # The subject gets what is left: it gives way first, losing its start (its end names the thing).
+        w["subject"] = max(14, avail - used)
         return w
 
     def refresh_table(self) -> None:
@@ -308,9 +305,11 @@ class FindingsScreen(Screen):
         for f in self.visible():
             if grouped and f.section != last_section:
                 last_section = f.section
-                c = Counter(x.status for x in by_section[f.section])
-                summary = " · ".join(f"{c[s]} {s.value}" for s in STATUS_ORDER if c[s])
+                summary = render.section_summary(by_section[f.section], render.FILTERS[self.filter],
+                                                  widths["subject"])
                 title = render.SECTIONS.get(f.section, f.section)
+                if len(title) > widths["check"]:
+                    title = render.SHORT_SECTIONS.get(f.section, title)
                 table.section_rows.add(table.row_count)
                 table.add_row(
                     "", "", Text(f.section if f.section != "notes" else "—", style="bold"),

@@ -60,14 +60,17 @@ def page_bindings(nodes: Iterable[Widget | type]) -> list[tuple[str, str]]:
     return [(" ".join(rows[i]), i[1]) for i in order]
 
 
-def help_text(title: str, rows: list[tuple[str, str]]) -> Text:
-    width = max((len(k) for k, _ in rows), default=4)
-    t = Text()
-    t.append(f"Keys of the {title}\n\n", style="bold")
+def help_text(title: str, rows: list[tuple[str, str]]):
+    """The keys as a two-column table: a description wraps under itself, not under the keys."""
+    from rich.console import Group
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, expand=True, padding=(0, 2, 0, 0))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(ratio=1)
     for keys, what in rows:
-        t.append(keys.ljust(width + 2), style="bold")
-        t.append(what + "\n")
-    return t
+        table.add_row(keys, what)
+    return Group(Text(f"Keys of the {title}\n", style="bold"), table)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -88,7 +91,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help"):
             yield Static(help_text(self.title_text, self.rows), id="help-keys")
             yield Static(WORDS, id="help-words")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()

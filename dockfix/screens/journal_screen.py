@@ -93,7 +93,7 @@ class JournalScreen(Screen[bool]):
             yield DataTable(id="tx-table", cursor_type="row")
             with VerticalScroll(id="tx-detail-scroll"):
                 yield Static("Loading the journal…", id="tx-detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

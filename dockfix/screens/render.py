@@ -74,6 +74,21 @@ def order_key(f: Finding) -> tuple:
     return (_SECTION_ORDER.get(f.section, 99), cis, f.id, f.subject)
 
 
+#: Section titles short enough for the table's Check column (the detail and the README use the full ones).
+SHORT_SECTIONS = {"1": "Host", "2": "Daemon", "3": "Daemon files", "4": "Images and build files",
+                  "5": "Container runtime", "6": "Security operations", "7": "Swarm", "notes": "Team notes"}
+
+
+def section_summary(findings: Iterable[Finding], statuses: tuple[Status, ...], width: int) -> str:
+    """A section's counts for the statuses shown, fitting width (short words when needed)."""
+    c = Counter(f.status for f in findings)
+    shown = [s for s in STATUS_ORDER if c[s] and s in statuses]
+    text = " · ".join(f"{c[s]} {s.value}" for s in shown)
+    if len(text) > width:
+        text = " ".join(f"{c[s]} {s.value[:4]}" for s in shown)
+    return text
+
+
 _STATUS_RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
 
 #: Sort orders, in the order the `s` key cycles through them ("section" groups by CIS section).
@@ -96,7 +111,13 @@ def ellipsize(text: str, width: int) -> str:
 
 def tail(text: str, width: int) -> str:
     """The end of text (the part that names the thing: the file, the service), cut with … at the start."""
-    return text if len(text) <= width else "…" + text[len(text) - max(0, width - 1):]
+    if len(text) <= width:
+        return text
+    kept = text[len(text) - max(0, width - 1):]
+    cut = kept.find("/", 1)
+    if 0 < cut < len(kept) - 4 and "/" in kept[cut + 1:] or 0 < cut < len(kept) // 2:
+        kept = kept[cut:]  # start at a whole path component: …/docker/daemon.json
+    return "…" + kept
 
 
 def section_title(section: str) -> str:

@@ -61,7 +61,7 @@ class WalkthroughScreen(Screen):
             with VerticalScroll(id="wt-lesson"):
                 yield Markdown("", id="wt-markdown")
         yield Static("", id="wt-status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def _title(self) -> str:
         done = sum(s.state == "done" for s in self.wt.steps)
@@ -175,7 +175,7 @@ class SummaryScreen(Screen):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Markdown(self.wt.summary(), id="wt-summary")
-        yield Footer()
+        yield Footer(compact=True)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -14,7 +14,7 @@ def make_demo_app(demo, notes=None):
     from dockfix.tui.app import DockfixApp
 
     class DemoApp(DockfixApp):
-        BINDINGS = [Binding("w", "walkthrough", "Walkthrough", tooltip="the guided lesson on this demo host; Esc comes back")]
+        BINDINGS = [Binding("w", "walkthrough", "Lesson", tooltip="the walkthrough: a guided lesson on this demo host; Esc comes back")]
 
         def on_mount(self) -> None:
             super().on_mount()
@@ -22,6 +22,13 @@ def make_demo_app(demo, notes=None):
             if demo.left_out():
                 self.notify(demo.left_out(), title="Files only", timeout=12)
             notify_notes_problems(self, notes)
+
+        def check_action(self, action: str, parameters) -> bool | None:
+            if action == "walkthrough":  # offered on the findings page, not from inside the lesson
+                from dockfix.screens.findings_screen import FindingsScreen
+
+                return isinstance(self.screen, FindingsScreen)
+            return super().check_action(action, parameters)
 
         def action_walkthrough(self) -> None:
             from dockfix.screens.walkthrough_screen import WalkthroughScreen

@@ -116,6 +116,13 @@ def test_with_dockerd_shows_runtime_findings_and_stops_its_engine():
     assert any(i == "privileged" and "shop-debug" in s for i, s in runtime), runtime
     assert any(i == "docker-socket-mount" and "shop-agent" in s for i, s in runtime), runtime
     assert found["swarm-mode"][0]["status"] in ("fail", "manual")
+    # the swarm task is up before the scan reports: its service's faults are found every time
+    assert any("shop-registry" in f["subject"] and f["status"] == "fail" for f in doc["findings"]), runtime
+    # the engine's own sandbox flags (--iptables=false, --bridge=none) are not the demo host's faults
+    assert not any("command line" in f["evidence"] for f in found["iptables"] if f["status"] == "fail")
+    assert "sandbox flags are not counted" in r.stderr
+    # quitting says what it cleans up
+    assert "cleaning up: stopping the demo's private dockerd" in r.stderr and "cleaned up." in r.stderr
     assert_no_secret(r.stdout, r.stderr)
     assert_gone(folder)
 

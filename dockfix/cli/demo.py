@@ -86,6 +86,8 @@ def describe(demo) -> str:
              f"  project: {demo.project}   (compose stack, Dockerfile, deploy script)"]
     if demo.engine is not None:
         lines.append(f"  engine:  {demo.docker_host}   (try: docker -H {demo.docker_host} ps -a)")
+        lines.append("           it runs with --bridge=none --iptables=false --ip-masq=false so that it cannot touch "
+                     "this machine's network; these sandbox flags are not counted as faults of the demo host")
     else:
         lines.append("  " + (demo.left_out() or ""))
     return "\n".join(lines)

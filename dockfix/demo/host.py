@@ -210,7 +210,15 @@ class DemoHost:
         from dockfix.context import Context
 
         host = Host(root=str(self.root), docker_host=self.docker_host, engine=self.engine is not None)
-        return Context(host=host, paths=[PROJECT], compose=[])
+        ctx = Context(host=host, paths=[PROJECT], compose=[])
+        argv = getattr(self.engine, "argv", None)
+        if argv:
+            # The engine's command line as the demo host's daemon would have it: without the flags
+            # that sandbox it (no bridge, no iptables), which would read as faults of the demo host.
+            from dockfix.demo.private_engine import SANDBOX_FLAGS
+
+            ctx.memo("daemon_argv", lambda: [a for a in argv if a not in SANDBOX_FLAGS])
+        return ctx
 
     def left_out(self) -> str | None:
         """One paragraph on what the demo leaves out and why (None when nothing is left out)."""

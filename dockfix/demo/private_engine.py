@@ -72,6 +72,11 @@ def mounts_below(path: Path) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
+#: Flags that keep the demo's engine off this machine's network. They are the sandbox's, not faults
+#: of the demo host: the demo's scans leave them out (see DemoHost.context).
+SANDBOX_FLAGS = ("--bridge=none", "--iptables=false", "--ip-masq=false")
+
+
 @dataclass
 class PrivateEngine:
     """A dockerd under ``base``. ``url`` is what dockfix gets with --docker-host."""
@@ -80,6 +85,8 @@ class PrivateEngine:
     swarm: bool = False
     proc: subprocess.Popen | None = None
     log: Path = field(init=False)
+    #: The command line it was started with.
+    argv: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.base = Path(self.base)
@@ -113,9 +120,10 @@ class PrivateEngine:
             "--exec-root", str(self.base / "exec"),
             "--pidfile", str(self.base / "dockerd.pid"),
             "--host", self.url,
-            "--bridge=none", "--iptables=false", "--ip-masq=false",
+            *SANDBOX_FLAGS,
             "--config-file", str(self.base / "daemon.json"),
         ]
+        self.argv = list(cmd)
         with open(self.log, "wb") as logf:
             # its own session: a Ctrl-C in the terminal reaches us, and we stop it in order
             self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

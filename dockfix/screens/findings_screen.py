@@ -144,7 +144,7 @@ class FindingsScreen(Screen):
             yield Label("Starting the scan…", id="progress-label")
             yield ProgressBar(total=None, show_eta=False, id="progress")
         yield Static(id="counts")
-        yield Input(placeholder="search: words in id, title, subject, evidence (Enter to keep, Esc to clear)", id="search")
+        # The search box is made on the first `/` (one widget less before the first paint).
         with Container(id="body"):
             table = FindingsTable(id="table", cursor_type="row", zebra_stripes=False)
             yield table
@@ -453,10 +453,18 @@ class FindingsScreen(Screen):
         self.filter = name
         self.refresh_table()
 
-    def action_search(self) -> None:
-        box = self.query_one("#search", Input)
+    async def action_search(self) -> None:
+        box = self.search_box()
+        if box is None:  # made on the first `/`: one widget less before the first paint
+            box = Input(placeholder="search: words in id, title, subject, evidence (Enter to keep, Esc to clear)",
+                        id="search")
+            await self.mount(box, before=self.query_one("#body"))
         box.display = True
         self.set_focus(box)  # at once: keys typed right after `/` go to the box
+
+    def search_box(self) -> Input | None:
+        boxes = self.query("#search")
+        return boxes.first(Input) if boxes else None
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -471,8 +479,8 @@ class FindingsScreen(Screen):
 
     def action_clear(self) -> None:
         """Esc clears the search; marks stay (u clears them, after asking)."""
-        box = self.query_one("#search", Input)
-        if box.display or self.search:
+        box = self.search_box()
+        if box is not None and (box.display or self.search):
             box.value = ""
             box.display = False
             self.search = ""

@@ -42,7 +42,19 @@ class BackgroundScan:
     def listen(self, listener: Listener) -> None:
         """Hand over what happened so far, then every later event (the listener must not block)."""
         with self._lock:
-            for kind, payload in self._backlog:
+            for kind, payload in _collapsed(self._backlog):
                 listener(kind, payload)
             self._backlog.clear()
             self._listener = listener
+
+
+def _collapsed(backlog: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The backlog as few events as say the same: a finished scan as its result alone, progress
+    so far as one event (each event is a message and a repaint for the page, before its first paint)."""
+    if any(kind != "progress" for kind, _ in backlog):
+        return [e for e in backlog if e[0] != "progress"]
+    if not backlog:
+        return []
+    done, total, _ = backlog[-1][1]
+    found = [f for _, (_, _, fs) in backlog for f in fs]
+    return [("progress", (done, total, found))]

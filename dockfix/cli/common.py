@@ -8,7 +8,10 @@ import os
 import sys
 
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERRORS = 0, 1, 2, 3
+
+NO_TERMINAL = ("no terminal: the app needs one; use `dockfix scan` for a report, "
+               "or `dockfix --apply --yes` to fix without one")
 
 
 class UsageError(Exception):
@@ -30,6 +33,33 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
 def add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", action="append", default=[], metavar="IDS", help="check ids or CIS numbers, comma-separated")
     p.add_argument("--skip", action="append", default=[], metavar="IDS", help="check ids or CIS numbers to leave out")
+
+
+def require_terminal() -> None:
+    """The app (and demo, walkthrough) need a terminal: without one (cron, CI, `dockfix > out.txt`)
+    they would wait forever and write escape codes into a file. Exit 2 at once instead."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(NO_TERMINAL)
+
+
+def add_waiver_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--waivers", metavar="FILE",
+                   help="accepted risks, each with a reason and an expiry date (default: "
+                        "/etc/dockfix/waivers.yaml on the scanned host, if it exists)")
+
+
+def load_waivers(args: argparse.Namespace):
+    """The waiver file given with --waivers (a path on this machine), else the scanned host's
+    /etc/dockfix/waivers.yaml when it exists, else None. UsageError "FILE:LINE: problem"."""
+    from dockfix.waivers import WaiverError, default_file, load_waivers as load
+
+    path = getattr(args, "waivers", None) or default_file(getattr(args, "root", "/"))
+    if not path:
+        return None
+    try:
+        return load(path)
+    except WaiverError as e:
+        raise UsageError(str(e)) from None
 
 
 def split_ids(values: list[str]) -> list[str]:

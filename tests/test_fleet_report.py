@@ -88,15 +88,23 @@ def test_text_lists_failing_checks_with_their_hosts(three_hosts, tmp_path):
     assert "1/3" in lines[i]
     assert "failing on: web-1.example.net" in lines[i + 2]
     header = next(line for line in lines if line.startswith("host"))
-    assert header.split() == ["host", "fail", "error", "manual", "skip", "pass"]
+    assert header.split() == ["host", "fail", "error", "manual", "skip", "pass", "waived", "scan", "age"]
 
 
-def test_same_hostname_in_two_files_stays_two_hosts(three_hosts, tmp_path):
+def test_one_host_per_hostname_newest_scan_wins(three_hosts, tmp_path):
     files, _ = three_hosts
-    twin = tmp_path / "clone.json"
-    twin.write_bytes(files[0].read_bytes())
-    fleet = json.loads(report("--format", "json", str(files[0]), str(twin)).stdout)
-    assert [h["name"] for h in fleet["hosts"]] == ["web-1.example.net (web-1.json)", "web-1.example.net (clone.json)"]
+    older = json.loads(files[0].read_text())
+    older["scanned_at"] = "2020-01-01T00:00:00Z"
+    (tmp_path / "old.json").write_text(json.dumps(older))
+    r = report("--format", "json", str(files[0]), str(tmp_path / "old.json"))
+    fleet = json.loads(r.stdout)
+    assert [h["name"] for h in fleet["hosts"]] == ["web-1.example.net"]
+    assert fleet["hosts"][0]["file"] == str(files[0]) and fleet["hosts"][0]["age_s"] < 600
+    assert fleet["duplicates"] == [{"host": "web-1.example.net", "kept": str(files[0]),
+                                    "ignored": [str(tmp_path / "old.json")]}]
+    assert "duplicate scans of web-1.example.net" in r.stderr
+    text = report(str(tmp_path / "old.json")).stdout
+    assert "web-1.example.net" in text and " d" in text.splitlines()[3]  # the scan's age, in days
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -177,15 +177,21 @@ HOST_BASE = "HOSTROOT"
 
 
 def _sentence(text: str) -> str:
+    """One line, one sentence: inner full stops become semicolons, one full stop at the end."""
     text = " ".join(text.split()).rstrip(" .;:")
-    return text[:1].upper() + text[1:] + "." if text else ""
+    return re.sub(r"\.\s+(?=\S)", "; ", text) + "." if text else ""
+
+
+def _lower_first(title: str) -> str:
+    """"The memory ..." -> "the memory ...", but "CPU priority ..." stays as it is."""
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
 
 
 def sarif_message(f: Finding) -> str:
-    """One sentence: what was seen, then what the rule expects."""
-    expected = f.title[:1].lower() + f.title[1:]
-    seen = " ".join(f.evidence.split()).rstrip(" .;:").replace(". ", "; ")
-    return _sentence(f"{seen}, while the rule expects: {expected}" if seen else f"Not met: {expected}")
+    """One sentence: what was seen, then what the check expects (its title)."""
+    if not f.evidence.strip():
+        return _sentence(f"Expected: {_lower_first(f.title)}")
+    return _sentence(f"{f.evidence.rstrip(' .;:')}, but expected: {_lower_first(f.title)}")
 
 
 def _file_uri(machine_dir: str) -> str:

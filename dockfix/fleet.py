@@ -175,6 +175,7 @@ def merge(scans: list[HostScan], now: float | None = None) -> dict[str, Any]:
         per_check: dict[str, list[dict]] = {}
         for f in s.doc["findings"]:
             counts[f["status"]] += 1
+            all_sections.add(f["section"])
             if isinstance(f.get("waiver"), dict):
                 waived += 1  # keeps its status in the counts; does not colour its section
             else:

@@ -359,7 +359,8 @@ _XML_BAD = re.compile(r"[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010f
 
 def xml_text(text: str) -> str:
     """Characters XML 1.0 cannot carry at all (control characters, surrogates) shown as escapes."""
-    return _XML_BAD.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+    return _XML_BAD.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100
+                        else f"\\u{ord(m.group(0)):04x}", text)
 
 
 RENDERERS = {"json": render_json, "sarif": render_sarif, "junit": render_junit}

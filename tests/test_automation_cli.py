@@ -201,6 +201,22 @@ def test_junit_validates_and_mirrors_the_findings(tmp_path):
     assert xml.tests == len(doc["findings"]) and xml.failures == c["fail"] - 1
 
 
+def test_junit_survives_hostile_text():
+    junitparser = pytest.importorskip("junitparser")
+    from dockfix.model import Finding, Severity, Status
+    from dockfix.report import render_junit
+
+    evil = "a\x1b[31mred\x00\ud800<b>&\"]]>"
+    fs = [Finding(id="icc", cis="2.2", title="t", severity=Severity.HIGH, section="2", subject=evil, status=st,
+                  evidence=evil, explanation="x", manual_check="m", remediation="r")
+          for st in (Status.FAIL, Status.ERROR, Status.SKIP)]
+    xml = junitparser.JUnitXml.fromstring(render_junit(fs, {"hostname": evil}).encode())
+    (suite,) = list(xml)
+    cases = list(suite)
+    assert [type(c.result[0]).__name__ for c in cases] == ["Failure", "Error", "Skipped"]
+    assert cases[0].result[0].message == "a\\x1b[31mred\\x00\\ud800<b>&\"]]>"
+
+
 # ---------------------------------------------------------------------- 5. SARIF
 @pytest.fixture(scope="module")
 def sarif_schema():

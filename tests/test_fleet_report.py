@@ -202,3 +202,25 @@ def test_html_opens_in_chromium_and_sorts(three_hosts, tmp_path, request):
     assert state == "descending"
     fails = {h["name"]: h["counts"]["fail"] for h in fleet["hosts"]}
     assert [fails[n] for n in names.split("|")] == sorted(fails.values(), reverse=True)
+
+
+def test_waived_findings_in_the_fleet_report(tmp_path):
+    """A waived failure is shown as waived (text, JSON, HTML), does not colour its section and does
+    not count for `report --fail-on`."""
+    root = tmp_path / "host"
+    put(root, "etc/docker/daemon.json", '{"icc": true}\n')
+    put(root, "etc/dockfix/waivers.yaml",
+        "waivers:\n  - check: icc\n    reason: lab bridge <b>\n    expires: 2999-12-31\n")
+    out = tmp_path / "lab.json"
+    r = run_dockfix("scan", "--root", str(root), "--no-engine", "--only", "icc", "--format", "json", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    fleet = json.loads(report("--format", "json", str(out)).stdout)
+    (icc,) = [c for c in fleet["checks"] if c["id"] == "icc"]
+    assert icc["failing"] == 0 and icc["waived_hosts"][0]["reason"] == "lab bridge <b>"
+    assert fleet["hosts"][0]["waived"] == 1 and fleet["hosts"][0]["counts"]["fail"] == 1  # keeps its status
+    assert "2" in fleet["sections"] and "2" not in fleet["hosts"][0]["sections"]  # but colours no cell
+    assert "waived on lab until 2999-12-31: lab bridge <b>" in report(str(out)).stdout
+    page = report("--format", "html", str(out)).stdout
+    assert 'class="waived-host" data-host="lab"' in page and "lab bridge &lt;b&gt;" in page
+    check_html_against_json(page, fleet)
+    assert report("--fail-on", "low", str(out)).returncode == 0

@@ -97,14 +97,45 @@ def _shape_problem(doc: Any) -> str | None:
     return None
 
 
-def _unique_names(scans: list[HostScan]) -> None:
-    """Two files with the same host name (cloned machines, two scans of one host) stay apart."""
-    seen: dict[str, int] = {}
-    for s in scans:
-        seen[s.name] = seen.get(s.name, 0) + 1
-    for s in scans:
-        if seen[s.name] > 1:
-            s.name = f"{s.name} ({os.path.basename(s.file)})"
+def _scanned_at(s: HostScan) -> str:
+    v = s.doc.get("scanned_at")
+    return v if isinstance(v, str) else ""
+
+
+def newest_per_host(scans: list[HostScan]) -> tuple[list[HostScan], list[dict[str, Any]]]:
+    """One scan per host name: the newest (``scanned_at``; on a tie or without it, the file given
+    last) wins. Returns the scans kept, in the order given, and what was left out."""
+    by_name: dict[str, list[tuple[int, HostScan]]] = {}
+    for i, s in enumerate(scans):
+        by_name.setdefault(s.name, []).append((i, s))
+    kept: list[tuple[int, HostScan]] = []
+    duplicates = []
+    for name, group in by_name.items():
+        winner = max(group, key=lambda t: (_scanned_at(t[1]), t[0]))
+        kept.append(winner)
+        if len(group) > 1:
+            duplicates.append({"host": name, "kept": winner[1].file,
+                               "ignored": [s.file for _i, s in group if s is not winner[1]]})
+    return [s for _i, s in sorted(kept, key=lambda t: t[0])], duplicates
+
+
+def age_seconds(scanned_at: str, now: float) -> float | None:
+    import datetime as dt
+
+    try:
+        t = dt.datetime.strptime(scanned_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, round(now - t.timestamp(), 1))
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    for unit, n in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= n:
+            return f"{int(seconds // n)} {unit}"
+    return f"{int(seconds)} s"
 
 
 # ---------------------------------------------------------------------- merging
@@ -126,21 +157,29 @@ def _section_sort_key(sec: str) -> tuple:
     return (0, int(sec), sec) if sec.isdigit() else (1, 0, sec)
 
 
-def merge(scans: list[HostScan]) -> dict[str, Any]:
+def merge(scans: list[HostScan], now: float | None = None) -> dict[str, Any]:
     """The fleet view as a JSON-ready dict (the `--format json` output)."""
+    import time
+
     from dockfix.model import SECTIONS
 
-    _unique_names(scans)
+    now = time.time() if now is None else now
+    scans, duplicates = newest_per_host(scans)
     checks: dict[str, dict[str, Any]] = {}
     hosts = []
     all_sections: set[str] = set()
     for s in scans:
         counts = {st: 0 for st in STATUSES}
+        waived = 0
         per_section: dict[str, list[str]] = {}
         per_check: dict[str, list[dict]] = {}
         for f in s.doc["findings"]:
             counts[f["status"]] += 1
-            per_section.setdefault(f["section"], []).append(f["status"])
+            all_sections.add(f["section"])
+            if isinstance(f.get("waiver"), dict):
+                waived += 1  # keeps its status in the counts; does not colour its section
+            else:
+                per_section.setdefault(f["section"], []).append(f["status"])
             per_check.setdefault(f["id"], []).append(f)
         all_sections.update(per_section)
         hosts.append({
@@ -148,7 +187,10 @@ def merge(scans: list[HostScan]) -> dict[str, Any]:
             "file": s.file,
             "dockfix": str(s.doc.get("dockfix")),
             "root": (s.doc.get("host") or {}).get("root"),
+            "scanned_at": _scanned_at(s) or None,
+            "age_s": age_seconds(_scanned_at(s), now),
             "counts": counts,
+            "waived": waived,
             "sections": {
                 sec: {"worst": worst(sts), "counts": {st: sts.count(st) for st in STATUSES if st in sts}}
                 for sec, sts in sorted(per_section.items(), key=lambda kv: _section_sort_key(kv[0]))
@@ -167,8 +209,15 @@ def merge(scans: list[HostScan]) -> dict[str, Any]:
                 "statuses": {st: 0 for st in STATUSES},
                 "failing_hosts": [],
                 "error_hosts": [],
+                "waived_hosts": [],
             })
             c["hosts_scanned"] += 1
+            waived_fs = [f for f in fs if isinstance(f.get("waiver"), dict)]
+            if waived_fs:
+                w0 = waived_fs[0]["waiver"]
+                c["waived_hosts"].append({"host": s.name, "subjects": [str(f.get("subject") or "") for f in waived_fs],
+                                          "reason": str(w0.get("reason") or ""), "expires": str(w0.get("expires") or "")})
+            fs = [f for f in fs if not isinstance(f.get("waiver"), dict)] or [{"status": "pass"}]
             w = worst(f["status"] for f in fs)
             c["statuses"][w] += 1
             if w == "fail":
@@ -183,13 +232,17 @@ def merge(scans: list[HostScan]) -> dict[str, Any]:
                     "host": s.name,
                     "evidence": [str(f.get("evidence") or "") for f in fs if f["status"] == "error"],
                 })
-    ordered = sorted(checks.values(), key=_check_sort_key)
+    # what needs doing first: the most severe, then the most widespread
+    ordered = sorted(checks.values(), key=lambda c: (-_severity_rank(c["severity"]), -c["failing"],
+                                                     -len(c["error_hosts"]), _check_sort_key(c)))
     sections = sorted(all_sections, key=_section_sort_key)
     totals = {st: sum(h["counts"][st] for h in hosts) for st in STATUSES}
     return {
         "dockfix": __version__,
         "kind": "fleet-report",
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "hosts": hosts,
+        "duplicates": duplicates,
         "sections": {sec: SECTIONS.get(sec, sec) for sec in sections},
         "checks": ordered,
         "summary": {
@@ -208,10 +261,13 @@ def render_text(fleet: dict[str, Any]) -> str:
            f"{summary['hosts_failing']} with failures, {summary['checks_failing']} checks failing somewhere"]
     width = max([len("host")] + [len(h["name"]) for h in hosts])
     out.append("")
-    out.append(f"{'host':{width}}  " + "  ".join(f"{st:>6}" for st in STATUSES))
+    out.append(f"{'host':{width}}  " + "  ".join(f"{st:>6}" for st in STATUSES) + f"  {'waived':>6}  scan age")
     for h in hosts:
-        out.append(f"{h['name']:{width}}  " + "  ".join(f"{h['counts'][st]:>6}" for st in STATUSES))
-    failing = [c for c in fleet["checks"] if c["failing"] or c["error_hosts"]]
+        out.append(f"{h['name']:{width}}  " + "  ".join(f"{h['counts'][st]:>6}" for st in STATUSES)
+                   + f"  {h.get('waived', 0):>6}  {age_text(h.get('age_s'))}")
+    for d in fleet.get("duplicates", []):
+        out.append(f"duplicate scans of {d['host']}: kept the newest, {d['kept']}; ignored {', '.join(d['ignored'])}")
+    failing = [c for c in fleet["checks"] if c["failing"] or c["error_hosts"] or c.get("waived_hosts")]
     out.append("")
     if not failing:
         out.append("no check fails on any host")
@@ -224,6 +280,8 @@ def render_text(fleet: dict[str, Any]) -> str:
                 out.append("         failing on: " + ", ".join(fh["host"] for fh in c["failing_hosts"]))
             for eh in c["error_hosts"]:
                 out.append(f"         error on {eh['host']}: {'; '.join(eh['evidence'])}")
+            for wh in c.get("waived_hosts", []):
+                out.append(f"         waived on {wh['host']} until {wh['expires']}: {wh['reason']}")
     return "\n".join(out) + "\n"
 
 
@@ -312,7 +370,7 @@ def render_html(fleet: dict[str, Any]) -> str:
       " a cell takes the colour of its worst finding; click a column heading to sort.</div>\n")
 
     # hosts x sections
-    w("<h2>Hosts</h2>\n<table id=\"hosts\" class=\"sortable\">\n<thead><tr><th>host</th>")
+    w("<h2>Hosts</h2>\n<table id=\"hosts\" class=\"sortable\">\n<thead><tr><th>host</th><th>scan age</th>")
     for st in ("fail", "error", "manual"):
         w(f"<th data-col=\"{st}\">{st}</th>")
     for sec, title in sections.items():
@@ -320,7 +378,9 @@ def render_html(fleet: dict[str, Any]) -> str:
         w(f"<th data-section=\"{_e(sec)}\" title=\"{_e(title)}\">{_e(label)}</th>")
     w("</tr></thead>\n<tbody>\n")
     for h in hosts:
-        w(f"<tr data-host=\"{_e(h['name'])}\"><td class=\"host\" title=\"{_e(h['file'])}\">{_e(h['name'])}</td>")
+        w(f"<tr data-host=\"{_e(h['name'])}\"><td class=\"host\" title=\"{_e(h['file'])}\">{_e(h['name'])}</td>"
+          f"<td class=\"num age\" data-sort=\"{h.get('age_s') if h.get('age_s') is not None else -1}\" "
+          f"title=\"{_e(h.get('scanned_at') or 'no scan time recorded')}\">{_e(age_text(h.get('age_s')))}</td>")
         for st in ("fail", "error", "manual"):
             w(f"<td class=\"num\" data-col=\"{st}\">{h['counts'][st]}</td>")
         for sec in sections:
@@ -337,8 +397,12 @@ def render_html(fleet: dict[str, Any]) -> str:
         w("</tr>\n")
     w("</tbody>\n</table>\n")
 
+    for d in fleet.get("duplicates", []):
+        w(f"<p class=\"duplicate\">Duplicate scans of <b>{_e(d['host'])}</b>: kept the newest, {_e(d['kept'])}; "
+          f"ignored {_e(', '.join(d['ignored']))}.</p>\n")
+
     # checks that fail somewhere
-    failing = [c for c in fleet["checks"] if c["failing"] or c["error_hosts"]]
+    failing = [c for c in fleet["checks"] if c["failing"] or c["error_hosts"] or c.get("waived_hosts")]
     w("<h2>Failing checks</h2>\n")
     if not failing:
         w("<p>No check fails on any host.</p>\n")
@@ -358,6 +422,9 @@ def render_html(fleet: dict[str, Any]) -> str:
         for eh in c["error_hosts"]:
             w(f"<li class=\"error-host\" data-host=\"{_e(eh['host'])}\"><b>{_e(eh['host'])}</b> (error)"
               f" <span class=\"ev\">{_e('; '.join(eh['evidence']))}</span></li>")
+        for wh in c.get("waived_hosts", []):
+            w(f"<li class=\"waived-host\" data-host=\"{_e(wh['host'])}\"><b>{_e(wh['host'])}</b> (waived until "
+              f"{_e(wh['expires'])}) <span class=\"ev\">{_e(wh['reason'])}</span></li>")
         w("</ul></td></tr>\n")
     w("</tbody>\n</table>\n")
     w(f"<script>{JS}</script>\n</body>\n</html>\n")

@@ -256,6 +256,9 @@ class Finding:
     fix: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict, repr=False)
     team_notes: list[str] = field(default_factory=list)
+    #: The waiver that covers this finding (see dockfix.waivers: Waiver.to_json()), or None. A waived
+    #: finding keeps its status but does not count for the exit code.
+    waiver: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -279,4 +282,5 @@ class Finding:
             "remediation": self.remediation,
             "fix": self.fix,
             "team_notes": self.team_notes,
+            "waiver": self.waiver,
         }

@@ -109,7 +109,7 @@ def doc(tmp_path_factory) -> dict:
     put(root, "srv/app/compose.yaml", COMPOSE)
     r = run_dockfix("scan", "--root", str(root), "--no-engine", "--path", "/srv/app", "--format", "json",
                     "--only", "4,5")
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr
     return json.loads(r.stdout)
 
 

@@ -59,7 +59,7 @@ def scanned(_engine_session):
     root = work / "root"
     root.mkdir()
     r = run_dockfix("scan", "--root", str(root), "--docker-host", eng.url, "--format", "json", "--only", "4,5,6")
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr
     yield eng, json.loads(r.stdout)
     eng.reset()
     eng.cli("rmi", "-f", BUILT, OLD, check=False)

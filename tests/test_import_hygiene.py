@@ -103,3 +103,19 @@ def test_app_launcher_starts_the_scan_before_textual(tmp_path):
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_automation_commands_load_no_textual_and_no_fix_core(tmp_path):
+    """scan with waivers, `checks`, `waive` and `completion` stay headless; a scan still loads no fix."""
+    root = faulty_tree(tmp_path / "host")
+    put(root, "etc/dockfix/waivers.yaml", "waivers:\n  - check: icc\n    reason: r\n    expires: 2999-01-01\n")
+    for fmt in ("text", "junit"):
+        rc, mods = loaded(tmp_path, "scan", "--root", str(root), "--no-engine", "--format", fmt)
+        assert rc == 1 and "dockfix.waivers" in mods
+        assert under(mods, *NOT_ON_THE_SCAN_PATH) == []
+    for argv in (["checks", "--format", "json"], ["completion", "bash"],
+                 ["waive", "3.5", "--root", str(root), "--reason", "r", "--until", "2999-01-01"]):
+        rc, mods = loaded(tmp_path, *argv)
+        assert rc == 0, argv
+        assert under(mods, "textual", "dockfix.tui", "dockfix.screens", "dockfix.fixes", "dockfix.changes",
+                     "dockfix.plan", "dockfix.journal") == [], argv

@@ -40,14 +40,14 @@ def test_report_output_never_follows_planted_links(tmp_path: Path) -> None:
     os.symlink(shadow, str(out) + ".tmp")
     before = state(shadow)
     r = run_dockfix("scan", "--root", str(root), "--no-engine", "--format", "json", "-o", str(out))
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr
     assert state(shadow) == before
     assert out.is_file() and not out.is_symlink()
     # the output path itself is a link: the link is replaced by the report, its target untouched
     out.unlink()
     os.symlink(shadow, out)
     r = run_dockfix("scan", "--root", str(root), "--no-engine", "-o", str(out))
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr
     assert state(shadow) == before
     assert not out.is_symlink() and "dockfix" in out.read_text()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".dockfix-")], "temporary file left behind"

@@ -90,7 +90,7 @@ def test_scan_as_nobody_reports_permission_denied(world_tmp: Path) -> None:
     r = run_as_nobody("scan", "--root", str(root), "--no-engine", "--path", "/srv/app", "--format", "json",
                       "-o", str(out / "r.json"), warm=warm)
     assert "Traceback" not in r.stderr, r.stderr
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr
     doc = json.loads((out / "r.json").read_text())
     by = {f["id"]: f for f in doc["findings"]}
     # daemon.json sits in a 0700 folder: every check that needs it says so, naming the file
@@ -116,7 +116,7 @@ def test_text_scan_as_nobody(world_tmp: Path) -> None:
     put(warm, "/etc/docker/daemon.json", "{}\n")
     r = run_as_nobody("scan", "--root", str(root), "--no-engine", warm=warm)
     assert "Traceback" not in r.stderr, r.stderr
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 3), r.stderr
     assert "permission denied" in r.stdout
     assert "ERROR" in r.stdout
 

@@ -213,11 +213,14 @@ def test_sarif_has_lines_for_file_located_findings(tmp_path):
     for res in run["results"]:
         assert res["ruleId"] in rules
         loc = res["locations"][0]["physicalLocation"]
-        lines[(res["ruleId"], loc["artifactLocation"]["uri"])] = loc.get("region", {}).get("startLine")
-    assert lines[("sensitive-file-in-image", "file:///src/app/Dockerfile")] == 3
-    assert lines[("disable-content-trust-flag", "file:///src/app/deploy.sh")] == 3
-    assert lines[("env-password", "file:///src/app/compose.yaml")] == 5
-    assert lines[("icc", "file:///etc/docker/daemon.json")] == 2
+        art = loc["artifactLocation"]
+        lines[(res["ruleId"], art["uriBaseId"], art["uri"])] = loc.get("region", {}).get("startLine")
+    # relative to the --path root (SRCROOT) or the host's root (HOSTROOT); the roots are recorded
+    assert lines[("sensitive-file-in-image", "SRCROOT", "Dockerfile")] == 3
+    assert lines[("disable-content-trust-flag", "SRCROOT", "deploy.sh")] == 3
+    assert lines[("env-password", "SRCROOT", "compose.yaml")] == 5
+    assert lines[("icc", "HOSTROOT", "etc/docker/daemon.json")] == 2
+    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == f"file://{tmp_path}/src/app/"
     assert "abc123" not in r.stdout
 
 

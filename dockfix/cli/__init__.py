@@ -24,7 +24,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("dockfix.cli.demo", "build_demo_parser",
              "open the app on a throwaway practice host with realistic faults"),
     "walkthrough": ("dockfix.cli.demo", "build_walkthrough_parser", "a guided lesson on the demo host, one step per topic"),
+    "checks": ("dockfix.cli.checks", "build_checks_parser",
+               "list every check: id, CIS number, title, severity, fix safety"),
+    "waive": ("dockfix.cli.waive", "build_waive_parser",
+              "accept a risk: add a waiver with a reason and an expiry date"),
+    "completion": ("dockfix.cli.completion", "build_completion_parser",
+                   "print a shell completion script (bash, zsh or fish)"),
 }
+
+EPILOG = """without a command:
+  dockfix [HOST OPTIONS]      open the interactive app on this host (needs a terminal)
+  dockfix --apply [OPTIONS]   headless: scan, show the fixes as diffs, apply them after confirmation
+                              (--yes, --dry-run, --plan FILE; see `dockfix --apply --help`)
+
+exit codes of scan (and report): 0 nothing failed at or above --fail-on, 1 something did,
+2 usage or input error, 3 some checks could not be evaluated and nothing failed (--allow-errors).
+`dockfix COMMAND --help` shows a command's own options."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -35,8 +50,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="dockfix",
         description="Scan a Docker host against the CIS Docker Benchmark and apply reviewed, reversible fixes. "
         "`dockfix` alone opens the interactive app; `dockfix --apply` fixes headless (see `dockfix --apply --help`).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"dockfix {__version__}")
+    p.add_argument("-V", "--version", action="version", version=f"dockfix {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, builder, help_text) in COMMANDS.items():
         if name == command:
@@ -58,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
-        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version", "-V"):
             # No subcommand: `dockfix --apply ...` (headless) or the app.
             from dockfix.cli import toplevel
 

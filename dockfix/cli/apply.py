@@ -294,7 +294,7 @@ def build_rollback_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="restore even files changed since the transaction")
     p.add_argument("--restart-daemon", action="store_true", help="reload or restart dockerd after restoring daemon.json")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    add_host_options(p)
+    add_host_options(p, only=("root", "engine"))  # the engine: rolling back a swarm service
     p.set_defaults(func=cmd_rollback)
 
 
@@ -334,6 +334,6 @@ def cmd_journal(args: argparse.Namespace) -> int:
 def build_journal_parser(sub) -> None:
     p = sub.add_parser("journal", help="list applied transactions and their changes")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    add_host_options(p)
+    add_host_options(p, only=("root",))
     p.set_defaults(func=cmd_journal)
 

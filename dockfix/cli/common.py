@@ -8,28 +8,68 @@ import os
 import sys
 
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ERRORS = 0, 1, 2, 3
+
+NO_TERMINAL = ("no terminal: the app needs one; use `dockfix scan` for a report, "
+               "or `dockfix --apply --yes` to fix without one")
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
 
 
-def add_host_options(p: argparse.ArgumentParser) -> None:
+def add_host_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """The host options. ``only`` names those the command uses ("root", "engine", "files", "notes");
+    the others are still accepted (scripts pass one set of host options to every command) but do
+    nothing there, so the command's help does not list them."""
+    want = set(only or ("root", "engine", "files", "notes"))
+
+    def h(kind: str, text: str) -> str:
+        return text if kind in want else argparse.SUPPRESS
+
     g = p.add_argument_group("host")
-    g.add_argument("--root", default="/", metavar="P", help="scan the host tree below P (default /)")
+    g.add_argument("--root", default="/", metavar="P", help=h("root", "scan the host tree below P (default /)"))
     e = g.add_mutually_exclusive_group()
-    e.add_argument("--docker-host", metavar="URL", help="engine to scan (default $DOCKER_HOST, else the default socket)")
-    e.add_argument("--no-engine", action="store_true", help="leave the engine out: files only")
+    e.add_argument("--docker-host", metavar="URL",
+                   help=h("engine", "engine to scan (default $DOCKER_HOST, else the default socket)"))
+    e.add_argument("--no-engine", action="store_true", help=h("engine", "leave the engine out: files only"))
     g.add_argument("--path", action="append", default=[], metavar="DIR",
-                   help="folder with Dockerfiles, compose files and scripts to scan (repeatable)")
-    g.add_argument("--compose", action="append", default=[], metavar="FILE", help="compose file to scan (repeatable)")
-    g.add_argument("--notes", metavar="FILE", help="team notes (Markdown) shown beside findings")
+                   help=h("files", "folder with Dockerfiles, compose files and scripts to scan (repeatable)"))
+    g.add_argument("--compose", action="append", default=[], metavar="FILE",
+                   help=h("files", "compose file to scan (repeatable)"))
+    g.add_argument("--notes", metavar="FILE", help=h("notes", "team notes (Markdown) shown beside findings"))
 
 
 def add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", action="append", default=[], metavar="IDS", help="check ids or CIS numbers, comma-separated")
     p.add_argument("--skip", action="append", default=[], metavar="IDS", help="check ids or CIS numbers to leave out")
+
+
+def require_terminal() -> None:
+    """The app (and demo, walkthrough) need a terminal: without one (cron, CI, `dockfix > out.txt`)
+    they would wait forever and write escape codes into a file. Exit 2 at once instead."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(NO_TERMINAL)
+
+
+def add_waiver_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--waivers", metavar="FILE",
+                   help="accepted risks, each with a reason and an expiry date (default: "
+                        "/etc/dockfix/waivers.yaml on the scanned host, if it exists)")
+
+
+def load_waivers(args: argparse.Namespace):
+    """The waiver file given with --waivers (a path on this machine), else the scanned host's
+    /etc/dockfix/waivers.yaml when it exists, else None. UsageError "FILE:LINE: problem"."""
+    from dockfix.waivers import WaiverError, default_file, load_waivers as load
+
+    path = getattr(args, "waivers", None) or default_file(getattr(args, "root", "/"))
+    if not path:
+        return None
+    try:
+        return load(path)
+    except WaiverError as e:
+        raise UsageError(str(e)) from None
 
 
 def split_ids(values: list[str]) -> list[str]:
@@ -53,13 +93,15 @@ def make_context(args: argparse.Namespace):
 
     if not os.path.isdir(args.root):
         raise UsageError(f"{args.root}: --root is not a directory")
-    host = Host(root=args.root, docker_host=args.docker_host, engine=not args.no_engine)
-    paths = [host_path(args.root, p) for p in args.path]
-    for given, p in zip(args.path, paths):
+    host = Host(root=args.root, docker_host=getattr(args, "docker_host", None),
+                engine=not getattr(args, "no_engine", True))
+    given_paths, given_compose = getattr(args, "path", []) or [], getattr(args, "compose", []) or []
+    paths = [host_path(args.root, p) for p in given_paths]
+    for given, p in zip(given_paths, paths):
         if not host.is_dir(p):
             raise UsageError(f"{given}: --path is not a directory")
-    compose = [host_path(args.root, p) for p in args.compose]
-    for given, p in zip(args.compose, compose):
+    compose = [host_path(args.root, p) for p in given_compose]
+    for given, p in zip(given_compose, compose):
         if not host.is_file(p):
             raise UsageError(f"{given}: --compose file not found")
     return Context(host=host, paths=paths, compose=compose)

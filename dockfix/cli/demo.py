@@ -94,8 +94,11 @@ def describe(demo) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from dockfix.cli.common import require_terminal
     from dockfix.demo.host import cleanup_on_signals
 
+    if not (args.scan or args.hold):
+        require_terminal()  # before anything is built
     notes = _load_notes(args.notes)
     with cleanup_on_signals(say=_say) as guard:
         demo = guard.demo = _build(args)
@@ -145,8 +148,10 @@ def cmd_walkthrough(args: argparse.Namespace) -> int:
     if args.list:
         print(Walkthrough.describe_progress(progress))
         return 0
+    from dockfix.cli.common import require_terminal
     from dockfix.demo.host import cleanup_on_signals
 
+    require_terminal()
     notes = _load_notes(args.notes)
     with cleanup_on_signals(say=_say) as guard:
         demo = guard.demo = _build(args)

@@ -37,6 +37,9 @@ def main(argv: list[str]) -> int:
     given = [f"--{name.replace('_', '-')}" for name in APPLY_ONLY if getattr(args, name)]
     if given or args.format != "text":
         raise UsageError(f"{', '.join(given) or '--format'} only goes with --apply")
+    from dockfix.cli.common import require_terminal
+
+    require_terminal()  # cron, CI, `dockfix > out.txt`: one line and exit 2, never a hung app
     from dockfix.cli.app import run_app  # imports Textual, once the scan has started
 
     return run_app(args)

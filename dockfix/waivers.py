@@ -1,0 +1,343 @@
+"""Waivers: accepted risks with a reason, an owner and an expiry date.
+
+A waiver file is YAML (default ``/etc/dockfix/waivers.yaml`` on the scanned host)::
+
+    waivers:
+      - check: icc                 # check id or CIS number (2.2)
+        subject: "container:ci-*"  # optional glob on the finding's subject (default: every subject)
+        reason: CI runners need to talk to each other on the default bridge
+        expires: 2027-03-31        # ISO date; the waiver holds through that day
+        approved_by: security@example.com   # optional
+        compensating_control: runners sit on an isolated VLAN   # optional
+
+A waived finding keeps its status and gains ``finding.waiver`` (the entry as JSON); it no longer
+counts for the exit code. An expired waiver waives nothing and is listed by :meth:`WaiverFile.apply`.
+
+API (headless; no Textual, no fix core)::
+
+    wf = load_waivers(path)                     # WaiverError "FILE:LINE: problem" when malformed
+    expired = wf.apply(findings, today)         # marks finding.waiver, returns expired waivers
+    w = append_waiver(path, "icc", subject=..., reason=..., expires=date(...))  # comment-preserving
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+#: Where the scanned host keeps its waivers (below --root).
+DEFAULT_PATH = "/etc/dockfix/waivers.yaml"
+MAX_BYTES = 1024 * 1024
+FIELDS = ("check", "subject", "reason", "expires", "approved_by", "compensating_control")
+REQUIRED = ("check", "reason", "expires")
+
+
+class WaiverError(Exception):
+    """A waiver file that cannot be used: one line, ``FILE:LINE: problem``."""
+
+
+@dataclass(frozen=True)
+class Waiver:
+    check: str
+    reason: str
+    expires: _dt.date
+    subject: str | None = None
+    approved_by: str | None = None
+    compensating_control: str | None = None
+    file: str = ""
+    line: int = 0
+
+    def expired(self, today: _dt.date | None = None) -> bool:
+        """True after the expiry day (a waiver holds through the day it names)."""
+        return (today or utc_today()) > self.expires
+
+    def matches(self, finding: Any) -> bool:
+        """Does this waiver cover ``finding`` (by check id or CIS number, then subject glob)?"""
+        if self.check != finding.id and self.check != (finding.cis or None):
+            return False
+        return self.subject is None or fnmatch.fnmatchcase(finding.subject, self.subject)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "subject": self.subject,
+            "reason": self.reason,
+            "expires": self.expires.isoformat(),
+            "approved_by": self.approved_by,
+            "compensating_control": self.compensating_control,
+            "file": self.file,
+            "line": self.line,
+        }
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class WaiverFile:
+    path: str
+    waivers: list[Waiver]
+
+    def apply(self, findings: Iterable[Any], today: _dt.date | None = None) -> list[Waiver]:
+        """Set ``finding.waiver`` (a dict, see :meth:`Waiver.to_json`) on every finding an unexpired
+        waiver covers (the first such entry wins); return the expired waivers, in file order."""
+        today = today or utc_today()
+        live = [w for w in self.waivers if not w.expired(today)]
+        for f in findings:
+            for w in live:
+                if w.matches(f):
+                    f.waiver = w.to_json()
+                    break
+        return [w for w in self.waivers if w.expired(today)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "entries": len(self.waivers)}
+
+
+def utc_today() -> _dt.date:
+    return _dt.datetime.now(_dt.timezone.utc).date()
+
+
+def parse_date(value: Any, where: str) -> _dt.date:
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    try:
+        return _dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise WaiverError(f"{where}: expires must be an ISO date (YYYY-MM-DD), not {str(value)[:40]!r}") from None
+
+
+def _known_checks() -> tuple[set[str], set[str]]:
+    import dockfix.checks  # noqa: F401  (registers every check)
+    from dockfix.model import REGISTRY
+
+    return set(REGISTRY), {c.cis for c in REGISTRY.values() if c.cis}
+
+
+def _line(container: Any, index: Any, key: bool = False) -> int | None:
+    try:
+        lc = container.lc
+        return (lc.key(index) if key else lc.item(index))[0] + 1
+    except Exception:  # plain containers (no line info) or a key ruamel did not record
+        return None
+
+
+def parse_waivers(text: str, path: str, check_known: bool = True) -> WaiverFile:
+    """Parse waiver-file text. WaiverError "path:LINE: problem" for anything that is not a valid file,
+    including an entry naming a check that does not exist (``check_known``)."""
+    from dockfix.model import CheckError
+    from dockfix.sources.compose import load_yaml_bounded
+
+    try:
+        doc = load_yaml_bounded(text, path)
+    except CheckError as e:
+        msg = str(e)
+        # "path: line N: problem" -> "path:N: problem"
+        if msg.startswith(f"{path}: line "):
+            rest = msg[len(path) + 7:]
+            n, _, problem = rest.partition(": ")
+            msg = f"{path}:{n}: {problem}"
+        raise WaiverError(msg) from None
+    if doc is None:
+        return WaiverFile(path, [])
+    if not hasattr(doc, "items"):
+        raise WaiverError(f"{path}:1: a waiver file is a mapping with a 'waivers:' list")
+    unknown = [k for k in doc if k != "waivers"]
+    if unknown:
+        raise WaiverError(f"{path}:{_line(doc, unknown[0], key=True) or 1}: unknown key {str(unknown[0])!r} "
+                          "(a waiver file has one key, 'waivers')")
+    entries = doc.get("waivers")
+    if entries is None:
+        return WaiverFile(path, [])
+    if not isinstance(entries, list):
+        raise WaiverError(f"{path}:{_line(doc, 'waivers', key=True) or 1}: 'waivers' must be a list")
+    ids, cis = _known_checks() if check_known else (set(), set())
+    out = []
+    for i, e in enumerate(entries):
+        line = _line(entries, i) or 1
+        where = f"{path}:{line}"
+        if not hasattr(e, "items"):
+            raise WaiverError(f"{where}: a waiver must be a mapping (check, reason, expires, ...)")
+        for k in e:
+            if k not in FIELDS:
+                raise WaiverError(f"{path}:{_line(e, k, key=True) or line}: unknown field {str(k)!r} "
+                                  f"(fields: {', '.join(FIELDS)})")
+        for k in REQUIRED:
+            if e.get(k) in (None, ""):
+                raise WaiverError(f"{where}: waiver without {k!r}")
+        values: dict[str, Any] = {}
+        for k in FIELDS:
+            v = e.get(k)
+            kline = _line(e, k, key=True) or line
+            if k == "expires":
+                values[k] = parse_date(v, f"{path}:{kline}")
+            elif v is not None:
+                if isinstance(v, (list, dict)) or hasattr(v, "items"):
+                    raise WaiverError(f"{path}:{kline}: {k} must be text")
+                values[k] = " ".join(str(v).split())
+        if check_known and values["check"] not in ids and values["check"] not in cis:
+            raise WaiverError(f"{path}:{_line(e, 'check', key=True) or line}: unknown check {values['check']!r}")
+        out.append(Waiver(file=path, line=line, **values))
+    return WaiverFile(path, out)
+
+
+def read_file(path: str) -> str:
+    """Read a waiver file on this machine: a regular file only (a FIFO is never waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise WaiverError(f"{path}: waiver file is not a regular file")
+            data = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise WaiverError(f"{path}: waiver file not found") from None
+    except IsADirectoryError:
+        raise WaiverError(f"{path}: waiver file is a directory") from None
+    except OSError as e:
+        raise WaiverError(f"{path}: cannot read waiver file: {e.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise WaiverError(f"{path}: waiver file too large (limit {MAX_BYTES} bytes)")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise WaiverError(f"{path}:{line}: not valid UTF-8") from None
+
+
+def load_waivers(path: str, check_known: bool = True) -> WaiverFile:
+    """Read and parse the waiver file at ``path`` (a path on this machine)."""
+    return parse_waivers(read_file(path), path, check_known)
+
+
+def default_file(root: str) -> str | None:
+    """``/etc/dockfix/waivers.yaml`` below ``root`` if it is there (links resolved inside the root)."""
+    from dockfix.host import Host
+
+    host = Host(root=root, engine=False)
+    if not host.exists(DEFAULT_PATH):
+        return None
+    return host.real(host.resolve(DEFAULT_PATH))
+
+
+# ---------------------------------------------------------------------- adding an entry
+def _scalar(value: str) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+
+
+def entry_text(check: str, reason: str, expires: _dt.date, subject: str | None = None,
+               approved_by: str | None = None, compensating_control: str | None = None, indent: str = "  ") -> str:
+    lines = [f"{indent}- check: {_scalar(check)}"]
+    pad = indent + "  "
+    if subject:
+        lines.append(f"{pad}subject: {_scalar(subject)}")
+    lines.append(f"{pad}reason: {_scalar(reason)}")
+    lines.append(f"{pad}expires: {expires.isoformat()}")
+    if approved_by:
+        lines.append(f"{pad}approved_by: {_scalar(approved_by)}")
+    if compensating_control:
+        lines.append(f"{pad}compensating_control: {_scalar(compensating_control)}")
+    return "\n".join(lines) + "\n"
+
+
+def append_waiver(path: str, check: str, *, reason: str, expires: _dt.date, subject: str | None = None,
+                  approved_by: str | None = None, compensating_control: str | None = None,
+                  today: _dt.date | None = None) -> Waiver:
+    """Add an entry at the end of the file's ``waivers:`` list, keeping every comment and line as it
+    was (the file is created when missing). The result is parsed again before it replaces the file
+    (atomically, owner and mode kept). WaiverError, file unchanged, on bad input."""
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise WaiverError("a waiver needs a reason (--reason)")
+    if expires < (today or utc_today()):
+        raise WaiverError(f"expiry {expires.isoformat()} is in the past")
+    ids, cis = _known_checks()
+    if check not in ids and check not in cis:
+        raise WaiverError(f"unknown check {check!r}")
+    exists = os.path.lexists(path)
+    if exists:
+        text = read_file(path)
+        wf = parse_waivers(text, path)
+        if any(w.check == check and w.subject == (subject or None) and not w.expired(today) for w in wf.waivers):
+            raise WaiverError(f"{path}: a waiver for {check} {subject or '(every subject)'} is already there")
+        new = _append_text(text, path, entry_text(check, reason, expires, subject, approved_by, compensating_control,
+                                                  indent=_item_indent(text)))
+    else:
+        new = ("# dockfix waivers: accepted risks, each with a reason and an expiry date\n"
+               "waivers:\n" + entry_text(check, reason, expires, subject, approved_by, compensating_control))
+    wf = parse_waivers(new, path)
+    _write(path, new, exists)
+    return wf.waivers[-1]
+
+
+def _item_indent(text: str) -> str:
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        if stripped.startswith("- "):
+            return line[: len(line) - len(stripped)]
+    return "  "
+
+
+def _append_text(text: str, path: str, entry: str) -> str:
+    lines = text.splitlines(keepends=True)
+    top = [i for i, ln in enumerate(lines) if ln[:1] not in (" ", "\t", "#", "-", "\n", "\r", "") and ln.strip()]
+    waivers_at = [i for i in top if lines[i].startswith("waivers:")]
+    if not waivers_at:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        return text + sep + "waivers:\n" + entry
+    head = lines[waivers_at[0]].split("#", 1)[0].strip()
+    if head not in ("waivers:", "waivers: []"):
+        raise WaiverError(f"{path}:{waivers_at[0] + 1}: cannot add to a 'waivers' list written in flow style; "
+                          "edit the file by hand")
+    if head == "waivers: []":
+        lines[waivers_at[0]] = "waivers:\n"
+    # insert after the last non-blank line of the list (comments after it stay after it)
+    end = len(lines)
+    for i in top:
+        if i > waivers_at[0]:
+            end = i
+            break
+    j = end
+    while j > waivers_at[0] + 1 and (not lines[j - 1].strip() or lines[j - 1].lstrip().startswith("#")):
+        j -= 1
+    if j > 0 and not lines[j - 1].endswith("\n"):
+        lines[j - 1] += "\n"
+    return "".join(lines[:j]) + entry + "".join(lines[j:])
+
+
+def _write(path: str, text: str, exists: bool) -> None:
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(path) if exists else None
+        fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise WaiverError(f"{path}: cannot write: {e.strerror}") from None
+    try:
+        if st is not None:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            try:
+                os.fchown(fd, st.st_uid, st.st_gid)
+            except PermissionError:
+                pass
+        else:
+            os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise WaiverError(f"{path}: cannot write: {e.strerror}") from None

@@ -291,3 +291,48 @@ def test_walkthrough_summary_lists_a_visited_step_as_visited(tmp_path: Path):
         assert first not in summary.split("# Not visited yet", 1)[1].split("#", 1)[0]
     finally:
         demo.close()
+
+
+async def test_waived_findings_are_shown_as_such_and_x_adds_a_waiver(tmp_path: Path):
+    import datetime as dt
+
+    from helpers import put
+
+    root = failing_tree(tmp_path)
+    until = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    put(root, "etc/dockfix/waivers.yaml",
+        f"# accepted risks\nwaivers:\n  - check: icc\n    reason: CI runners talk on the bridge\n    expires: {until}\n")
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        icc = next(f for f in screen.findings.values() if f.id == "icc")
+        assert icc.status == Status.FAIL and icc.waiver["reason"] == "CI runners talk on the bridge"
+        assert icc not in screen.visible()  # an accepted risk is not "to do"
+        assert "1 waived" in str(screen.query_one("#counts").render())
+        await pilot.press("2")  # fail: shown, as waived
+        row = next(r for r in table_rows(app) if " icc " in r)
+        assert "WAIVED" in row
+        await select(pilot, "icc")
+        await pilot.pause(0.2)
+        from textual.widgets import Markdown
+
+        assert "Waived" in screen.query_one("#detail-md", Markdown).source
+        # x on another finding: reason and expiry asked, the file gets the entry, the finding is waived
+        await select(pilot, "daemon-json-mode")
+        await pilot.press("x")
+        await settle(app, pilot)
+        assert screen_name(app) == "WaiverModal"
+        await pilot.press("enter")  # no reason yet: refused, said
+        await pilot.press("enter")
+        assert screen_name(app) == "WaiverModal"
+        assert "needs a reason" in str(app.screen.query_one("#waiver-error").render())
+        await pilot.press(*"tested elsewhere", "enter")
+        await pilot.press("enter")  # the expiry offered
+        await settle(app, pilot)
+        assert screen_name(app) == "FindingsScreen"
+        text = (root / "etc/dockfix/waivers.yaml").read_text()
+        assert text.startswith("# accepted risks") and "daemon-json-mode" in text and "tested elsewhere" in text
+        f = next(f for f in screen.findings.values() if f.id == "daemon-json-mode")
+        assert f.waiver and f.waiver["reason"] == "tested elsewhere"
+        assert "2 waived" in str(screen.query_one("#counts").render())

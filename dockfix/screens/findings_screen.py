@@ -105,6 +105,8 @@ class FindingsScreen(Screen):
                 tooltip="sort: section → severity → status → check → subject (or click a heading)"),
         Binding("v", "cycle_severity", "Severity", show=False,
                 tooltip="severity filter: any → critical → high and up → medium and up → low and up"),
+        Binding("x", "waive", "Waive", show=False,
+                tooltip="accept the risk of this finding: a waiver with a reason and an expiry date"),
         Binding("c", "copy", "Copy command", show=False,
                 tooltip="copy the command to check it by hand (OSC 52, and written to a file)"),
         Binding("r", "rescan", "Rescan", show=False, tooltip="scan again"),
@@ -231,6 +233,7 @@ class FindingsScreen(Screen):
         if m.generation != self.generation:
             return
         self.scanning = False
+        self.note_waivers(m.findings)
         self.findings = {f.key: f for f in m.findings}
         self.marked &= {k for k, f in self.findings.items() if self._fixable(f)}
         checks = self.checks_run or len({f.id for f in m.findings})
@@ -265,7 +268,8 @@ class FindingsScreen(Screen):
     def visible(self) -> list[Finding]:
         statuses = render.FILTERS[self.filter]
         shown = [f for f in self.findings.values() if render.matches(f, statuses, self.search)
-                 and (self.min_severity is None or f.severity >= self.min_severity)]
+                 and (self.min_severity is None or f.severity >= self.min_severity)
+                 and not (self.filter == "todo" and f.waiver)]  # an accepted risk is not to do
         return sorted(shown, key=render.SORTS[self.sort])
 
     def column_widths(self) -> dict[str, int]:
@@ -376,7 +380,41 @@ class FindingsScreen(Screen):
 
     def status_cell(self, f: Finding) -> Text:
         mark = Text("● ", style="bold") if f.key in self.marked else Text("  ")
+        if f.waiver:
+            return mark + Text("WAIVED", style="italic" if self.app.no_color else "italic dim")
         return mark + render.status_text(f.status, self.app.no_color)
+
+    def note_waivers(self, findings: list[Finding]) -> None:
+        problem = self.app.core.mark_waived(findings)
+        if problem:
+            self.notify(problem, title="Waivers", severity="warning", timeout=10)
+
+    @work(exclusive=True, group="confirm")
+    async def action_waive(self) -> None:
+        """x: accept the risk of the finding under the cursor (asks for a reason and an expiry)."""
+        f = self.finding_at_cursor()
+        if f is None:
+            return
+        if f.waiver:
+            self.notify(f"{f.id} is already waived until {f.waiver.get('expires')} ({f.waiver.get('file')}).",
+                        severity="warning")
+            return
+        if f.status == Status.PASS:
+            self.notify(f"{f.id} passes: nothing to waive.", severity="warning")
+            return
+        from dockfix.screens.waiver_modal import WaiverModal
+
+        answer = await self.app.push_screen_wait(WaiverModal(f, self.app.core.waivers_path))
+        if answer is None:
+            return
+        reason, expires = answer
+        try:
+            w = await asyncio.to_thread(self.app.core.add_waiver, f, reason, expires)
+        except Exception as e:  # WaiverError, or the file cannot be written: said, nothing changed
+            self.notify(str(e) or type(e).__name__, title="Not waived", severity="error", timeout=10)
+            return
+        self.notify(f"Waived {f.id} {f.subject} until {w.expires.isoformat()}: {w.where()}", timeout=6)
+        self._rescan([f.id])
 
     def on_resize(self) -> None:
         if self.findings:
@@ -754,6 +792,7 @@ class FindingsScreen(Screen):
 
     def on_findings_rescanned(self, m: FindingsRescanned) -> None:
         ids = set(m.check_ids)
+        self.note_waivers(m.findings)
         self.findings = {k: f for k, f in self.findings.items() if f.id not in ids}
         for f in m.findings:
             self.findings[f.key] = f

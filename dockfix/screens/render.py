@@ -149,6 +149,7 @@ def matches(f: Finding, statuses: tuple[Status, ...], search: str) -> bool:
 def counts_text(findings: Iterable[Finding], current: str, search: str, marked: int, plain: bool = False,
                 shown: int | None = None, severity: Severity | None = None, sort: str = "section") -> Text:
     """The findings (not checks: one check can find several subjects) per status, and what is shown."""
+    findings = list(findings)
     c = Counter(f.status for f in findings)
     t = Text("findings ", style="" if plain else "dim")
     for s in STATUS_ORDER:
@@ -166,6 +167,9 @@ def counts_text(findings: Iterable[Finding], current: str, search: str, marked: 
     if search:
         t.append(" matching ", style="" if plain else "dim")
         t.append(f"“{search}”", style="bold")
+    waived = sum(1 for f in findings if getattr(f, "waiver", None))
+    if waived:
+        t.append(f" │ {waived} waived", style="" if plain else "dim")
     if marked:
         t.append(f"  │ {marked} marked", style="bold")
     return t
@@ -195,6 +199,10 @@ def finding_markdown(f: Finding) -> str:
     parts.append(
         f"**{f.status.value.upper()}** · severity **{f.severity}** · check `{f.id}` · subject `{safe_text(f.subject)}`{where}"
     )
+    w = getattr(f, "waiver", None)
+    if w:
+        parts += ["", f"**Waived** until {w.get('expires')}: {md_escape(str(w.get('reason', '')))} "
+                      f"(`{safe_text(str(w.get('file', '')))}:{w.get('line', '')}`)"]
     parts += ["", "### Evidence", "", md_escape(f.evidence) if f.evidence else "_none recorded_"]
     parts += ["", "### Why it matters", "", md_escape(f.explanation)]
     if f.manual_check:
@@ -204,7 +212,7 @@ def finding_markdown(f: Finding) -> str:
     if f.fix:
         parts.append(f"**{f.fix['safety']}**: {md_escape(f.fix['impact'])}")
         if f.fix["safety"] != Safety.MANUAL.value:
-            parts += ["", "Press `d` to review the change, `space` to mark it, `a` to apply."]
+            parts += ["", "Press `d` to review the change, `space` to mark it, `a` to apply (`x` waives it)."]
     elif f.status == Status.FAIL:
         parts.append("dockfix has no automatic fix for this finding: follow the remediation above.")
     else:

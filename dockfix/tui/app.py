@@ -36,6 +36,33 @@ class Core:
     def rescan_checks(self, ctx: Context, check_ids: list[str]) -> list:
         return list(self.rescan(ctx, check_ids) if self.rescan else self.session(ctx).rescan(check_ids))
 
+    #: The waiver file (a path on this machine); findings it covers are shown as waived.
+    waivers_path: str | None = None
+
+    def mark_waived(self, findings: list) -> str | None:
+        """Set ``finding.waiver`` from the waiver file (read anew each time); the problem with the
+        file, if any, as one line (FILE:LINE: problem), or the expired waivers."""
+        if not self.waivers_path or not os.path.lexists(self.waivers_path):
+            return None
+        from dockfix.waivers import WaiverError, load_waivers
+
+        try:
+            expired = load_waivers(self.waivers_path).apply(findings)
+        except WaiverError as e:
+            return str(e)
+        if expired:
+            return "; ".join(f"{w.where()}: waiver for {w.check} expired on {w.expires.isoformat()}" for w in expired)
+        return None
+
+    def add_waiver(self, finding: Any, reason: str, expires: Any) -> Any:
+        """Add a waiver for this finding's check and subject (WaiverError when it cannot)."""
+        from dockfix.waivers import append_waiver
+
+        if not self.waivers_path:
+            raise ValueError("no waiver file for this host")
+        os.makedirs(os.path.dirname(self.waivers_path), exist_ok=True)
+        return append_waiver(self.waivers_path, finding.id, subject=finding.subject, reason=reason, expires=expires)
+
 
 def fix_refusal(ctx: Context, euid: int) -> str | None:
     """Why this session can read but not fix the host (None when it can fix)."""
@@ -78,6 +105,7 @@ class DockfixApp(App[int]):
         euid: int | None = None,
         time_format: Callable[[Any], str] | None = None,
         background_scan: Any = None,
+        waivers: str | None = None,
     ) -> None:
         super().__init__()
         from dockfix.scan import scan as default_scan
@@ -94,6 +122,9 @@ class DockfixApp(App[int]):
         if host_label is None:
             host_label = os.uname().nodename if self.host.is_live else self.host.root
         self.host_label = host_label
+        if waivers is None:  # the scanned host's own file (below --root), as `dockfix scan` reads it
+            waivers = os.path.join(str(self.host.root), "etc/dockfix/waivers.yaml")
+        self.core.waivers_path = waivers
         self.time_format = time_format or _default_time
 
     def new_context(self) -> Context:

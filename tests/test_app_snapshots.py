@@ -104,7 +104,15 @@ def test_journal_screen(snap_compare, tmp_path: Path, size) -> None:
     workflow.rollback(host, first.txid)
     apply({"daemon-json-mode", "etc-default-docker-owner"})
 
-    app = make_app(root, only=SNAPSHOT_CHECKS, list_transactions=frozen_journal(workflow.list_transactions))
+    app = make_app(root, only=SNAPSHOT_CHECKS)
+    listing, real_session = frozen_journal(workflow.list_transactions), app.core.session
+
+    def session(ctx):
+        s = real_session(ctx)
+        s.transactions = lambda: listing(s.host)
+        return s
+
+    app.core.session = session
 
     async def run_before(pilot) -> None:
         await settle(pilot.app, pilot)
@@ -113,3 +121,77 @@ def test_journal_screen(snap_compare, tmp_path: Path, size) -> None:
         assert screen_name(pilot.app) == "JournalScreen"
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_help_screen(snap_compare, tmp_path: Path) -> None:
+    """`?` at 80×24: the page's keys from its bindings, descriptions wrapped under themselves."""
+    app = make_app(failing_tree(tmp_path), only=SNAPSHOT_CHECKS)
+
+    async def run_before(pilot) -> None:
+        await settle(pilot.app, pilot)
+        await pilot.press("question_mark")
+        await stable(pilot)
+        assert screen_name(pilot.app) == "HelpScreen"
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+#: A fixed folder for the demo pictures (its path is on screen); removed before and after.
+SNAP_DEMO = "/tmp/dockfix-snapshot-demo"
+
+
+@pytest.fixture
+def snap_demo(tmp_path: Path, monkeypatch):
+    import shutil
+
+    from dockfix.demo.host import build_demo
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    shutil.rmtree(SNAP_DEMO, ignore_errors=True)
+    demo = build_demo(SNAP_DEMO, engine=False)
+    yield demo
+    demo.close()
+    shutil.rmtree(SNAP_DEMO, ignore_errors=True)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_walkthrough_step(snap_compare, snap_demo, size) -> None:
+    """The registry lesson: its long "check it by hand" command wraps instead of being cut."""
+    from dockfix.demo.walkthrough import Walkthrough
+    from dockfix.tui.demo_app import WalkthroughApp
+
+    wt = Walkthrough(snap_demo, f"{SNAP_DEMO}-progress.json", restart=True)
+    wt.goto(next(i for i, s in enumerate(wt.steps) if s.key == "registry-http"))
+    app = WalkthroughApp(wt)
+
+    async def run_before(pilot) -> None:
+        await settle(pilot.app, pilot)
+        await markdown_ready(pilot)
+        await stable(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_detail_screen_long_command(snap_compare, snap_demo) -> None:
+    """The demo's registry finding on its own page at 80×24: the command wraps."""
+    from dockfix.tui.demo_app import make_demo_app
+
+    app = make_demo_app(snap_demo)
+
+    async def run_before(pilot) -> None:
+        await settle(pilot.app, pilot)
+        pilot.app.clear_notifications()
+        await pilot.press("6")
+        await select(pilot, "registry-https")
+        await pilot.press("enter")
+        await settle(pilot.app, pilot)
+        await markdown_ready(pilot)
+        await stable(pilot)
+        assert screen_name(pilot.app) == "DetailScreen"
+        from textual.widgets._markdown import MarkdownFence
+
+        pilot.app.screen.query_one("#detail-page").scroll_to_widget(
+            pilot.app.screen.query_one(MarkdownFence), animate=False, top=True)
+        await stable(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

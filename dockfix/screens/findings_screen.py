@@ -239,7 +239,7 @@ class FindingsScreen(Screen):
         checks = self.checks_run or len({f.id for f in m.findings})
         self.query_one(ProgressBar).display = False
         self.set_status(f"Scanned {render.plural(checks, 'check')}: {render.plural(len(m.findings), 'finding')} "
-                        "(a check finds one per subject).")
+                        "(one per check and subject).")
         self.refresh_table()
 
     def on_scan_failed(self, m: ScanFailed) -> None:

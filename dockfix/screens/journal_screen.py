@@ -98,7 +98,7 @@ class JournalScreen(Screen[bool]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for label, key in (("Transaction", "txid"), ("Time (UTC)", "time"), ("User", "user"),
-                           ("Fixes", "items"), ("State", "state")):
+                           ("Fixes", "items"), ("Changes", "changes"), ("State", "state")):
             table.add_column(label, key=key)
         table.focus()
         self.action_reload()
@@ -123,7 +123,7 @@ class JournalScreen(Screen[bool]):
         for tx in self.txs:
             state = str(tx.state)
             table.add_row(
-                str(tx.txid), self.app.time_format(tx.time), str(tx.user), str(_count(tx.items)),
+                str(tx.txid), self.app.time_format(tx.time), str(tx.user), str(_count(tx.items)), str(_count(tx.changes)),
                 Text(state, style="green" if state == "applied" else "dim" if "rolled" in state else "yellow"),
                 key=str(tx.txid),
             )

@@ -28,8 +28,8 @@ class StageFinished(Message):
 
 class WalkthroughScreen(Screen):
     DEFAULT_CSS = """
-    WalkthroughScreen #wt-title { height: 1; background: $panel; padding: 0 1; }
-    WalkthroughScreen #wt-steps { width: 38; height: 1fr; }
+    WalkthroughScreen #wt-title { height: auto; background: $panel; padding: 0 1; }
+    WalkthroughScreen #wt-steps { width: 36%; max-width: 38; height: 1fr; }
     WalkthroughScreen #wt-lesson { width: 1fr; height: 1fr; padding: 0 1; }
     WalkthroughScreen #wt-status { height: auto; padding: 0 1; background: $boost; }
     """

@@ -553,9 +553,10 @@ class FindingsScreen(Screen):
     def _apply(self, plan: Any) -> None:
         try:
             result = self.session.apply(plan)
+            verdicts = self.session.verify(plan) if result.txid and not result.error else []
         except Exception as e:  # refused before changing anything (drift, another apply running)
-            result = _Failure(str(e) or type(e).__name__)
-        self.post_message(FixesApplied(plan, result))
+            result, verdicts = _Failure(str(e) or type(e).__name__), []
+        self.post_message(FixesApplied(plan, result, verdicts))
 
     def on_fixes_applied(self, m: FixesApplied) -> None:
         from dockfix.screens.confirm_modal import MessageModal, describe_changes
@@ -579,8 +580,11 @@ class FindingsScreen(Screen):
             self.marked -= {(i.check_id, i.subject) for i in m.plan.items}
             n = len(r.applied or [])
             actions = list(getattr(r, "actions", None) or [])
+            not_fixed = [v for v in m.verdicts if not v.fixed]
             self.notify(f"Applied {render.plural(n, 'change')} in transaction {r.txid}."
-                        + "".join(f"\n{a}" for a in actions), timeout=10)
+                        + "".join(f"\nNOT FIXED {v.check_id} {v.subject} ({v.status}: {v.evidence})" for v in not_fixed)
+                        + "".join(f"\n{a}" for a in actions), timeout=10,
+                        severity="warning" if not_fixed else "information")
             self.set_status(f"Applied transaction {r.txid}; rescanning…")
         self._rescan(ids)
 

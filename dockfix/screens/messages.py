@@ -44,11 +44,12 @@ class PlanFailed(Message):
 
 
 class FixesApplied(Message):
-    """apply_plan returned (successfully or after rolling back)."""
+    """The apply returned (successfully or after rolling back); ``verdicts`` say per applied fix
+    whether its check now passes (the workflow's one rule), empty when nothing was applied."""
 
-    def __init__(self, plan: Any, result: Any) -> None:
+    def __init__(self, plan: Any, result: Any, verdicts: list | None = None) -> None:
         super().__init__()
-        self.plan, self.result = plan, result
+        self.plan, self.result, self.verdicts = plan, result, verdicts or []
 
 
 class FindingsRescanned(Message):

@@ -85,7 +85,7 @@ def frozen_journal(list_transactions):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_journal_screen(snap_compare, tmp_path: Path, size) -> None:
+def test_journal_screen(snap_compare, tmp_path: Path, size, monkeypatch) -> None:
     """Two real transactions made by the core: one rolled back, one applied."""
     from dockfix import workflow
     from dockfix.host import Host
@@ -104,15 +104,9 @@ def test_journal_screen(snap_compare, tmp_path: Path, size) -> None:
     workflow.rollback(host, first.txid)
     apply({"daemon-json-mode", "etc-default-docker-owner"})
 
+    frozen = frozen_journal(workflow.list_transactions)
+    monkeypatch.setattr(workflow.FixSession, "transactions", lambda self: frozen(self.host))
     app = make_app(root, only=SNAPSHOT_CHECKS)
-    listing, real_session = frozen_journal(workflow.list_transactions), app.core.session
-
-    def session(ctx):
-        s = real_session(ctx)
-        s.transactions = lambda: listing(s.host)
-        return s
-
-    app.core.session = session
 
     async def run_before(pilot) -> None:
         await settle(pilot.app, pilot)

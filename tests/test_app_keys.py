@@ -98,6 +98,12 @@ async def test_j_k_move_and_the_cursor_skips_section_rows(tmp_path: Path):
             await pilot.press("k")
             assert screen.finding_at_cursor() is not None
         assert table.cursor_row == min(set(range(table.row_count)) - table.section_rows)
+        await pilot.press("G")
+        assert table.cursor_row == max(set(range(table.row_count)) - table.section_rows)
+        await pilot.press("g")
+        assert table.cursor_row == min(set(range(table.row_count)) - table.section_rows)
+        await pilot.press("pagedown")
+        assert screen.finding_at_cursor() is not None
 
 
 async def test_mark_all_shown_esc_keeps_marks_and_u_clears_them_after_asking(tmp_path: Path):

@@ -89,6 +89,8 @@ def test_text_output_shows_diff_lines_and_results(tmp_path):
     assert "mode  0666 -> 0644" in r.stdout
     assert "fixed     etc-docker-owner" in r.stdout
     assert "Applied as transaction" in r.stdout
+    # changes counted as the app's message and the journal count them: one per change
+    assert "3 fix(es) with 3 change(s) applied." in r.stdout
     # only what was asked for
     assert os.lstat(root / "etc/docker/daemon.json").st_uid == 1000
 

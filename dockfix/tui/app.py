@@ -109,9 +109,8 @@ class DockfixApp(App[int]):
     ) -> None:
         super().__init__()
         from dockfix.scan import scan as default_scan
-        from dockfix.workflow import FixSession
 
-        self.core = Core(context, scan or default_scan, FixSession, rescan)
+        self.core = Core(context, scan or default_scan, _fix_session, rescan)
         #: A scan already running (dockfix.tui.background_scan), taken over by the findings page.
         self.background_scan = background_scan
         first = background_scan.ctx if background_scan is not None else context()
@@ -144,6 +143,14 @@ class DockfixApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen, self.focused))
+
+
+def _fix_session(ctx: Context) -> FixSession:
+    """A FixSession for ctx. The fix core (workflow, plans, changes, journal: ~0.1 s of imports) is
+    loaded when the first plan, journal listing or rescan needs it, after the first paint."""
+    from dockfix.workflow import FixSession
+
+    return FixSession(ctx)
 
 
 def _default_time(value: Any) -> str:

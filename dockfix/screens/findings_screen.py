@@ -16,7 +16,7 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 
-from dockfix.model import STATUS_ORDER, Finding, Safety, Severity, Status
+from dockfix.model import Finding, Safety, Severity, Status
 from dockfix.screens import render
 
 if TYPE_CHECKING:  # types only: the fix core is imported when the first plan is made

@@ -15,6 +15,7 @@ counts for the exit code. An expired waiver waives nothing and is listed by :met
 
 API (headless; no Textual, no fix core)::
 
+    wf = load_for(root, path=None)              # --waivers FILE, else <root>/etc/dockfix/waivers.yaml, else None
     wf = load_waivers(path)                     # WaiverError "FILE:LINE: problem" when malformed
     expired = wf.apply(findings, today)         # marks finding.waiver, returns expired waivers
     w = append_waiver(path, "icc", subject=..., reason=..., expires=date(...))  # comment-preserving
@@ -213,6 +214,13 @@ def read_file(path: str) -> str:
 def load_waivers(path: str, check_known: bool = True) -> WaiverFile:
     """Read and parse the waiver file at ``path`` (a path on this machine)."""
     return parse_waivers(read_file(path), path, check_known)
+
+
+def load_for(root: str = "/", path: str | None = None) -> WaiverFile | None:
+    """What `dockfix scan` uses: ``path`` (a path on this machine) if given, else the scanned host's
+    /etc/dockfix/waivers.yaml below ``root`` when it exists, else None. WaiverError when bad."""
+    path = path or default_file(root)
+    return load_waivers(path) if path else None
 
 
 def default_file(root: str) -> str | None:

@@ -360,6 +360,7 @@ def test_help_version_quiet(tmp_path):
     for opt in ("--path", "--compose", "--notes", "--only"):
         assert opt not in rollback
     assert "--last" in rollback and "--root" in journal
+    assert "--notes" not in run_dockfix("plan", "--help").stdout
     # options left out of the help are still accepted (scripts pass one set to every command)
     assert run_dockfix("journal", "--root", str(tmp_path), "--no-engine").returncode == 0
     root = bad_host(tmp_path / "host")

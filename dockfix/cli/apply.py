@@ -234,7 +234,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def build_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan fixes for the failing checks and show their diffs (changes nothing)")
-    add_host_options(p)
+    add_host_options(p, only=("root", "engine", "files"))  # team notes are not shown in a plan
     add_selection_options(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan to FILE for review and `--apply --plan`")
     p.add_argument("--include-disruptive", action="store_true", help="plan disruptive fixes too")

@@ -18,7 +18,7 @@ API (headless; no Textual, no fix core)::
     wf = load_for(root, path=None)              # --waivers FILE, else <root>/etc/dockfix/waivers.yaml, else None
     wf = load_waivers(path)                     # WaiverError "FILE:LINE: problem" when malformed
     expired = wf.apply(findings, today)         # marks finding.waiver, returns expired waivers
-    w = append_waiver(path, "icc", subject=..., reason=..., expires=date(...))  # comment-preserving
+    w = append_waiver(target_path(root), "icc", subject=..., reason=..., expires=date(...))  # keeps comments
 """
 
 from __future__ import annotations
@@ -221,6 +221,12 @@ def load_for(root: str = "/", path: str | None = None) -> WaiverFile | None:
     /etc/dockfix/waivers.yaml below ``root`` when it exists, else None. WaiverError when bad."""
     path = path or default_file(root)
     return load_waivers(path) if path else None
+
+
+def target_path(root: str = "/") -> str:
+    """Where `dockfix waive` (and the app's "waive this finding") adds entries by default: the
+    scanned host's /etc/dockfix/waivers.yaml, as a path on this machine (it may not exist yet)."""
+    return os.path.join(os.path.abspath(root), DEFAULT_PATH.lstrip("/"))
 
 
 def default_file(root: str) -> str | None:

@@ -393,3 +393,31 @@ def test_completion_scripts(shell):
             ["bash", "-c", r.stdout + '\nCOMP_WORDS=(dockfix scan --all); COMP_CWORD=2; _dockfix; echo "${COMPREPLY[@]}"'],
             capture_output=True, text=True).stdout.split()
         assert words == ["--allow-errors"]
+
+
+def test_readme_ci_snippets_run(tmp_path, sarif_schema):
+    """The `dockfix scan` commands of README's "Use in CI" snippets, run in a repository checkout."""
+    junitparser = pytest.importorskip("junitparser")
+    from helpers import REPO
+
+    text = (REPO / "README.md").read_text()
+    ci = text[text.index("### Use in CI"):]
+    ci = ci[: ci.index("\n## ")]
+    commands = []
+    for block in re.findall(r"```yaml\n(.*?)```", ci, re.S):
+        joined = re.sub(r">-\n\s+", "", block)  # YAML folded scalars
+        joined = re.sub(r"\n\s{10,}(?=--)", " ", joined)
+        commands += [m.strip() for m in re.findall(r"(dockfix scan [^\n]+)", joined)]
+    assert len(commands) == 2, commands
+    repo = tmp_path / "checkout"
+    put(repo, "deploy/compose.yaml", "services:\n  db:\n    image: mysql:8\n    environment:\n      MYSQL_PASSWORD: hunter2\n")
+    put(repo, ".dockfix-waivers.yaml", f"waivers:\n  - check: env-password\n    reason: fixture\n    expires: {LATER}\n")
+    for cmd in commands:
+        argv = cmd.replace('"$CI_PROJECT_DIR"', ".").split()[1:]
+        r = run_dockfix(*argv, cwd=str(repo))
+        assert r.returncode in (0, 1), (cmd, r.stderr)
+    doc = json.loads((repo / "dockfix.sarif").read_text())
+    assert not list(sarif_schema.iter_errors(doc))
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]}
+    assert uris == {"deploy/compose.yaml"}
+    junitparser.JUnitXml.fromfile(str(repo / "dockfix-junit.xml"))

@@ -378,7 +378,7 @@ def test_verbose_text_shows_the_teams_notes(tmp_path):
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_scripts(shell):
+def test_completion_scripts(shell, tmp_path):
     r = run_dockfix("completion", shell)
     long = (lambda o: f"-l {o[2:]}") if shell == "fish" else (lambda o: o)
     assert r.returncode == 0 and "scan" in r.stdout and long("--allow-errors") in r.stdout and long("--waivers") in r.stdout
@@ -393,6 +393,12 @@ def test_completion_scripts(shell):
             ["bash", "-c", r.stdout + '\nCOMP_WORDS=(dockfix scan --all); COMP_CWORD=2; _dockfix; echo "${COMPREPLY[@]}"'],
             capture_output=True, text=True).stdout.split()
         assert words == ["--allow-errors"]
+    if shell == "fish":
+        script = tmp_path / "dockfix.fish"
+        script.write_text(r.stdout)
+        out = subprocess.run([exe, "-c", f"source {script}; complete -C 'dockfix scan --allow'; "
+                              "complete -C 'dockfix journal --'"], capture_output=True, text=True).stdout
+        assert out.startswith("--allow-errors\t") and "--docker-host" not in out and "--root\t" in out
 
 
 def test_readme_ci_snippets_run(tmp_path, sarif_schema):

@@ -65,8 +65,27 @@ def build_plan(args: argparse.Namespace, session):
         result = scan(ctx, only, skip)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    plan = session.plan(result.findings, include_disruptive=getattr(args, "include_disruptive", False))
+    plannable = _leave_waived_alone(args, result.findings, only)
+    plan = session.plan(plannable, include_disruptive=getattr(args, "include_disruptive", False))
     return plan, result.findings
+
+
+def _leave_waived_alone(args: argparse.Namespace, findings: list, only: list[str]) -> list:
+    """An accepted risk (a waiver of the scanned host, see dockfix.waivers) is not "fixed" in bulk:
+    waived findings are planned only when their check is named in --only (by id or CIS number)."""
+    from dockfix.cli.common import load_waivers
+
+    waivers = load_waivers(args)
+    if waivers is None:
+        return findings
+    waivers.apply(findings)
+    named = set(only)
+    left = [f for f in findings if f.waiver is not None and f.id not in named and (f.cis or "") not in named]
+    if left:
+        checks = sorted({f.id for f in left})
+        _err(f"dockfix: leaving {len(left)} waived finding(s) alone ({', '.join(checks)}; waivers in "
+             f"{waivers.path}); name a check in --only to fix it anyway")
+    return [f for f in findings if not any(f is x for x in left)]
 
 
 def print_plan(plan, args) -> None:

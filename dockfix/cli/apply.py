@@ -19,7 +19,8 @@ import os
 import sys
 import time
 
-from dockfix.cli.common import UsageError, add_host_options, add_selection_options, make_context, split_ids
+from dockfix.cli.common import (UsageError, add_host_options, add_selection_options, add_waiver_option,
+                                make_context, split_ids)
 from dockfix.model import Safety
 
 EXIT_OK, EXIT_NOT_FIXED, EXIT_USAGE, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -255,6 +256,7 @@ def build_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan fixes for the failing checks and show their diffs (changes nothing)")
     add_host_options(p, only=("root", "engine", "files"))  # team notes are not shown in a plan
     add_selection_options(p)
+    add_waiver_option(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan to FILE for review and `--apply --plan`")
     p.add_argument("--include-disruptive", action="store_true", help="plan disruptive fixes too")
     p.add_argument("--format", choices=["text", "json"], default="text")

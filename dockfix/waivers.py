@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import fnmatch
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -181,11 +182,24 @@ def parse_waivers(text: str, path: str, check_known: bool = True) -> WaiverFile:
             elif v is not None:
                 if isinstance(v, (list, dict)) or hasattr(v, "items"):
                     raise WaiverError(f"{path}:{kline}: {k} must be text")
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    # `check: 2.10` is the number 2.1 to YAML: take what is written, not its value
+                    v = _source_token(text, e, k) or v
                 values[k] = " ".join(str(v).split())
         if check_known and values["check"] not in ids and values["check"] not in cis:
             raise WaiverError(f"{path}:{_line(e, 'check', key=True) or line}: unknown check {values['check']!r}")
         out.append(Waiver(file=path, line=line, **values))
     return WaiverFile(path, out)
+
+
+def _source_token(text: str, mapping: Any, key: str) -> str | None:
+    """The value of ``key`` as written in the file (a plain scalar: up to a space or a comment)."""
+    try:
+        line, col = mapping.lc.value(key)
+        m = re.match(r"[^\s,\]}#]+", text.splitlines()[line][col:])
+    except Exception:
+        return None
+    return m.group(0) if m else None
 
 
 def read_file(path: str) -> str:

@@ -345,6 +345,9 @@ def _write(path: str, text: str, exists: bool) -> None:
 
     folder = os.path.dirname(os.path.abspath(path))
     try:
+        if not exists and not os.path.isdir(folder):
+            os.makedirs(folder, mode=0o755)  # /etc/dockfix on a host that has none yet
+            os.chmod(folder, 0o755)  # whatever the umask
         st = os.stat(path) if exists else None
         fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
     except OSError as e:

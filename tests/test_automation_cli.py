@@ -185,6 +185,16 @@ def test_fixing_leaves_waived_findings_alone_unless_named(tmp_path):
     assert manifest(root) == before
 
 
+def test_waive_creates_the_hosts_waiver_file(tmp_path):
+    root = bad_host(tmp_path / "host")
+    r = run_dockfix("waive", "3.5", "--root", str(root), "--reason", "vendor agent", "--until", LATER)
+    assert r.returncode == 0, r.stderr
+    wf = root / "etc/dockfix/waivers.yaml"
+    assert (wf.stat().st_mode & 0o777) == 0o644 and (wf.parent.stat().st_mode & 0o777) == 0o755
+    doc = json.loads(scan(root, "--no-engine", "--only", "3.5", "--format", "json").stdout)
+    assert doc["findings"][0]["waiver"]["check"] == "3.5" and doc["waivers"]["path"] == str(wf)
+
+
 # ---------------------------------------------------------------------- 4. JUnit
 def test_junit_validates_and_mirrors_the_findings(tmp_path):
     junitparser = pytest.importorskip("junitparser")

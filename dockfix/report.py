@@ -215,7 +215,8 @@ def fingerprint(f: Finding, base: str, uri: str, roots: list[tuple[str, str, str
 
     subject = f.subject
     for b, host_dir, _machine in roots:
-        subject = subject.replace(host_dir.rstrip("/") + "/", f"%{b}%/")
+        if host_dir.rstrip("/"):  # a root of "/" is the host's own: its paths are stable already
+            subject = subject.replace(host_dir.rstrip("/") + "/", f"%{b}%/")
     return hashlib.sha256("\0".join((f.id, base, uri, subject)).encode()).hexdigest()[:32]
 
 

@@ -15,9 +15,10 @@ counts for the exit code. An expired waiver waives nothing and is listed by :met
 
 API (headless; no Textual, no fix core)::
 
+    wf = load_for(root, path=None)              # --waivers FILE, else <root>/etc/dockfix/waivers.yaml, else None
     wf = load_waivers(path)                     # WaiverError "FILE:LINE: problem" when malformed
     expired = wf.apply(findings, today)         # marks finding.waiver, returns expired waivers
-    w = append_waiver(path, "icc", subject=..., reason=..., expires=date(...))  # comment-preserving
+    w = append_waiver(target_path(root), "icc", subject=..., reason=..., expires=date(...))  # keeps comments
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import fnmatch
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -180,11 +182,24 @@ def parse_waivers(text: str, path: str, check_known: bool = True) -> WaiverFile:
             elif v is not None:
                 if isinstance(v, (list, dict)) or hasattr(v, "items"):
                     raise WaiverError(f"{path}:{kline}: {k} must be text")
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    # `check: 2.10` is the number 2.1 to YAML: take what is written, not its value
+                    v = _source_token(text, e, k) or v
                 values[k] = " ".join(str(v).split())
         if check_known and values["check"] not in ids and values["check"] not in cis:
             raise WaiverError(f"{path}:{_line(e, 'check', key=True) or line}: unknown check {values['check']!r}")
         out.append(Waiver(file=path, line=line, **values))
     return WaiverFile(path, out)
+
+
+def _source_token(text: str, mapping: Any, key: str) -> str | None:
+    """The value of ``key`` as written in the file (a plain scalar: up to a space or a comment)."""
+    try:
+        line, col = mapping.lc.value(key)
+        m = re.match(r"[^\s,\]}#]+", text.splitlines()[line][col:])
+    except Exception:
+        return None
+    return m.group(0) if m else None
 
 
 def read_file(path: str) -> str:
@@ -213,6 +228,19 @@ def read_file(path: str) -> str:
 def load_waivers(path: str, check_known: bool = True) -> WaiverFile:
     """Read and parse the waiver file at ``path`` (a path on this machine)."""
     return parse_waivers(read_file(path), path, check_known)
+
+
+def load_for(root: str = "/", path: str | None = None) -> WaiverFile | None:
+    """What `dockfix scan` uses: ``path`` (a path on this machine) if given, else the scanned host's
+    /etc/dockfix/waivers.yaml below ``root`` when it exists, else None. WaiverError when bad."""
+    path = path or default_file(root)
+    return load_waivers(path) if path else None
+
+
+def target_path(root: str = "/") -> str:
+    """Where `dockfix waive` (and the app's "waive this finding") adds entries by default: the
+    scanned host's /etc/dockfix/waivers.yaml, as a path on this machine (it may not exist yet)."""
+    return os.path.join(os.path.abspath(root), DEFAULT_PATH.lstrip("/"))
 
 
 def default_file(root: str) -> str | None:
@@ -317,6 +345,9 @@ def _write(path: str, text: str, exists: bool) -> None:
 
     folder = os.path.dirname(os.path.abspath(path))
     try:
+        if not exists and not os.path.isdir(folder):
+            os.makedirs(folder, mode=0o755)  # /etc/dockfix on a host that has none yet
+            os.chmod(folder, 0o755)  # whatever the umask
         st = os.stat(path) if exists else None
         fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
     except OSError as e:

@@ -171,6 +171,30 @@ def test_waive_command_adds_an_entry_keeping_comments(tmp_path):
         assert wf.read_text() == text
 
 
+def test_fixing_leaves_waived_findings_alone_unless_named(tmp_path):
+    root = tmp_path / "host"
+    put(root, "var/lib/")
+    put(root, "etc/docker/daemon.json", '{"icc": true}\n')
+    waiver_file(root, f"  - check: icc\n    reason: CI bridge\n    expires: {LATER}\n")
+    before = manifest(root)
+    r = run_dockfix("plan", "--root", str(root), "--no-engine", "--include-disruptive", "--only", "2")
+    assert r.returncode == 0, r.stderr
+    assert '"icc": false' not in r.stdout and "leaving 1 waived finding(s) alone (icc;" in r.stderr
+    r = run_dockfix("--apply", "--dry-run", "--include-disruptive", "--root", str(root), "--no-engine", "--only", "2.2")
+    assert r.returncode == 0 and '+{"icc": false}' in r.stdout, r.stdout + r.stderr  # named: planned
+    assert manifest(root) == before
+
+
+def test_waive_creates_the_hosts_waiver_file(tmp_path):
+    root = bad_host(tmp_path / "host")
+    r = run_dockfix("waive", "3.5", "--root", str(root), "--reason", "vendor agent", "--until", LATER)
+    assert r.returncode == 0, r.stderr
+    wf = root / "etc/dockfix/waivers.yaml"
+    assert (wf.stat().st_mode & 0o777) == 0o644 and (wf.parent.stat().st_mode & 0o777) == 0o755
+    doc = json.loads(scan(root, "--no-engine", "--only", "3.5", "--format", "json").stdout)
+    assert doc["findings"][0]["waiver"]["check"] == "3.5" and doc["waivers"]["path"] == str(wf)
+
+
 # ---------------------------------------------------------------------- 4. JUnit
 def test_junit_validates_and_mirrors_the_findings(tmp_path):
     junitparser = pytest.importorskip("junitparser")
@@ -360,6 +384,7 @@ def test_help_version_quiet(tmp_path):
     for opt in ("--path", "--compose", "--notes", "--only"):
         assert opt not in rollback
     assert "--last" in rollback and "--root" in journal
+    assert "--notes" not in run_dockfix("plan", "--help").stdout
     # options left out of the help are still accepted (scripts pass one set to every command)
     assert run_dockfix("journal", "--root", str(tmp_path), "--no-engine").returncode == 0
     root = bad_host(tmp_path / "host")
@@ -377,7 +402,7 @@ def test_verbose_text_shows_the_teams_notes(tmp_path):
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_scripts(shell):
+def test_completion_scripts(shell, tmp_path):
     r = run_dockfix("completion", shell)
     long = (lambda o: f"-l {o[2:]}") if shell == "fish" else (lambda o: o)
     assert r.returncode == 0 and "scan" in r.stdout and long("--allow-errors") in r.stdout and long("--waivers") in r.stdout
@@ -392,3 +417,37 @@ def test_completion_scripts(shell):
             ["bash", "-c", r.stdout + '\nCOMP_WORDS=(dockfix scan --all); COMP_CWORD=2; _dockfix; echo "${COMPREPLY[@]}"'],
             capture_output=True, text=True).stdout.split()
         assert words == ["--allow-errors"]
+    if shell == "fish":
+        script = tmp_path / "dockfix.fish"
+        script.write_text(r.stdout)
+        out = subprocess.run([exe, "-c", f"source {script}; complete -C 'dockfix scan --allow'; "
+                              "complete -C 'dockfix journal --'"], capture_output=True, text=True).stdout
+        assert out.startswith("--allow-errors\t") and "--docker-host" not in out and "--root\t" in out
+
+
+def test_readme_ci_snippets_run(tmp_path, sarif_schema):
+    """The `dockfix scan` commands of README's "Use in CI" snippets, run in a repository checkout."""
+    junitparser = pytest.importorskip("junitparser")
+    from helpers import REPO
+
+    text = (REPO / "README.md").read_text()
+    ci = text[text.index("### Use in CI"):]
+    ci = ci[: ci.index("\n## ")]
+    commands = []
+    for block in re.findall(r"```yaml\n(.*?)```", ci, re.S):
+        joined = re.sub(r">-\n\s+", "", block)  # YAML folded scalars
+        joined = re.sub(r"\n\s{10,}(?=--)", " ", joined)
+        commands += [m.strip() for m in re.findall(r"(dockfix scan [^\n]+)", joined)]
+    assert len(commands) == 2, commands
+    repo = tmp_path / "checkout"
+    put(repo, "deploy/compose.yaml", "services:\n  db:\n    image: mysql:8\n    environment:\n      MYSQL_PASSWORD: hunter2\n")
+    put(repo, ".dockfix-waivers.yaml", f"waivers:\n  - check: env-password\n    reason: fixture\n    expires: {LATER}\n")
+    for cmd in commands:
+        argv = cmd.replace('"$CI_PROJECT_DIR"', ".").split()[1:]
+        r = run_dockfix(*argv, cwd=str(repo))
+        assert r.returncode in (0, 1), (cmd, r.stderr)
+    doc = json.loads((repo / "dockfix.sarif").read_text())
+    assert not list(sarif_schema.iter_errors(doc))
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]}
+    assert uris == {"deploy/compose.yaml"}
+    junitparser.JUnitXml.fromfile(str(repo / "dockfix-junit.xml"))

@@ -46,6 +46,14 @@ def test_parse_match_and_expiry():
     assert wf.apply(fs, dt.date(2026, 11, 30)) == [] and fs[0].waiver
 
 
+def test_cis_numbers_are_read_as_written():
+    """YAML reads `check: 2.10` as the number 2.1: the waiver must cover 2.10, not 2.1."""
+    wf = parse_waivers("waivers:\n  - check: 5.10   # memory\n    reason: r\n    expires: 2999-01-01\n"
+                       "  - check: 2.2\n    reason: r\n    expires: 2999-01-01\n"
+                       "  - {check: 2.10, reason: r, expires: 2999-01-01}\n", "w.yaml")
+    assert [w.check for w in wf.waivers] == ["5.10", "2.2", "2.10"]
+
+
 @pytest.mark.parametrize("text, problem", [
     ("waivers:\n  - check: icc\n    expires: 2027-01-01\n", "w.yaml:2: waiver without 'reason'"),
     ("waivers:\n  - check: icc\n    reason: r\n", "w.yaml:2: waiver without 'expires'"),

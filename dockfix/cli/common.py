@@ -61,13 +61,10 @@ def add_waiver_option(p: argparse.ArgumentParser) -> None:
 def load_waivers(args: argparse.Namespace):
     """The waiver file given with --waivers (a path on this machine), else the scanned host's
     /etc/dockfix/waivers.yaml when it exists, else None. UsageError "FILE:LINE: problem"."""
-    from dockfix.waivers import WaiverError, default_file, load_waivers as load
+    from dockfix.waivers import WaiverError, load_for
 
-    path = getattr(args, "waivers", None) or default_file(getattr(args, "root", "/"))
-    if not path:
-        return None
     try:
-        return load(path)
+        return load_for(getattr(args, "root", "/"), getattr(args, "waivers", None))
     except WaiverError as e:
         raise UsageError(str(e)) from None
 

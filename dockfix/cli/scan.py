@@ -89,8 +89,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         write_output(args.output, text)
     else:
         sys.stdout.write(text)
+    from dockfix.report import safe_text
+
     for w in expired:
-        print(f"dockfix: warning: {w.where()}: waiver for {w.check} expired on {w.expires.isoformat()}", file=sys.stderr)
+        print(safe_text(f"dockfix: warning: {w.where()}: waiver for {w.check} expired on {w.expires.isoformat()}"),
+              file=sys.stderr)
     if code == EXIT_ERRORS:
         n = sum(1 for f in result.findings if f.status == Status.ERROR and f.waiver is None)
         print(f"dockfix: {n} findings could not be evaluated (exit 3; --allow-errors accepts that)", file=sys.stderr)

@@ -13,11 +13,11 @@ from dockfix.cli.common import UsageError
 def cmd_waive(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from dockfix.waivers import DEFAULT_PATH, WaiverError, append_waiver, parse_date
+    from dockfix.waivers import WaiverError, append_waiver, parse_date, target_path
 
     if not os.path.isdir(args.root):
         raise UsageError(f"{args.root}: --root is not a directory")
-    path = args.file or os.path.join(os.path.abspath(args.root), DEFAULT_PATH.lstrip("/"))
+    path = args.file or target_path(args.root)
     try:
         until = parse_date(args.until, "--until")
         w = append_waiver(path, args.check, subject=args.subject, reason=args.reason, expires=until,

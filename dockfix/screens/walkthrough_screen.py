@@ -37,7 +37,8 @@ class WalkthroughScreen(Screen):
     HELP_TITLE = "walkthrough"
     # The footer shows the first ones (fitting 80 columns); `?` lists them all.
     BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="back to the app (the lesson's progress is saved)"),
+        Binding("escape,backspace", "back", "Back", key_display="esc",
+                tooltip="back to the app (the lesson's progress is saved)"),
         Binding("n", "next", "Next", tooltip="the next step"),
         Binding("d", "diff", "Diff", tooltip="the fix of this step as a diff"),
         Binding("a", "apply", "Apply", tooltip="apply the fix, then scan the check again"),

@@ -221,7 +221,7 @@ def test_daemon_json_edits_keep_the_rest_of_the_file(tmp_path):
     text = '{\n\t"log-driver": "json-file",\n\t"log-opts": {"max-size": "10m"},\n\t"icc": true\n}\n'
     put(tmp_path, "etc/docker/daemon.json", text, mode=0o640, owner=(0, 0))
     ctx = Context(Host(str(tmp_path), engine=False))
-    plan = plan_fixes(ctx, scan(ctx, only=["2.2", "2.14"]).findings, include_disruptive=True)
+    plan = plan_fixes(ctx, scan(ctx, only=["2.2", "2.15"]).findings, include_disruptive=True)
     assert apply_plan(ctx.host, plan).error is None
     assert (tmp_path / "etc/docker/daemon.json").read_text() == (
         '{\n\t"log-driver": "json-file",\n\t"log-opts": {"max-size": "10m"},\n\t"icc": false,\n\t"no-new-privileges": true\n}\n')

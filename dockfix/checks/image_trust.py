@@ -17,7 +17,7 @@ from typing import Any
 
 from dockfix.checks.images import dockerfiles, image_index
 from dockfix.context import Context, NotApplicable
-from dockfix.model import MEDIUM, CheckError, Fix, Location, Result, Safety, check
+from dockfix.model import HIGH, MEDIUM, CheckError, Fix, Location, Result, Safety, check
 from dockfix.sources.compose import iter_compose
 
 DIGEST_IMPACT = (
@@ -191,4 +191,210 @@ def image_digest(ctx: Context) -> list[Result]:
                                   {"kind": "service"}))
     if not results and ctx.engine is None and not ctx.paths and not ctx.compose:
         raise NotApplicable("the engine was not scanned (--no-engine) and no --path or --compose was given")
+    return results
+
+
+# ====================================================================== image-signature
+TRUST_POLICY = "/etc/dockfix/trust.yaml"
+#: ``cosign save`` folders of signed images, for --offline: /etc/dockfix/signatures/sha256-<hex>/
+SIGNATURE_STORE = "/etc/dockfix/signatures"
+VERIFY_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One entry of the trust policy: the images it covers and how their signatures are verified."""
+
+    number: int
+    images: str  # shell pattern on the repository (registry/path), e.g. "registry.corp/*"
+    key: str | None = None  # cosign public key (host path)
+    identity: str | None = None  # keyless: certificate identity ...
+    issuer: str | None = None  # ... and its OIDC issuer
+    trusted_root: str | None = None  # keyless: Sigstore trusted root stored on the host (no network)
+    transparency_log: bool = True  # False: key-signed without Rekor (cosign --insecure-ignore-tlog)
+    notation: str | None = None  # Notation trust policy (host path)
+    allow_http: bool = False  # the registry speaks plain HTTP (cosign --allow-http-registry)
+
+    def covers(self, repo: str) -> bool:
+        import fnmatch
+
+        return fnmatch.fnmatchcase(repo, self.images) or fnmatch.fnmatchcase(parse_ref(repo).familiar, self.images)
+
+
+def load_trust_policy(ctx: Context) -> list[Policy]:
+    """The policies of /etc/dockfix/trust.yaml. NotApplicable when there is none; CheckError (file and
+    problem, one line) when it is malformed."""
+
+    def load() -> list[Policy]:
+        from dockfix.sources.compose import load_yaml_bounded
+
+        text = ctx.host.read_text(TRUST_POLICY)
+        if text is None:
+            raise NotApplicable(f"no trust policy ({TRUST_POLICY}): image signatures are not checked")
+        doc = load_yaml_bounded(text, TRUST_POLICY)
+        entries = doc.get("policies") if hasattr(doc, "get") else None
+        if not isinstance(entries, list) or not entries:
+            raise CheckError(f"{TRUST_POLICY}: needs a non-empty list 'policies:'", subject=TRUST_POLICY)
+        out = []
+        for n, e in enumerate(entries, 1):
+            where = f"{TRUST_POLICY}: policy {n}"
+            if not hasattr(e, "get") or not isinstance(e.get("images"), str) or not e.get("images"):
+                raise CheckError(f"{where}: needs 'images:' (a pattern such as registry.example/team/*)",
+                                 subject=TRUST_POLICY)
+            cos, nota = e.get("cosign"), e.get("notation")
+            if (cos is None) == (nota is None):
+                raise CheckError(f"{where}: needs exactly one of 'cosign:' or 'notation:'", subject=TRUST_POLICY)
+            kw: dict[str, Any] = {"allow_http": e.get("allow_http") is True}
+            if cos is not None:
+                if not hasattr(cos, "get"):
+                    raise CheckError(f"{where}: 'cosign:' must be a mapping", subject=TRUST_POLICY)
+                key, identity, issuer = cos.get("key"), cos.get("identity"), cos.get("issuer")
+                if bool(key) == bool(identity or issuer) or (not key and not (identity and issuer)):
+                    raise CheckError(f"{where}: cosign needs either 'key:' or both 'identity:' and 'issuer:'",
+                                     subject=TRUST_POLICY)
+                for name, value in (("key", key), ("trusted_root", cos.get("trusted_root"))):
+                    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+                        raise CheckError(f"{where}: cosign {name} must be an absolute path", subject=TRUST_POLICY)
+                kw.update(key=key, identity=identity, issuer=issuer, trusted_root=cos.get("trusted_root"),
+                          transparency_log=cos.get("transparency_log") is not False)
+            else:
+                tp = nota.get("trust_policy") if hasattr(nota, "get") else None
+                if not isinstance(tp, str) or not tp.startswith("/"):
+                    raise CheckError(f"{where}: notation needs 'trust_policy:' (an absolute path)",
+                                     subject=TRUST_POLICY)
+                kw["notation"] = tp
+            out.append(Policy(n, str(e.get("images")), **kw))
+        return out
+
+    return ctx.memo("trust_policy", load)
+
+
+def _which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
+def cosign_command(ctx: Context, p: Policy, ref: str, local: str | None = None) -> list[str]:
+    """The cosign verify command for ``ref`` (repo@digest) under policy ``p`` (machine paths)."""
+    cmd = ["cosign", "verify"]
+    if p.key:
+        cmd += ["--key", ctx.host.real(p.key)]
+    else:
+        cmd += ["--certificate-identity", str(p.identity), "--certificate-oidc-issuer", str(p.issuer)]
+        if p.trusted_root:
+            cmd += ["--trusted-root", ctx.host.real(p.trusted_root)]
+    if not p.transparency_log:
+        cmd += ["--insecure-ignore-tlog=true"]
+    if p.allow_http:
+        cmd += ["--allow-http-registry"]
+    if local:
+        cmd += ["--local-image", local]
+    else:
+        cmd += [ref]
+    return cmd
+
+
+def _run(cmd: list[str]) -> tuple[int, str]:
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dockfix-verify-") as home:
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=VERIFY_TIMEOUT, stdin=subprocess.DEVNULL,
+                               env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home})
+        except subprocess.TimeoutExpired:
+            return 124, f"{cmd[0]} gave no answer within {VERIFY_TIMEOUT} s"
+        except OSError as e:
+            return 127, f"{cmd[0]} could not run: {e.strerror}"
+    lines = [ln.strip() for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+    last = next((ln for ln in reversed(lines) if ln.startswith("Error:")), lines[-1] if lines else "")
+    return r.returncode, last[:300]
+
+
+def verify_image(ctx: Context, p: Policy, ref: str, digest: str) -> Result:
+    """Verdict of one image (``ref`` = repo@digest) under policy ``p``."""
+    import shlex
+
+    tool = "notation" if p.notation else "cosign"
+    exe = _which(tool)
+    pol = f"policy {p.number} ({p.images})"
+    if p.notation:
+        cmd = [tool, "verify"] + (["--insecure-registry"] if p.allow_http else []) + [ref]
+        if exe is None:
+            return Result.skip(f"{pol} asks for Notation, and notation is not installed: "
+                               f"{shlex.join(cmd)} (with the trust policy {p.notation} in notation's configuration)")
+    else:
+        if p.identity and not p.trusted_root:
+            # keyless verification needs Sigstore's roots and log: not the registry the image came from
+            cmd = cosign_command(ctx, p, ref)
+            return Result.manual(f"{pol} verifies keyless signatures, which needs Sigstore's public services, not only "
+                                 f"the image's registry: add trusted_root: (a stored trusted_root.json), or run "
+                                 f"{shlex.join(cmd)}")
+        local = None
+        if ctx.offline:
+            folder = f"{SIGNATURE_STORE}/{digest.replace(':', '-')}"
+            if not ctx.host.is_dir(folder):
+                return Result.skip(f"--offline: no stored signature for {digest} in {folder} "
+                                   f"(make it with cosign save --dir {folder} {ref})")
+            local = ctx.host.real(folder)
+        cmd = cosign_command(ctx, p, ref, local)
+        if exe is None:
+            return Result.skip(f"{pol} asks for cosign, and cosign is not installed: {shlex.join(cmd)}")
+    rc, said = _run([exe] + cmd[1:])
+    how = f"{tool} verify under {pol}" + (" from the stored signature" if ctx.offline and not p.notation else "")
+    if rc == 0:
+        return Result.ok(f"{ref}: signature verified ({how})")
+    if rc in (124, 127):
+        return Result.error(f"{ref}: {said}")
+    return Result.fail(f"{ref}: {how} failed: {said}")
+
+
+@check(
+    "image-signature", cis=None, section="4", severity=HIGH,
+    title="Running images carry a valid signature from a trusted signer",
+    explanation="A digest proves which content runs, not who made it. A signature made with the publisher's key "
+    "(or a keyless Sigstore identity) and checked before the image runs shows that the image comes from them and "
+    "was not changed since. The trust policy /etc/dockfix/trust.yaml says, per image pattern, which cosign key, "
+    "keyless identity or Notation trust policy must have signed it; dockfix runs cosign verify (or notation verify) "
+    "on each running image's digest and contacts nothing but that image's registry. With --offline it verifies "
+    "from signatures stored with cosign save under /etc/dockfix/signatures, or skips. This is what replaces "
+    "DOCKER_CONTENT_TRUST (CIS 4.5) and what CIS 4.12 asks for.",
+    manual="docker ps --format '{{.Image}}' | sort -u | xargs docker image inspect --format '{{index .RepoDigests 0}}' "
+    "| xargs -n1 cosign verify --key /etc/dockfix/keys/KEY.pub",
+    remediation="Sign images in CI (cosign sign --key or keyless), record the signer in /etc/dockfix/trust.yaml, and "
+    "stop or replace any container whose image does not verify; enforce it at deploy time as well.",
+)
+def image_signature(ctx: Context) -> list[Result]:
+    policies = load_trust_policy(ctx)
+    eng = ctx.need_engine()
+    containers = eng.containers()
+    idx = image_index(ctx)
+    seen: dict[str, list[str]] = {}
+    for c in containers:
+        if (c.get("State") or {}).get("Running"):
+            seen.setdefault(c.get("Image") or "", []).append((c.get("Name") or "").lstrip("/"))
+    results = []
+    for image_id, names in seen.items():
+        img = idx.get(image_id) or {}
+        tags = [t for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
+        subject = f"image:{tags[0] if tags else image_id[:19]}"
+        used = f" (used by {', '.join(sorted(names))})"
+        digests = [rd for rd in img.get("RepoDigests") or [] if "@sha256:" in rd]
+        covered = [(rd, p) for rd in digests for p in policies if p.covers(rd.split("@")[0])]
+        if not digests:
+            results.append(Result.manual(f"no repository digest (built or imported here){used}: a signature is "
+                                         "made for a pushed digest; push, sign, pull it back and run it by digest",
+                                         subject=subject))
+            continue
+        if not covered:
+            results.append(Result.skip(f"no policy in {TRUST_POLICY} covers {', '.join(digests)}{used}",
+                                       subject=subject))
+            continue
+        rd, p = covered[0]
+        r = verify_image(ctx, p, rd, rd.split("@")[1])
+        r.subject = subject
+        r.evidence += used
+        results.append(r)
     return results

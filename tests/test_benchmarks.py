@@ -173,3 +173,21 @@ def test_devicemapper_fix_is_manual(tmp_path):
     (it,) = plan.items
     assert str(it.safety) == "manual" and not it.changes
     assert any("docker save" in n for n in it.notes), it.notes
+
+
+@pytest.mark.engine
+def test_4_1_reads_the_effective_uid_of_the_first_process(engine, tmp_path):
+    """v1.8.0 4.1 looks at the effective UID of the container's first process, not only its USER."""
+    from helpers import BUSYBOX_IMAGE
+
+    engine.cli("run", "-d", "--name", "eu-root", "--network", "none", BUSYBOX_IMAGE, "sleep", "600")
+    engine.cli("run", "-d", "--name", "eu-1000", "--network", "none", "-u", "1000", BUSYBOX_IMAGE, "sleep", "600")
+    # no USER set, but the entrypoint drops to nobody before the workload starts
+    engine.cli("run", "-d", "--name", "eu-drops", "--network", "none", BUSYBOX_IMAGE, "/bin/busybox", "su", "-s",
+               "/bin/sh", "nobody", "-c", "exec sleep 600")
+    ctx = Context(Host(str(tmp_path), docker_host=engine.url))
+    got = {f.subject: (str(f.status), f.evidence) for f in run_check(REGISTRY["container-user"], ctx)}
+    assert got["container:eu-root"][0] == "fail" and "effective UID 0" in got["container:eu-root"][1]
+    assert got["container:eu-1000"][0] == "pass" and "effective UID 1000" in got["container:eu-1000"][1]
+    status, ev = got["container:eu-drops"]
+    assert status == "pass" and "root (no user set)" in ev and "effective UID 65534" in ev, ev

@@ -191,3 +191,19 @@ def test_4_1_reads_the_effective_uid_of_the_first_process(engine, tmp_path):
     assert got["container:eu-1000"][0] == "pass" and "effective UID 1000" in got["container:eu-1000"][1]
     status, ev = got["container:eu-drops"]
     assert status == "pass" and "root (no user set)" in ev and "effective UID 65534" in ev, ev
+
+
+def test_fleet_report_keeps_one_numbering(tmp_path):
+    build(tmp_path / "h", {"/etc/docker/daemon.json": J({"hosts": ["tcp://0.0.0.0:2375"]})})
+    for name, version in (("a", "1.8.0"), ("b", "1.8.0"), ("c", "1.6.0")):
+        r = run_dockfix("scan", "--root", str(tmp_path / "h"), "--no-engine", "--only", "daemon-tls",
+                        "--benchmark", version, "--format", "json", "-o", str(tmp_path / f"{name}.json"))
+        assert r.returncode == 1, r.stderr
+    fleet = json.loads(run_dockfix("report", "--format", "json", str(tmp_path / "a.json"), str(tmp_path / "b.json")).stdout)
+    assert fleet["benchmark"] == "1.8.0" and [c["cis"] for c in fleet["checks"]] == ["2.8"]
+    text = run_dockfix("report", str(tmp_path / "a.json")).stdout
+    assert "mapped to CIS Docker Benchmark v1.8.0" in text.splitlines()[0]
+    r = run_dockfix("report", str(tmp_path / "a.json"), str(tmp_path / "c.json"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert f"{tmp_path / 'c.json'}: numbered as in CIS Docker Benchmark v1.6.0, but {tmp_path / 'a.json'} as in v1.8.0" \
+        in r.stderr

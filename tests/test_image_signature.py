@@ -177,6 +177,11 @@ def test_no_policy_no_verifier_offline_and_a_bad_policy(signed, tmp_path):
     offline = scan_in_ns(ns, root, eng.url, "--offline")["findings"]
     f = next(f for f in offline if f["subject"] == f"image:{addr}/dfx/signed:1")
     assert f["status"] == "pass" and "from the stored signature" in f["evidence"], f
+    # a transparency log to check, and no stored Sigstore root: dockfix would have to ask Sigstore, so it does not
+    put(root, "etc/dockfix/trust.yaml", POLICY.replace("transparency_log: false", "transparency_log: true"))
+    f = next(f for f in scan_in_ns(ns, root, eng.url)["findings"] if f["subject"] == f"image:{addr}/dfx/signed:1")
+    assert f["status"] == "manual" and "needs Sigstore's public roots" in f["evidence"], f
+    assert "cosign verify --key " in f["evidence"]
     put(root, "etc/dockfix/trust.yaml", "policies:\n  - images: \"*\"\n    cosign: {}\n")
     (f,) = scan_in_ns(ns, root, eng.url)["findings"]
     assert f["status"] == "error" and f["evidence"] == \

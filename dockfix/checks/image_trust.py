@@ -326,12 +326,13 @@ def verify_image(ctx: Context, p: Policy, ref: str, digest: str) -> Result:
             return Result.skip(f"{pol} asks for Notation, and notation is not installed: "
                                f"{shlex.join(cmd)} (with the trust policy {p.notation} in notation's configuration)")
     else:
-        if p.identity and not p.trusted_root:
-            # keyless verification needs Sigstore's roots and log: not the registry the image came from
+        if (p.identity or p.transparency_log) and not p.trusted_root:
+            # keyless signatures and transparency-log entries are checked against Sigstore's roots, which cosign
+            # fetches from Sigstore's public services: not the registry the image came from
             cmd = cosign_command(ctx, p, ref)
-            return Result.manual(f"{pol} verifies keyless signatures, which needs Sigstore's public services, not only "
-                                 f"the image's registry: add trusted_root: (a stored trusted_root.json), or run "
-                                 f"{shlex.join(cmd)}")
+            what = "keyless signatures" if p.identity else "transparency-log entries"
+            return Result.manual(f"{pol} verifies {what}, which needs Sigstore's public roots, not only the image's "
+                                 f"registry: add trusted_root: (a stored trusted_root.json), or run {shlex.join(cmd)}")
         local = None
         if ctx.offline:
             folder = f"{SIGNATURE_STORE}/{digest.replace(':', '-')}"

@@ -112,8 +112,8 @@ def signed(_engine_session):
         yield eng, ns, folder, refs, keys
     finally:
         eng.reset()
-        eng.cli("rmi", "-f", *(f"127.0.0.1:{regs[0].port}/dfx/{n}:1" for n in ("signed", "unsigned", "tampered")),
-                "dfx-local/only:1", check=False) if regs else None
+        made = [f"127.0.0.1:{regs[0].port}/dfx/{n}:1" for n in ("signed", "unsigned", "tampered")] if regs else []
+        eng.cli("rmi", "-f", *made, "dfx-local/only:1", check=False)
         for r in regs:
             r.stop()
         ns.delete()

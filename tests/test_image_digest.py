@@ -29,6 +29,16 @@ COMPOSE = "# the shop\nservices:\n  app:\n    image: {ref}  # pinned by dockfix?
 DOCKERFILE = "# syntax=docker/dockerfile:1\nFROM {ref} AS base\nRUN true\nFROM base\nCMD [\"sleep\", \"600\"]\n"
 
 
+def compose_v2() -> str | None:
+    """sid's compose v2, unpacked by scripts/newer-debs (None when it cannot be had)."""
+    from helpers import REPO
+
+    r = subprocess.run([str(REPO / "scripts/newer-debs"), "--print-dir", "docker-compose"], capture_output=True,
+                       text=True)
+    p = Path(r.stdout.strip(), "usr/libexec/docker/cli-plugins/docker-compose") if r.returncode == 0 else None
+    return str(p) if p and p.exists() else None
+
+
 @pytest.fixture(scope="module")
 def pushed(_engine_session):
     """(engine, registry, reference) of an image pushed to a local registry and pulled back."""
@@ -91,10 +101,20 @@ def test_pin_compose_and_dockerfile_from_a_real_registry(pushed, tmp_path):
         r = subprocess.run(["docker", "-H", eng.url, "build", "-q", "-t", "dfx-pinned/built:1", str(root / "srv/shop")],
                            capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=180)
         assert r.returncode == 0, r.stderr
+        v2 = compose_v2()
+        if v2:  # compose v2 (sid's docker-compose, run standalone) starts the pinned service too
+            r = subprocess.run([v2, "-p", "dfxpin2", "-f", str(root / "srv/shop/compose.yaml"), "up", "-d", "app"],
+                               capture_output=True, text=True, env=env, timeout=180)
+            assert r.returncode == 0, r.stderr
+            running = eng.cli("inspect", "--format", "{{.State.Running}} {{.Config.Image}}", "dfxpin2-app-1").stdout.split()
+            assert running == ["true", pinned]
         after = {f.subject: f.status for f in rescan(ctx, ["image-digest"])}
         assert after[app.subject] == after[dfile.subject] == Status.PASS
         assert after["container:dfxpin_app_1"] == Status.PASS  # runs by digest now
     finally:
+        if compose_v2():
+            subprocess.run([compose_v2(), "-p", "dfxpin2", "-f", str(root / "srv/shop/compose.yaml"), "down"],
+                           capture_output=True, env=env, timeout=120)
         subprocess.run(["docker-compose", "-p", "dfxpin", "-f", str(root / "srv/shop/compose.yaml"), "down"],
                        capture_output=True, env=env, timeout=120)
         eng.cli("rmi", "-f", "dfx-pinned/built:1", check=False)

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from collections import Counter
 from typing import Any
 
-from dockfix import __version__
+from dockfix import __version__, benchmarks
 from dockfix.model import SECTIONS, STATUS_ORDER, Finding, Status
 
 COLOURS = {
@@ -40,8 +40,13 @@ def counts(findings: list[Finding]) -> Counter:
     return Counter(f.status for f in findings)
 
 
-#: The benchmark every CIS number refers to.
-BENCHMARK = {"name": "CIS Docker Benchmark", "version": "1.6.0"}
+def mapped_to(benchmark: str) -> str:
+    """How every output names the numbering it uses (never "compliant": those are CIS's terms)."""
+    return f"mapped to {benchmarks.NAME} v{benchmark}"
+
+
+def benchmark_json(benchmark: str) -> dict[str, str]:
+    return {"name": benchmarks.NAME, "version": benchmark, "mapping": mapped_to(benchmark)}
 
 
 def error_groups(findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -77,7 +82,8 @@ def expired_lines(expired: list[dict[str, Any]]) -> list[str]:
 
 
 def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = False, verbose: bool = False,
-                meta: dict[str, Any] | None = None, quiet: bool = False) -> str:
+                meta: dict[str, Any] | None = None, quiet: bool = False,
+                benchmark: str = benchmarks.DEFAULT) -> str:
     meta = meta or {}
 
     def paint(status: Status, text: str) -> str:
@@ -87,7 +93,8 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
     if quiet:
         return "\n".join([summary_line(findings)] + expired_lines(expired)) + "\n"
     out = [f"dockfix {__version__} scan of {safe_text(str(host.get('root', '/')))}" +
-           (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)")]
+           (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)") +
+           f", {mapped_to(benchmark)}"]
     repeated = error_groups(findings)
     collapsed = {id(f) for fs in repeated.values() for f in fs}
     by_section: dict[str, list[Finding]] = {}
@@ -145,14 +152,15 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
     return "\n".join(out) + "\n"
 
 
-def render_json(findings: list[Finding], host: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+def render_json(findings: list[Finding], host: dict[str, Any], meta: dict[str, Any] | None = None,
+                benchmark: str = benchmarks.DEFAULT) -> str:
     import datetime as dt
 
     meta = meta or {}
     c = counts(findings)
     doc = {
         "dockfix": __version__,
-        "benchmark": BENCHMARK,
+        "benchmark": benchmark_json(benchmark),
         "scanned_at": meta.get("scanned_at") or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": meta.get("duration_s"),
         "host": host,
@@ -220,7 +228,8 @@ def fingerprint(f: Finding, base: str, uri: str, roots: list[tuple[str, str, str
     return hashlib.sha256("\0".join((f.id, base, uri, subject)).encode()).hexdigest()[:32]
 
 
-def render_sarif(findings: list[Finding], host: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+def render_sarif(findings: list[Finding], host: dict[str, Any], meta: dict[str, Any] | None = None,
+                 benchmark: str = benchmarks.DEFAULT) -> str:
     """SARIF 2.1.0 for the failing findings that are located in files, for code scanning: URIs
     relative to the --path/--compose roots (or the host root), stable partialFingerprints, the
     invocation, and waivers as suppressions."""
@@ -244,7 +253,7 @@ def render_sarif(findings: list[Finding], host: dict[str, Any], meta: dict[str, 
                 "fullDescription": {"text": f.explanation or f.title},
                 "help": {"text": f.remediation + "\nCheck by hand: " + f.manual_check},
                 "defaultConfiguration": {"level": SARIF_LEVEL[str(f.severity)]},
-                "properties": {"cis": f.cis, "severity": str(f.severity), "tags": tags,
+                "properties": {"cis": f.cis, "benchmark": benchmark, "severity": str(f.severity), "tags": tags,
                                "security-severity": SECURITY_SEVERITY[str(f.severity)]},
             }
         base, uri = sarif_location(f.location.path, roots)
@@ -296,19 +305,20 @@ def render_sarif(findings: list[Finding], host: dict[str, Any], meta: dict[str, 
         "invocations": [invocation],
         "originalUriBaseIds": bases,
         "results": results,
-        "properties": {"benchmark": f"{BENCHMARK['name']} {BENCHMARK['version']}"},
+        "properties": {"benchmark": benchmark_json(benchmark)},
     }
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(doc, indent=2) + "\n"
 
 
-def render_junit(findings: list[Finding], host: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+def render_junit(findings: list[Finding], host: dict[str, Any], meta: dict[str, Any] | None = None,
+                 benchmark: str = benchmarks.DEFAULT) -> str:
     """JUnit XML: one testsuite per CIS section (and the team's notes), one testcase per finding:
     `failure` for fail, `error` for error, `skipped` (with the reason) for manual, skip and waived."""
     import xml.etree.ElementTree as ET
 
     meta = meta or {}
-    top = ET.Element("testsuites", name="dockfix")
+    top = ET.Element("testsuites", name=f"dockfix, {mapped_to(benchmark)}")
     totals = Counter()
     by_section: dict[str, list[Finding]] = {}
     for f in findings:

@@ -44,7 +44,7 @@ class WaiverError(Exception):
 
 @dataclass(frozen=True)
 class Waiver:
-    check: str
+    check: str  # as written: a check id or a CIS number (of the file's benchmark version)
     reason: str
     expires: _dt.date
     subject: str | None = None
@@ -52,6 +52,8 @@ class Waiver:
     compensating_control: str | None = None
     file: str = ""
     line: int = 0
+    #: The check id ``check`` names (a number resolved in the file's benchmark version).
+    check_id: str | None = None
 
     def expired(self, today: _dt.date | None = None) -> bool:
         """True after the expiry day (a waiver holds through the day it names)."""
@@ -59,13 +61,17 @@ class Waiver:
 
     def matches(self, finding: Any) -> bool:
         """Does this waiver cover ``finding`` (by check id or CIS number, then subject glob)?"""
-        if self.check != finding.id and self.check != (finding.cis or None):
+        if self.check_id is not None:
+            if self.check_id != finding.id:
+                return False
+        elif self.check != finding.id and self.check != (finding.cis or None):
             return False
         return self.subject is None or fnmatch.fnmatchcase(finding.subject, self.subject)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "check": self.check,
+            "check_id": self.check_id,
             "subject": self.subject,
             "reason": self.reason,
             "expires": self.expires.isoformat(),
@@ -83,6 +89,8 @@ class Waiver:
 class WaiverFile:
     path: str
     waivers: list[Waiver]
+    #: The CIS Docker Benchmark version the file's numbers are in (top-level ``benchmark:``).
+    benchmark: str = ""
 
     def apply(self, findings: Iterable[Any], today: _dt.date | None = None) -> list[Waiver]:
         """Set ``finding.waiver`` (a dict, see :meth:`Waiver.to_json`) on every finding an unexpired
@@ -97,7 +105,7 @@ class WaiverFile:
         return [w for w in self.waivers if w.expired(today)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "entries": len(self.waivers)}
+        return {"path": self.path, "entries": len(self.waivers), "benchmark": self.benchmark}
 
 
 def utc_today() -> _dt.date:
@@ -115,11 +123,17 @@ def parse_date(value: Any, where: str) -> _dt.date:
         raise WaiverError(f"{where}: expires must be an ISO date (YYYY-MM-DD), not {str(value)[:40]!r}") from None
 
 
-def _known_checks() -> tuple[set[str], set[str]]:
+def resolve_check(name: str, benchmark: str) -> str | None:
+    """The id of the check ``name`` names: a check id, or an item's number in ``benchmark`` (a
+    section or group such as ``3`` or ``1.1`` names no single check). None when it names none."""
     import dockfix.checks  # noqa: F401  (registers every check)
+    from dockfix import benchmarks
     from dockfix.model import REGISTRY
 
-    return set(REGISTRY), {c.cis for c in REGISTRY.values() if c.cis}
+    if name in REGISTRY:
+        return name
+    hits = [cid for cid in REGISTRY if benchmarks.number(cid, benchmark) == name]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _line(container: Any, index: Any, key: bool = False) -> int | None:
@@ -150,16 +164,23 @@ def parse_waivers(text: str, path: str, check_known: bool = True) -> WaiverFile:
         return WaiverFile(path, [])
     if not hasattr(doc, "items"):
         raise WaiverError(f"{path}:1: a waiver file is a mapping with a 'waivers:' list")
-    unknown = [k for k in doc if k != "waivers"]
+    from dockfix import benchmarks
+
+    unknown = [k for k in doc if k not in ("waivers", "benchmark")]
     if unknown:
         raise WaiverError(f"{path}:{_line(doc, unknown[0], key=True) or 1}: unknown key {str(unknown[0])!r} "
-                          "(a waiver file has one key, 'waivers')")
+                          "(a waiver file has 'waivers' and, optionally, 'benchmark')")
+    version = _source_token(text, doc, "benchmark") if isinstance(doc.get("benchmark"), (int, float)) else None
+    version = str(version or doc.get("benchmark") or benchmarks.DEFAULT)
+    try:
+        benchmarks.check_version(version)
+    except benchmarks.UnknownBenchmark as e:
+        raise WaiverError(f"{path}:{_line(doc, 'benchmark', key=True) or 1}: benchmark: {e}") from None
     entries = doc.get("waivers")
     if entries is None:
-        return WaiverFile(path, [])
+        return WaiverFile(path, [], version)
     if not isinstance(entries, list):
         raise WaiverError(f"{path}:{_line(doc, 'waivers', key=True) or 1}: 'waivers' must be a list")
-    ids, cis = _known_checks() if check_known else (set(), set())
     out = []
     for i, e in enumerate(entries):
         line = _line(entries, i) or 1
@@ -186,10 +207,13 @@ def parse_waivers(text: str, path: str, check_known: bool = True) -> WaiverFile:
                     # `check: 2.10` is the number 2.1 to YAML: take what is written, not its value
                     v = _source_token(text, e, k) or v
                 values[k] = " ".join(str(v).split())
-        if check_known and values["check"] not in ids and values["check"] not in cis:
-            raise WaiverError(f"{path}:{_line(e, 'check', key=True) or line}: unknown check {values['check']!r}")
+        if check_known:
+            values["check_id"] = resolve_check(values["check"], version)
+            if values["check_id"] is None:
+                raise WaiverError(f"{path}:{_line(e, 'check', key=True) or line}: unknown check {values['check']!r} "
+                                  f"(a check id, or an item's number in {benchmarks.NAME} v{version})")
         out.append(Waiver(file=path, line=line, **values))
-    return WaiverFile(path, out)
+    return WaiverFile(path, out, version)
 
 
 def _source_token(text: str, mapping: Any, key: str) -> str | None:
@@ -261,8 +285,9 @@ def _scalar(value: str) -> str:
 
 
 def entry_text(check: str, reason: str, expires: _dt.date, subject: str | None = None,
-               approved_by: str | None = None, compensating_control: str | None = None, indent: str = "  ") -> str:
-    lines = [f"{indent}- check: {_scalar(check)}"]
+               approved_by: str | None = None, compensating_control: str | None = None, indent: str = "  ",
+               comment: str = "") -> str:
+    lines = [f"{indent}- check: {_scalar(check)}" + (f"  # {comment}" if comment else "")]
     pad = indent + "  "
     if subject:
         lines.append(f"{pad}subject: {_scalar(subject)}")
@@ -286,20 +311,28 @@ def append_waiver(path: str, check: str, *, reason: str, expires: _dt.date, subj
         raise WaiverError("a waiver needs a reason (--reason)")
     if expires < (today or utc_today()):
         raise WaiverError(f"expiry {expires.isoformat()} is in the past")
-    ids, cis = _known_checks()
-    if check not in ids and check not in cis:
-        raise WaiverError(f"unknown check {check!r}")
+    from dockfix import benchmarks
+
     exists = os.path.lexists(path)
+    wf = parse_waivers(read_file(path), path) if exists else None
+    version = wf.benchmark if wf is not None else benchmarks.DEFAULT
+    check_id = resolve_check(check, version)
+    if check_id is None:
+        raise WaiverError(f"unknown check {check!r} (a check id, or an item's number in {benchmarks.NAME} v{version})")
+    # the entry names the check by its id (stable across benchmark versions), its number as a comment
+    num = benchmarks.number(check_id, version)
+    comment = f"{benchmarks.NAME} v{version} {num}" if num else ""
     if exists:
         text = read_file(path)
-        wf = parse_waivers(text, path)
-        if any(w.check == check and w.subject == (subject or None) and not w.expired(today) for w in wf.waivers):
+        if any(w.check_id == check_id and w.subject == (subject or None) and not w.expired(today) for w in wf.waivers):
             raise WaiverError(f"{path}: a waiver for {check} {subject or '(every subject)'} is already there")
-        new = _append_text(text, path, entry_text(check, reason, expires, subject, approved_by, compensating_control,
-                                                  indent=_item_indent(text)))
+        new = _append_text(text, path, entry_text(check_id, reason, expires, subject, approved_by, compensating_control,
+                                                  indent=_item_indent(text), comment=comment))
     else:
         new = ("# dockfix waivers: accepted risks, each with a reason and an expiry date\n"
-               "waivers:\n" + entry_text(check, reason, expires, subject, approved_by, compensating_control))
+               f"benchmark: \"{version}\"  # the version CIS numbers in this file refer to\n"
+               "waivers:\n" + entry_text(check_id, reason, expires, subject, approved_by, compensating_control,
+                                          comment=comment))
     wf = parse_waivers(new, path)
     _write(path, new, exists)
     return wf.waivers[-1]

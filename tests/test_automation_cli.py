@@ -111,7 +111,7 @@ def test_waivers_from_the_hosts_default_file(tmp_path):
     assert owner["waiver"]["expires"] == LATER and owner["waiver"]["line"] == 3
     assert owner["waiver"]["approved_by"] == "sec@example.com"
     assert next(f for f in doc["findings"] if f["id"] == "etc-docker-mode")["waiver"] is None
-    assert doc["waivers"] == {"path": str(wf), "entries": 2}
+    assert doc["waivers"] == {"path": str(wf), "entries": 2, "benchmark": "1.8.0"}
     assert [(w["check"], w["line"]) for w in doc["waivers_expired"]] == [("3.6", 8)]
     assert f"{wf}:8: waiver for 3.6 expired" in r.stderr
     text = scan(root, "--no-engine", "--only", "3.5,3.6").stdout
@@ -156,8 +156,8 @@ def test_waive_command_adds_an_entry_keeping_comments(tmp_path):
     text = wf.read_text()
     assert text.startswith("# accepted risks\nwaivers:\n") and "  # nothing yet\n" in text  # comments kept
     assert sorted(text.splitlines()) == sorted(original.splitlines() + [
-        '  - check: "icc"', '    subject: "/etc/docker/daemon.json"', '    reason: "lab only"', f"    expires: {LATER}",
-        '    approved_by: "ops"'])
+        '  - check: "icc"  # CIS Docker Benchmark v1.8.0 2.2', '    subject: "/etc/docker/daemon.json"',
+        '    reason: "lab only"', f"    expires: {LATER}", '    approved_by: "ops"'])
     doc = json.loads(scan(root, "--no-engine", "--only", "icc", "--format", "json").stdout)
     assert doc["findings"][0]["waiver"]["reason"] == "lab only"
     assert scan(root, "--no-engine", "--only", "icc").returncode == 0
@@ -192,7 +192,9 @@ def test_waive_creates_the_hosts_waiver_file(tmp_path):
     wf = root / "etc/dockfix/waivers.yaml"
     assert (wf.stat().st_mode & 0o777) == 0o644 and (wf.parent.stat().st_mode & 0o777) == 0o755
     doc = json.loads(scan(root, "--no-engine", "--only", "3.5", "--format", "json").stdout)
-    assert doc["findings"][0]["waiver"]["check"] == "3.5" and doc["waivers"]["path"] == str(wf)
+    w = doc["findings"][0]["waiver"]
+    assert (w["check"], w["check_id"]) == ("etc-docker-owner", "etc-docker-owner") and doc["waivers"]["path"] == str(wf)
+    assert "# CIS Docker Benchmark v1.8.0 3.5" in wf.read_text()
 
 
 # ---------------------------------------------------------------------- 4. JUnit
@@ -328,8 +330,9 @@ def test_json_has_time_duration_benchmark_and_waiver_file(tmp_path):
     t = dt.datetime.strptime(doc["scanned_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
     assert before <= t <= dt.datetime.now(dt.timezone.utc)
     assert 0 < doc["duration_s"] < 60
-    assert doc["benchmark"] == {"name": "CIS Docker Benchmark", "version": "1.6.0"}
-    assert doc["waivers"] == {"path": str(wf), "entries": 1} and doc["waivers_expired"] == [] and doc["waived"] == 1
+    assert doc["benchmark"]["name"] == "CIS Docker Benchmark" and doc["benchmark"]["version"] == "1.8.0"
+    assert doc["waivers"] == {"path": str(wf), "entries": 1, "benchmark": "1.8.0"}
+    assert doc["waivers_expired"] == [] and doc["waived"] == 1
     assert all("waiver" in f for f in doc["findings"])
 
 
@@ -358,12 +361,16 @@ def test_report_fail_on_and_severity_order(tmp_path):
 def test_checks_lists_every_check(tmp_path):
     rows = json.loads(run_dockfix("checks", "--format", "json").stdout)
     assert {r["id"] for r in rows} == set(REGISTRY)
+    from dockfix import benchmarks
+
     for r in rows:
         c = REGISTRY[r["id"]]
-        assert (r["cis"], r["title"], r["severity"]) == (c.cis, c.title, str(c.severity))
+        assert (r["cis"], r["title"], r["severity"]) == (benchmarks.number(c.id, "1.8.0"), c.title, str(c.severity))
         assert r["fix"] == (str(c.fix_spec.safety) if c.fix_spec else None)
     text = run_dockfix("checks").stdout
     assert all(f" {cid} " in text for cid in REGISTRY)
+    old = {r["id"]: r["cis"] for r in json.loads(run_dockfix("checks", "--format", "json", "--benchmark", "1.7.0").stdout)}
+    assert old["live-restore"] == benchmarks.number("live-restore", "1.7.0") != benchmarks.number("live-restore", "1.8.0")
     # every id it lists is accepted by --only
     ids = ",".join(r["id"] for r in rows[:40])
     assert scan(tmp_path, "--no-engine", "--only", ids, "-q").returncode in (0, 1, 3)

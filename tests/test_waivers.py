@@ -46,6 +46,18 @@ def test_parse_match_and_expiry():
     assert wf.apply(fs, dt.date(2026, 11, 30)) == [] and fs[0].waiver
 
 
+def test_numbers_follow_the_files_benchmark_version():
+    """1.8.0 added a 2.7: 2.8 is live-restore in 1.7.0's numbering (2.15 -> ...), something else in 1.8.0."""
+    from dockfix import benchmarks
+
+    one = "waivers:\n  - check: 2.8\n    reason: r\n    expires: 2999-01-01\n"
+    old = parse_waivers('benchmark: "1.7.0"\n' + one, "w.yaml").waivers[0].check_id
+    new = parse_waivers(one, "w.yaml").waivers[0].check_id
+    assert benchmarks.number(old, "1.7.0") == "2.8" and benchmarks.number(new, "1.8.0") == "2.8" and old != new
+    with pytest.raises(WaiverError, match="w.yaml:1: benchmark: unknown benchmark version '9.9'"):
+        parse_waivers('benchmark: "9.9"\n' + one, "w.yaml")
+
+
 def test_cis_numbers_are_read_as_written():
     """YAML reads `check: 2.10` as the number 2.1: the waiver must cover 2.10, not 2.1."""
     wf = parse_waivers("waivers:\n  - check: 5.10   # memory\n    reason: r\n    expires: 2999-01-01\n"
@@ -80,9 +92,10 @@ def test_append_keeps_comments_and_layout(tmp_path):
                       expires=dt.date(2027, 1, 31), approved_by="me", today=TODAY)
     text = p.read_text()
     assert text.startswith(GOOD) and text.endswith("# trailing comment\n")
-    assert '  - check: "2.5"\n    subject: "/etc/docker/daemon.json"\n' in text
+    # named by its id (stable across benchmark versions), the number as a comment
+    assert '  - check: "insecure-registries"  # CIS Docker Benchmark v1.8.0 2.5\n    subject: "/etc/docker/daemon.json"\n' in text
     assert w.line == 12 and (p.stat().st_mode & 0o777) == 0o640
-    assert [x.check for x in load_waivers(str(p)).waivers] == ["icc", "3.5", "2.5"]
+    assert [x.check_id for x in load_waivers(str(p)).waivers] == ["icc", "etc-docker-owner", "insecure-registries"]
 
 
 def test_append_creates_the_file_and_refuses_bad_input_without_touching_it(tmp_path):

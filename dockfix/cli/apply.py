@@ -256,7 +256,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def build_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan fixes for the failing checks and show their diffs (changes nothing)")
-    add_host_options(p, only=("root", "engine", "files"))  # team notes are not shown in a plan
+    add_host_options(p, only=("root", "engine", "files", "offline"))  # team notes are not shown in a plan
     add_selection_options(p)
     add_waiver_option(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan to FILE for review and `--apply --plan`")

@@ -12,6 +12,7 @@ from dockfix.fleet import RENDERERS, ReportInputError, load_scan, merge
 def cmd_report(args: argparse.Namespace) -> int:
     try:
         scans = [load_scan(path) for path in args.files]
+        fleet = merge(scans)
     except ReportInputError as e:
         raise UsageError(str(e)) from None
     fail_on = None
@@ -22,7 +23,6 @@ def cmd_report(args: argparse.Namespace) -> int:
             fail_on = Severity.parse(args.fail_on)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    fleet = merge(scans)
     text = RENDERERS[args.format](fleet)
     if args.output:
         write_output(args.output, text)

@@ -82,9 +82,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         to_tty = args.output is None and sys.stdout.isatty()
         colour = to_tty and not os.environ.get("NO_COLOR")
         text = render_text(result.findings, result.host, colour=colour, verbose=args.verbose, meta=meta,
-                           quiet=args.quiet)
+                           quiet=args.quiet, benchmark=result.benchmark)
     else:
-        text = RENDERERS[args.format](result.findings, result.host, meta=meta)
+        text = RENDERERS[args.format](result.findings, result.host, meta=meta, benchmark=result.benchmark)
     if args.output:
         write_output(args.output, text)
     else:

@@ -137,6 +137,7 @@ class FindingsScreen(Screen):
         self._shown_key: str | None = None
         self._detail_timer = None
         self._markdown = None
+        self._markdown_loading = self._markdown_ready = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -351,7 +352,11 @@ class FindingsScreen(Screen):
             if self._markdown is not None:
                 self._markdown.display = False
         elif self._markdown is None:
-            self.call_after_refresh(self.show_detail)  # the table first
+            if self._markdown_ready:
+                self.show_detail()
+            elif not self._markdown_loading:  # the table first; the Markdown widget's imports off the loop
+                self._markdown_loading = True
+                self.call_after_refresh(self._load_markdown)
         else:
             self.show_detail()
 
@@ -453,6 +458,18 @@ class FindingsScreen(Screen):
                 return
             text = render.finding_markdown(f)
         self._show_markdown(text, key=key + SEP + text)
+
+    @work(thread=True, group="markdown")
+    def _load_markdown(self) -> None:
+        """Import the Markdown widget (markdown-it, pygments: ~80 modules) in a thread, so that the
+        event loop keeps answering keys meanwhile; then show the detail."""
+        import textual.widgets._markdown  # noqa: F401
+
+        self._markdown_ready = True
+        try:
+            self.app.call_from_thread(self.show_detail)
+        except RuntimeError:  # the app is closing
+            pass
 
     def _show_markdown(self, text: str, key: str) -> None:
         if key == self._shown_key:

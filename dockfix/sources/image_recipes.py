@@ -96,8 +96,73 @@ def recipe_for(image: str | None, var: str) -> Recipe | None:
     return None
 
 
+# ---------------------------------------------------------------------- who reads the file
+#: Image repository -> (uid, gid) of the process that reads the secret file. Entrypoints that
+#: start as root and drop privileges (mysql, mariadb, postgres, mongo: ``gosu`` to 999) read the
+#: ``_FILE`` again after the switch; WordPress and Nextcloud read it from PHP as www-data (33);
+#: grafana runs as 472 with group 0; the exporter's Dockerfile says ``USER nobody`` (65534).
+IMAGE_USERS: dict[str, tuple[int, int]] = {
+    "prom/mysqld-exporter": (65534, 65534),
+    "prometheus/mysqld-exporter": (65534, 65534),
+    "grafana/grafana": (472, 0),
+    "grafana/grafana-oss": (472, 0),
+    "grafana/grafana-enterprise": (472, 0),
+    "wordpress": (33, 33),
+    "nextcloud": (33, 33),
+    "postgres": (999, 999),
+    "mysql": (999, 999),
+    "mariadb": (999, 999),
+    "mongo": (999, 999),
+}
+
+
+def parse_user(user: str | None) -> tuple[int, int | None] | None:
+    """``"65534:65534"`` -> (65534, 65534); ``"472"`` -> (472, None); ``""`` -> (0, 0) (Docker's
+    default user is root); a user or group given by name -> None (only the image's /etc/passwd
+    could say)."""
+    if user is None:
+        return None
+    u = str(user).strip()
+    if not u:
+        return (0, 0)
+    name, _, group = u.partition(":")
+    if not name.isdigit() or (group and not group.isdigit()):
+        return None
+    return (int(name), int(group) if group else None)
+
+
+def image_user(image: str | None, compose_user: str | None = None, config_user: str | None = None
+               ) -> tuple[int, int] | None:
+    """The (uid, gid) the container reads its secret files as: the service's ``user:`` when
+    numeric, else the image's ``Config.User`` from the engine when known and numeric, else this
+    table; None when no one can tell (a user given by name, an image dockfix does not know)."""
+    for u in (compose_user, config_user):
+        if u is None:
+            continue
+        got = parse_user(u)
+        if got is None:
+            return None
+        uid, gid = got
+        if gid is None:  # a uid alone: its primary group is in the image's /etc/group; the table knows ours
+            known = IMAGE_USERS.get(repository(image))
+            gid = known[1] if known and known[0] == uid else uid
+        return (uid, gid)
+    return IMAGE_USERS.get(repository(image))
+
+
+def can_read(uid: int, gid: int, st_uid: int, st_gid: int, mode: int) -> bool:
+    """Whether a process of ``uid:gid`` (no supplementary groups) may read a file of that owner and mode."""
+    if uid == 0:
+        return True
+    if uid == st_uid:
+        return bool(mode & 0o400)
+    if gid == st_gid:
+        return bool(mode & 0o040)
+    return bool(mode & 0o004)
+
+
 # ---------------------------------------------------------------------- the exporter's option file
-_DSN = re.compile(r"^(?P<user>[^:@/]*)(?::(?P<pw>.*))?@(?:(?P<net>tcp|unix)?\((?P<addr>[^)]*)\))?/")
+_DSN = re.compile(r"^(?P<user>[^:@/]*)(?::(?P<pw>.*))?@(?:(?P<net>tcp|unix)?\((?P<addr>[^)]*)\))?/(?P<rest>.*)\Z", re.S)
 #: Characters the exporter's ini reader would not keep literally in a value.
 _CNF_UNSAFE = re.compile(r"[$\n\r\"'`\\]|^\s|\s$")
 
@@ -118,6 +183,14 @@ def mycnf(var: str, value: str) -> bytes:
         m = _DSN.match(value)
         if not m or m.group("pw") is None:
             raise RecipeError("DATA_SOURCE_NAME is not of the form user:password@(host:port)/")
+        rest = m.group("rest") or ""
+        db, _, query = rest.partition("?")
+        if db or query:
+            names = (["the database name"] if db else []) + \
+                [f"parameter {p.split('=', 1)[0]}" for p in query.split("&") if p]
+            raise RecipeError(f"DATA_SOURCE_NAME carries {', '.join(names)}, which the exporter's [client] option "
+                              "file cannot carry (the exporter ignores a database and takes TLS from ssl-ca/ssl-cert/"
+                              "ssl-key and --tls.insecure-skip-verify)")
         fields.append(("user", m.group("user")))
         fields.append(("password", m.group("pw")))
         addr = m.group("addr") or ""

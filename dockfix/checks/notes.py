@@ -17,6 +17,7 @@ from dockfix.sources.compose import ComposeFile, ServiceSpec, iter_compose, load
 from dockfix.sources.dockerfile import find_dockerfiles, load_dockerfile
 from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Severity, check
 from dockfix.context import Context, NotApplicable
+from dockfix.sources.image_recipes import can_read, image_user
 from dockfix.sources.secrets import has_url_credentials, is_secret_name
 
 #: What the fixes of the checks below change for users (declared here, with the checks).
@@ -341,6 +342,59 @@ def secret_vars(d: Deployment) -> list[tuple[Var, str]]:
     return out
 
 
+def config_user(ctx: Context, image: str) -> str | None:
+    """``Config.User`` of ``image`` when the scanned engine has it (``""`` is root), else None."""
+    if ctx.engine is None or not image:
+        return None
+    want = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else image + ":latest"
+    try:
+        imgs = ctx.need_engine().images()
+    except CheckError:
+        return None
+    for img in imgs:
+        tags = img.get("RepoTags") or []
+        if want in tags or f"docker.io/{want}" in tags or f"docker.io/library/{want}" in tags:
+            return str((img.get("Config") or {}).get("User") or "")
+    return None
+
+
+def container_user(ctx: Context, d: Deployment) -> tuple[int, int] | None:
+    """(uid, gid) the compose service's container runs as, when dockfix can tell."""
+    user = d.service.get("user") if d.service is not None else None
+    return image_user(d.image, None if user is None else str(user), config_user(ctx, d.image))
+
+
+def unreadable_secrets(ctx: Context, d: Deployment) -> list[str]:
+    """Secret files of a compose service that its container's user could not read (compose bind-mounts
+    the file with its host owner and mode, ignoring the long syntax's uid/gid/mode)."""
+    if d.compose is None or d.service is None:
+        return []
+    top = d.compose.top("secrets")
+    refs = d.service.get("secrets") or []
+    if not hasattr(top, "get") or not isinstance(refs, list):
+        return []
+    user = container_user(ctx, d)
+    out = []
+    for r in refs:
+        name = r if isinstance(r, str) else (r.get("source") if hasattr(r, "get") else None)
+        decl = top.get(name) if isinstance(name, str) else None
+        f = decl.get("file") if hasattr(decl, "get") else None
+        if not isinstance(f, str) or "$" in f:
+            continue
+        path = d.compose.resolve_path(f)
+        st = ctx.host.stat(path)
+        if st is None:
+            out.append(f"secret {name}: its file {path} does not exist")
+        elif user is None:
+            if not can_read(1, 1, st.st_uid, st.st_gid, st.st_mode):
+                out.append(f"secret {name}: {path} is {st.st_uid}:{st.st_gid} {st.st_mode & 0o7777:04o} and the "
+                           f"user {d.image or 'the image'} runs as is not known (set user: in the service)")
+        elif not can_read(user[0], user[1], st.st_uid, st.st_gid, st.st_mode):
+            out.append(f"secret {name}: {path} is {st.st_uid}:{st.st_gid} {st.st_mode & 0o7777:04o}, which the "
+                       f"container's user {user[0]}:{user[1]} cannot read")
+    return out
+
+
 def _describe(v: Var, why: str) -> str:
     what = f"{v.name} carries a password inside a URL/DSN" if why == "url" else f"{v.name} set"
     refs = " and ".join(f"${{{n}}}" for n in (v.from_interpolation or "").split(",") if n)
@@ -381,6 +435,11 @@ def env_password(ctx: Context) -> list[Result]:
     results = list(errors)
     for d in found:
         hits = secret_vars(d)
+        unreadable = unreadable_secrets(ctx, d) if not hits else []
+        if unreadable:
+            results.append(Result.fail("; ".join(unreadable), subject=d.subject, location=d.location,
+                                       data={"variables": [], "unreadable": unreadable}))
+            continue
         if not hits:
             results.append(Result.ok(f"{len(d.env)} environment variables, none carries a secret", subject=d.subject,
                                      location=d.location))

@@ -69,8 +69,10 @@ def find_compose_v2() -> tuple[list[str], str] | None:
 
 
 def find_compose_v1() -> tuple[list[str], str] | None:
-    """docker-compose 1.x (Python; Debian 12 ships 1.29), when installed: only to find where it and v2 disagree."""
-    exe = shutil.which("docker-compose")
+    """docker-compose 1.x (Python; Debian 12 ships 1.29), when installed: only to find where it and v2 disagree.
+    ``DOCKFIX_COMPOSE_V1`` names it (empty: do not compare with 1.x)."""
+    named = os.environ.get("DOCKFIX_COMPOSE_V1")
+    exe = named if named is not None else shutil.which("docker-compose")
     if not exe:
         return None
     try:

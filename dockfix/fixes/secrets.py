@@ -281,6 +281,8 @@ def _ask_compose(ctx, oracle, path: str, env_path: str, env_text: str | None, se
     benv = ((before.get("services") or {}).get(service) or {}).get("environment") or {}
     for c in convs:
         value = benv.get(c.var)
+        if value is not None:
+            value = value.replace("$$", "$")  # `config` escapes every $ of its output so that it loads again
         if value is None:
             raise ManualFix(f"{path}: compose {version} gives {c.var} of service {service!r} no value here (it would "
                             "come from the shell that runs compose); create the secret file by hand")

@@ -1,0 +1,278 @@
+"""The env-password fix of compose files, decided by compose v2 and shown on real stacks.
+
+Each case is a real compose project run by ``docker compose`` v2 (sid's package, unpacked by
+scripts/newer-debs) on the private engine, with probe images made by ``docker import`` from a
+busybox rootfs under the names and users of the real images (mysqld-exporter 65534, grafana 472,
+WordPress 33, postgres and mysql 999). A probe reports, as the image's user, its environment and
+the bytes of every file under /run/secrets. The test runs the stack before the fix, applies the
+fix, runs it again, and compares: each moved variable arrives as exactly the old bytes through its
+file, no other variable of any service changes; or the item is manual with the reason. Then
+``rollback`` must restore every file byte for byte (owners and modes included).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from helpers import manifest, put, run_dockfix
+
+from dockfix.demo.private_engine import busybox_path
+
+APP = "/srv/app"
+PROBE = b"""#!/bin/sh
+echo "UID $(id -u) $(id -g)"
+echo "ENV $(od -An -tx1 -v /proc/self/environ | tr -d ' \\n')"
+echo "ARGS $*"
+for f in /run/secrets/*; do
+  [ -e "$f" ] || continue
+  if [ -r "$f" ]; then echo "SECRET ${f##*/} $(od -An -tx1 -v "$f" | tr -d ' \\n')"; else echo "SECRET ${f##*/} UNREADABLE"; fi
+done
+"""
+#: probe image -> its user, as the real images run (tags as the recipe table knows them)
+IMAGES = {
+    "prom/mysqld-exporter:v0.15.1": "65534:65534",
+    "grafana/grafana:11.2.0": "472:0",
+    "wordpress:6.6": "33:33",
+    "postgres:16": "999:999",
+    "mysql:8.0": "999:999",
+    "dockfix-test/app:1": "1000:1000",
+}
+
+
+def _probe_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("bin", "tmp", "etc", "run", "proc", "sys", "dev"):
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(ti)
+        tar.add(busybox_path(), arcname="bin/busybox")
+        for c in ("sh", "id", "od", "tr", "cat", "env", "sleep"):
+            ti = tarfile.TarInfo(f"bin/{c}")
+            ti.type, ti.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(ti)
+        for name, data, mode in (("probe", PROBE, 0o755),
+                                 ("etc/passwd", b"root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n", 0o644)):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(data), mode
+            tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def probes(_engine_session):
+    tar = _probe_tar()
+    for tag, user in IMAGES.items():
+        subprocess.run(["docker", "-H", _engine_session.url, "import", "--change", f"USER {user}",
+                        "--change", 'ENTRYPOINT ["/probe"]', "-", tag], input=tar, check=True, capture_output=True)
+    return IMAGES
+
+
+def run_stack(compose: str, engine, folder: Path, name: str) -> dict[str, dict]:
+    """Run the project in ``folder`` with compose v2; what each service's probe reported."""
+    env = {"DOCKER_HOST": engine.url, "PATH": "/usr/bin:/bin", "HOME": str(folder.parent)}
+    base = [compose, "-p", name]
+    r = subprocess.run([*base, "up", "--no-color"], cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = json.loads(subprocess.run([*base, "config", "--format", "json"], cwd=folder, env=env, capture_output=True,
+                                    text=True, check=True).stdout)
+    out = {}
+    for svc in cfg["services"]:
+        logs = subprocess.run([*base, "logs", "--no-color", "--no-log-prefix", svc], cwd=folder, env=env,
+                              capture_output=True, text=True, check=True).stdout
+        rep: dict = {"env": {}, "secrets": {}}
+        for line in logs.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "UID":
+                rep["user"] = rest
+            elif kind == "ENV":
+                for item in bytes.fromhex(rest).split(b"\0"):
+                    k, sep, v = item.partition(b"=")
+                    if sep and k not in (b"HOSTNAME", b"HOME", b"PATH"):
+                        rep["env"][k.decode()] = v
+            elif kind == "ARGS":
+                rep["args"] = rest
+            elif kind == "SECRET":
+                n, _, hx = rest.partition(" ")
+                rep["secrets"][n] = None if hx == "UNREADABLE" else bytes.fromhex(hx)
+        out[svc] = rep
+    subprocess.run([*base, "down"], cwd=folder, env=env, capture_output=True, timeout=120)
+    return out
+
+
+def _env(v1: bool) -> dict:
+    """docker-compose 1.29 (Debian 12's, on PATH) is compared with v2 only in the cases that say so."""
+    return {} if v1 else {"DOCKFIX_COMPOSE_V1": ""}
+
+
+def _apply(root: Path, v1: bool = False):
+    return run_dockfix(env=_env(v1), *("--apply", "--yes", "--include-disruptive", "--root", str(root), "--no-engine",
+                       "--path", APP, "--only", "env-password", "--format", "json"))
+
+
+def _plan(root: Path, v1: bool = False) -> dict:
+    r = run_dockfix("plan", "--include-disruptive", "--root", str(root), "--no-engine", "--path", APP,
+                    "--only", "env-password", "--format", "json", env=_env(v1))
+    assert r.returncode == 0, r.stderr
+    return {it["subject"]: it for it in json.loads(r.stdout)["items"]}
+
+
+CASES = {
+    # .env values are interpolated and double-quoted escapes expanded: the secret gets compose's value
+    "dotenv-interpolation-and-escapes": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: postgres:16\n    environment:\n"
+                               "      POSTGRES_PASSWORD: ${DB_PASS}\n      POSTGRES_USER: app\n",
+               ".env": 'BASE=b1x\nDB_PASS="${BASE}-t\\tail\\n$$x"\n'},
+        moved=[("db", "POSTGRES_PASSWORD", "db_POSTGRES_PASSWORD")], env_after='BASE=b1x\n'),
+    # a .env line another service reads through env_file: .env stays, and the note says who reads it
+    "dotenv-read-by-env-file": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      - MYSQL_ROOT_PASSWORD=${ROOT_PW}\n"
+                               "  app:\n    image: dockfix-test/app:1\n    env_file: .env\n",
+               ".env": "ROOT_PW=Root-8c7d6e\n"},
+        moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD")], env_after=None,
+        note="ROOT_PW stay in"),
+    # an include:d file in another folder still interpolates the name: .env stays
+    "dotenv-read-by-include": dict(
+        files={"compose.yaml": "include:\n  - ../common/monitor.yaml\nservices:\n  db:\n    image: mysql:8.0\n"
+                               "    environment:\n      MYSQL_ROOT_PASSWORD: ${ROOT_PW}\n",
+               ".env": "ROOT_PW=Root-1a2b3c\n",
+               "../common/monitor.yaml": "services:\n  mon:\n    image: dockfix-test/app:1\n"
+                                         "    environment:\n      CHECK_AUTH: \"root:${ROOT_PW}\"\n"},
+        moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD")], env_after=None, note="ROOT_PW stay in"),
+    # extends from another folder's file, which interpolates the name
+    "dotenv-read-by-extends": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: ${ROOT_PW}\n"
+                               "  web:\n    extends:\n      file: ../common/base.yaml\n      service: web\n",
+               ".env": "ROOT_PW=Root-4d5e6f\n",
+               "../common/base.yaml": "services:\n  web:\n    image: wordpress:6.6\n    environment:\n"
+                                      "      ADMIN_HINT: \"${ROOT_PW}\"\n"},
+        moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD")], env_after=None, note="ROOT_PW stay in"),
+    # set in env_file and environment: after the move the env_file's value would come back with _FILE
+    "env-file-and-environment": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    env_file: db.env\n    environment:\n"
+                               "      MYSQL_PASSWORD: Lit-2f3e4d\n",
+               "db.env": "MYSQL_PASSWORD=Old-9a8b7c\n"},
+        manual="MYSQL_PASSWORD is still set"),
+    # compose.override.yaml beside the file keeps setting the variable
+    "override-keeps-the-variable": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: Lit-5e6f7a\n",
+               "compose.override.yaml": "services:\n  db:\n    environment:\n      MYSQL_ROOT_PASSWORD: Ovr-1b2c3d\n"},
+        manual="MYSQL_ROOT_PASSWORD is still set"),
+    # a UTF-8 BOM in .env: the line goes, the BOM stays
+    "dotenv-bom": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: ${ROOT_PW}\n",
+               ".env": "\ufeffROOT_PW=Bom-3c4d5e\nOTHER=1\n"},
+        moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD")], env_after="\ufeffOTHER=1\n"),
+    # ... and docker-compose 1.29 does not expand the escapes: with both installed, manual
+    "dotenv-escapes-v1-disagrees": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: postgres:16\n    environment:\n"
+                               "      POSTGRES_PASSWORD: ${DB_PASS}\n",
+               ".env": 'DB_PASS="Esc-\\tail"\n'},
+        v1=True, manual="different values"),
+    # unquoted numbers: compose v2 alone decides (the secret holds what v2 gives the container) ...
+    "numeric-octal-v2": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: 0755\n      MYSQL_PASSWORD: 1e3\n"
+                               "      MYSQL_ROOT_HOST: 0o17\n"},
+        moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD"), ("db", "MYSQL_PASSWORD", "db_MYSQL_PASSWORD")]),
+    # ... but YAML 1.1 (docker-compose 1.29) and 1.2 (compose v2) read them differently: with both, manual
+    # (0755 is 493 for both: it converts even with both installed; 1e3 is 1000 for v2 and "1e3" for 1.29)
+    "numeric-exponent": dict(v1=True,
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: 1e3\n"},
+        manual="different values"),
+    "numeric-octal-both-agree": dict(v1=True,
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: 0755\n"},
+        moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD")]),
+    "numeric-sexagesimal": dict(v1=True,
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: 12:30\n"},
+        manual="different values"),
+    # the images' real users read their files: exporter 65534, grafana 472, WordPress 33
+    "non-root-images-read-their-files": dict(
+        files={"compose.yaml": "services:\n"
+                               "  exporter:\n    image: prom/mysqld-exporter:v0.15.1\n    environment:\n"
+                               "      DATA_SOURCE_NAME: \"exp:Dsn-6a7b8c@(db:3306)/\"\n"
+                               "  grafana:\n    image: grafana/grafana:11.2.0\n    environment:\n"
+                               "      GF_SECURITY_ADMIN_PASSWORD: Graf-1c2d3e\n"
+                               "  wp:\n    image: wordpress:6.6\n    environment:\n"
+                               "      WORDPRESS_DB_PASSWORD: 'Wp-4e5f6a'\n      WORDPRESS_DB_HOST: db\n"},
+        moved=[("grafana", "GF_SECURITY_ADMIN_PASSWORD", "grafana_GF_SECURITY_ADMIN_PASSWORD"),
+               ("wp", "WORDPRESS_DB_PASSWORD", "wp_WORDPRESS_DB_PASSWORD")],
+        mycnf=("exporter", "DATA_SOURCE_NAME", "exporter_DATA_SOURCE_NAME",
+               b"[client]\nuser=exp\npassword=Dsn-6a7b8c\nhost=db\nport=3306\n")),
+    # DSN parameters the option file cannot carry: manual, naming them
+    "dsn-parameters": dict(
+        files={"compose.yaml": "services:\n  exporter:\n    image: prom/mysqld-exporter:v0.15.1\n    environment:\n"
+                               "      DATA_SOURCE_NAME: \"exp:Dsn-7b8c9d@(db:3306)/app?tls=true\"\n"},
+        manual="parameter tls"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_real_stack_case(case, engine, probes, compose_v2, tmp_path):
+    spec = CASES[case]
+    root = tmp_path / "root"
+    app = root / APP.strip("/")
+    for rel, text in spec["files"].items():
+        put(root, str(Path(APP) / rel), text, mode=0o640, owner=(1000, 1000))
+    (root / "srv/common").mkdir(exist_ok=True)
+    before_files = manifest(root)
+    project = f"i14{abs(hash(case)) % 10**6}"
+    before = run_stack(compose_v2, engine, app, project)
+
+    if "manual" in spec:
+        items = _plan(root, spec.get("v1", False))
+        manual = [it for it in items.values() if it["safety"] == "manual"]
+        assert manual and not any(it["changes"] for it in manual), items
+        assert any(spec["manual"] in " ".join(it["notes"]) for it in manual), [it["notes"] for it in manual]
+        assert {k: v for k, v in manifest(root).items() if not k.startswith("var")} == before_files
+        return
+
+    r = _apply(root, spec.get("v1", False))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    for rel, text in spec["files"].items():
+        for v in ("Root-", "Lit-", "Bom-", "Graf-", "Wp-", "Dsn-"):
+            assert v not in out
+    if spec.get("note"):
+        assert spec["note"] in out, out
+    after = run_stack(compose_v2, engine, app, project)
+    moved_vars = set()
+    for svc, var, secret in spec.get("moved", []):
+        file_var = var + ("__FILE" if var.startswith("GF_") else "_FILE")
+        assert after[svc]["env"][file_var] == f"/run/secrets/{secret}".encode()
+        assert after[svc]["secrets"][secret] == before[svc]["env"][var], f"{svc} {var}: the file differs"
+        assert var not in after[svc]["env"]
+        moved_vars.add((svc, var))
+        moved_vars.add((svc, file_var))
+    if spec.get("mycnf"):
+        svc, var, secret, content = spec["mycnf"]
+        assert after[svc]["secrets"][secret] == content
+        assert f"--config.my-cnf=/run/secrets/{secret}" in after[svc]["args"]
+        moved_vars.add((svc, var))
+    for svc in before:  # no other variable of any service changed; every user reads its files
+        assert after[svc]["user"] == before[svc]["user"]
+        assert {k: v for k, v in after[svc]["env"].items() if (svc, k) not in moved_vars} == \
+            {k: v for k, v in before[svc]["env"].items() if (svc, k) not in moved_vars}, svc
+        assert None not in after[svc]["secrets"].values(), f"{svc} cannot read its secret"
+    if "env_after" in spec:
+        env = (app / ".env").read_bytes().decode()
+        assert env == (spec["env_after"] if spec["env_after"] is not None else spec["files"][".env"])
+    doc = json.loads(run_dockfix("scan", env=_env(False), *( "--root", str(root), "--no-engine", "--path", APP, "--only", "env-password",
+                                 "--format", "json")).stdout)
+    assert {f["status"] for f in doc["findings"]} == {"pass"}, [f["message"] for f in doc["findings"]]
+
+    r = run_dockfix("rollback", "--last", "--root", str(root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {k: v for k, v in manifest(root).items() if not k.startswith("var")} == before_files

@@ -146,6 +146,7 @@ def test_stack_reads_the_secret_after_the_fix(swarm_engine, tmp_path):
     put(tmp_path, f"{APP}/compose.yaml", f"""services:
   app:
     image: {BUSYBOX_IMAGE}
+    user: "0"   # without an engine to ask, dockfix only knows the user it is told (rescan: readable by it)
     command: sh -c 'cat /run/secrets/app_DB_PASSWORD; echo; sleep 1000'
     environment:
       DB_PASSWORD: "{pw}"   # moved by dockfix

@@ -18,7 +18,7 @@ from dockfix.sources.dockerfile import find_dockerfiles, load_dockerfile
 from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Severity, check
 from dockfix.context import Context, NotApplicable
 from dockfix.sources.image_recipes import can_read, image_user
-from dockfix.sources.secrets import has_url_credentials, is_secret_name
+from dockfix.sources.secrets import has_url_credentials, is_secret_name, looks_non_secret
 
 #: What the fixes of the checks below change for users (declared here, with the checks).
 CONTENT_TRUST_IMPACT = (
@@ -333,7 +333,7 @@ def secret_vars(d: Deployment) -> list[tuple[Var, str]]:
             continue  # set to nothing
         if v.value is not None and v.value.startswith("/run/secrets/"):
             continue  # a path to a secret file
-        if is_secret_name(v.name):
+        if is_secret_name(v.name) and not (v.value is not None and looks_non_secret(v.value)):
             out.append((v, "name"))
         elif v.value is not None and has_url_credentials(v.value):
             out.append((v, "url"))

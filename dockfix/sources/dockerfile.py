@@ -139,7 +139,8 @@ def parse_dockerfile(text: str, path: str = "Dockerfile") -> list[Instruction]:
         word, _, rest = joined.partition(" ")
         cmd = word.upper()
         if not re.fullmatch(r"[A-Z]+", cmd):
-            raise CheckError(f"{path}: line {start + 1}: {word[:40]!r} is not a Dockerfile instruction")
+            raise CheckError(f"{path}: line {start + 1}, column {len(lines[start]) - len(lines[start].lstrip()) + 1}: "
+                             "not a Dockerfile instruction (a line continued after the last one?)")
         rest = rest.strip()
         flags: dict[str, str] = {}
         all_flags: list[tuple[str, str]] = []

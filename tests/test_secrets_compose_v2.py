@@ -279,3 +279,34 @@ def test_real_stack_case(case, engine, probes, compose_v2, tmp_path):
     r = run_dockfix("rollback", "--last", "--root", str(root))
     assert r.returncode == 0, r.stdout + r.stderr
     assert {k: v for k, v in manifest(root).items() if not k.startswith("var")} == before_files
+
+
+def test_path_follows_links_inside_the_root(tmp_path):
+    """--path scans a compose file, a Dockerfile and a .env that are links (resolved inside the root, an
+    absolute target included); a dangling link is named, not skipped silently; the fix never writes
+    through a link (manual, naming it)."""
+    import os
+
+    root = tmp_path / "root"
+    put(root, "/srv/conf/stack.yaml", "services:\n  a:\n    image: mysql:8.0\n    environment:\n"
+                                      "      MYSQL_ROOT_PASSWORD: ${ROOT_PW}\n")
+    put(root, "/srv/conf/env", "ROOT_PW=Lnk-5a6b7c\n")
+    put(root, "/srv/conf/Dockerfile.real", "FROM busybox\nENV ADMIN_PASSWORD=Lnk-8d9e0f\n")
+    app = root / "srv/app"
+    app.mkdir(parents=True)
+    os.symlink("../conf/stack.yaml", app / "compose.yaml")
+    os.symlink("/srv/conf/env", app / ".env")  # absolute: resolved inside the root, not on this machine
+    os.symlink("../conf/Dockerfile.real", app / "Dockerfile")
+    os.symlink("/srv/nowhere.yaml", app / "docker-compose.yml")
+    r = run_dockfix("scan", "--root", str(root), "--no-engine", "--path", APP, "--format", "json")
+    doc = json.loads(r.stdout)
+    got = {(f["id"], f["subject"]): (f["status"], f["evidence"]) for f in doc["findings"]}
+    assert got[("env-password", f"compose:{APP}/compose.yaml#a")][0] == "fail"
+    assert ".env" in got[("env-password", f"compose:{APP}/compose.yaml#a")][1]
+    assert got[("sensitive-file-in-image", f"dockerfile:{APP}/Dockerfile")][0] == "fail"
+    dangling = got[("env-password", f"compose:{APP}/docker-compose.yml")]
+    assert dangling[0] == "error" and "leads to nothing" in dangling[1]
+    assert "Lnk-" not in r.stdout + r.stderr
+    items = _plan(root)
+    it = items[f"compose:{APP}/compose.yaml#a"]
+    assert it["safety"] == "manual" and not it["changes"] and "symbolic link" in " ".join(it["notes"])

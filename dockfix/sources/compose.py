@@ -551,9 +551,15 @@ def find_compose_files(ctx: Scope) -> list[str]:
     named by running containers' ``com.docker.compose.project.config_files`` labels."""
     found: list[str] = list(ctx.compose)
     for top in ctx.paths:
-        for p in ctx.host.walk(top):
+        refused: list[tuple[str, str]] = []
+        for p in ctx.host.walk(top, refused=refused):
             if is_compose_name(os.path.basename(p)):
                 found.append(p)
+        for link, target in refused:
+            if is_compose_name(os.path.basename(link)):
+                ctx.memo("compose_links_refused", list).append(
+                    f"{link}: a symbolic link to {target}: not followed (links are followed inside the "
+                    "root to regular files only)")
     if ctx.engine is not None:
         try:
             conts = _containers(ctx)
@@ -580,7 +586,10 @@ def find_compose_files(ctx: Scope) -> list[str]:
 
 def iter_compose(ctx: Scope) -> Iterator[ComposeFile | CheckError]:
     """Every compose file to scan, loaded (or the CheckError saying why it could not be)."""
-    for p in ctx.memo("compose_files", lambda: find_compose_files(ctx)):
+    files = ctx.memo("compose_files", lambda: find_compose_files(ctx))
+    for msg in ctx.memo("compose_links_refused", list):
+        yield CheckError(msg)
+    for p in files:
         try:
             yield ctx_compose(ctx, p)
         except CheckError as e:

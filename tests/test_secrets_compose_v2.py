@@ -310,3 +310,103 @@ def test_path_follows_links_inside_the_root(tmp_path):
     items = _plan(root)
     it = items[f"compose:{APP}/compose.yaml#a"]
     assert it["safety"] == "manual" and not it["changes"] and "symbolic link" in " ".join(it["notes"])
+
+
+# ---------------------------------------------------------------------- property: generated stacks
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PW = st.one_of(
+    st.text(alphabet="abcdefXYZ0123456789-_!@%^*+=.:,/", min_size=6, max_size=16).filter(lambda s: s[0].isalnum()),
+    st.sampled_from(["0755", "12:30", "1e3", "0o17", "0x1F", "1_000", "true", "Pw with spaces"]))
+
+
+@st.composite
+def stacks(draw):
+    pw = draw(_PW)
+    form = draw(st.sampled_from(["map", "list"]))
+    source = draw(st.sampled_from(["literal", "dotenv", "default"]))
+    quote = draw(st.sampled_from(["", "'", '"']))
+    env_file_reader = draw(st.booleans())
+    override = draw(st.sampled_from([None, "other", "same"]))
+    extends = draw(st.sampled_from([None, "plain", "interpolates"]))
+    include = draw(st.sampled_from([None, "plain", "interpolates"]))
+    files: dict[str, str] = {}
+    ref = {"literal": None, "dotenv": "${PW}", "default": "${UNSET_PW:-" + "Dflt-" + pw.replace("}", "") + "}"}[source]
+    if source == "literal":
+        value = json.dumps(pw)  # a YAML double-quoted scalar
+        if pw[0].isdigit() and draw(st.booleans()):
+            value = pw  # unquoted: YAML number rules apply
+    else:
+        value = json.dumps(ref)
+    if form == "map":
+        env = f"    environment:\n      MYSQL_ROOT_PASSWORD: {value}\n      TZ: UTC\n"
+    else:
+        env = f"    environment:\n      - {json.dumps('MYSQL_ROOT_PASSWORD=' + json.loads(value) if value.startswith(chr(34)) else 'MYSQL_ROOT_PASSWORD=' + value)}\n      - TZ=UTC\n"
+    text = "services:\n  db:\n    image: mysql:8.0\n" + env
+    if env_file_reader:
+        text += "  app:\n    image: dockfix-test/app:1\n    env_file: .env\n"
+    if extends:
+        text += "  web:\n    extends:\n      file: ../common/base.yaml\n      service: web\n"
+        files["../common/base.yaml"] = "services:\n  web:\n    image: wordpress:6.6\n    environment:\n" + \
+            ("      HINT: \"${PW:-none}\"\n" if extends == "interpolates" else "      HINT: plain\n")
+    if include:
+        text = "include:\n  - ../common/inc.yaml\n" + text
+        files["../common/inc.yaml"] = "services:\n  mon:\n    image: dockfix-test/app:1\n    environment:\n" + \
+            ("      CHECK: \"${PW:-none}\"\n" if include == "interpolates" else "      CHECK: plain\n")
+    files["compose.yaml"] = text
+    env_pw = pw.replace("\\", "").replace(quote, "") if quote else pw.replace(" ", "_")
+    files[".env"] = f"PW={quote}{env_pw}{quote}\nOTHER=1\n"
+    if override == "other":
+        files["compose.override.yaml"] = "services:\n  db:\n    environment:\n      EXTRA: one\n"
+    elif override == "same":
+        files["compose.override.yaml"] = "services:\n  db:\n    environment:\n      MYSQL_ROOT_PASSWORD: Ovr-1\n"
+    return files
+
+
+def _model(compose: str, folder: Path) -> dict:
+    r = subprocess.run([compose, "config", "--format", "json"], cwd=folder, capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(folder)}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(files=stacks())
+def test_generated_stacks_keep_compose_model(files, compose_v2_path, tmp_path_factory):
+    """Over generated stacks (list and map environments, literal, .env and default values, env_file
+    readers, overrides, extends and include of another folder): after the fix, compose v2's model
+    is the old one except that the password comes through MYSQL_ROOT_PASSWORD_FILE from a file holding
+    exactly the old value; or the item is manual and no file changed. Rollback restores every byte."""
+    root = tmp_path_factory.mktemp("gen")
+    for rel, text in files.items():
+        put(root, str(Path(APP) / rel), text, mode=0o644, owner=(1000, 1000))
+    app = root / APP.strip("/")
+    before_files = manifest(root)
+    before = _model(compose_v2_path, app)
+    env = {"DOCKFIX_COMPOSE": compose_v2_path, "DOCKFIX_COMPOSE_V1": ""}
+    r = run_dockfix("--apply", "--yes", "--include-disruptive", "--root", str(root), "--no-engine", "--path", APP,
+                    "--only", "env-password", "--format", "json", env=env)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    after = _model(compose_v2_path, app)
+    old_env = before["services"]["db"]["environment"]
+    new_env = after["services"]["db"]["environment"]
+    event("converted" if "MYSQL_ROOT_PASSWORD_FILE" in new_env else "manual")
+    if "MYSQL_ROOT_PASSWORD_FILE" in new_env:
+        secret = app / "secrets" / "db_MYSQL_ROOT_PASSWORD"
+        assert secret.read_bytes() == old_env["MYSQL_ROOT_PASSWORD"].replace("$$", "$").encode()
+        want = {k: v for k, v in old_env.items() if k != "MYSQL_ROOT_PASSWORD"}
+        want["MYSQL_ROOT_PASSWORD_FILE"] = "/run/secrets/db_MYSQL_ROOT_PASSWORD"
+        assert new_env == want
+        for name in before["services"]:
+            if name != "db":
+                assert after["services"][name] == before["services"][name], name
+            else:
+                strip = ("environment", "secrets")
+                assert {k: v for k, v in after["services"][name].items() if k not in strip} == \
+                    {k: v for k, v in before["services"][name].items() if k not in strip}
+        rb = run_dockfix("rollback", "--last", "--root", str(root))
+        assert rb.returncode == 0, rb.stdout + rb.stderr
+    else:
+        assert after == before
+    assert {k: v for k, v in manifest(root).items() if not k.startswith("var")} == before_files

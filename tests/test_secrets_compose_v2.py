@@ -410,3 +410,52 @@ def test_generated_stacks_keep_compose_model(files, compose_v2_path, tmp_path_fa
     else:
         assert after == before
     assert {k: v for k, v in manifest(root).items() if not k.startswith("var")} == before_files
+
+
+# ---------------------------------------------------------------------- the one detector, both directions
+SETTINGS = ["vault", "file", "true", "none", "aws-kms", "/run/secrets/x", "./secrets/db", "db.example.com",
+            "redis.internal:6379", "disabled", ""]
+PASSWORDS = ["Hunter2!", "s3cr3t", "letmein9", "Zq8#kLm2Pw", "correct-horse-Battery", "0755", "Vault2024"]
+
+
+@pytest.mark.parametrize("value", SETTINGS)
+def test_settings_under_secret_names_are_not_flagged(value):
+    from dockfix.checks.notes import Deployment, Var, secret_vars
+    from dockfix.sources.secrets import mask_line
+
+    d = Deployment("x", "img", [Var("SECRET_STORE", value, 1, "literal"), Var("DB_PASSWORD", value, 2, "literal")])
+    assert secret_vars(d) == []
+    assert mask_line(f"DB_PASSWORD={value}") == f"DB_PASSWORD={value}"
+
+
+@pytest.mark.parametrize("value", PASSWORDS)
+def test_passwords_are_flagged_and_masked(value):
+    from dockfix.checks.notes import Deployment, Var, secret_vars
+    from dockfix.sources.secrets import mask_line
+
+    d = Deployment("x", "img", [Var("DB_PASSWORD", value, 1, "literal")])
+    assert [v.name for v, _ in secret_vars(d)] == ["DB_PASSWORD"]
+    assert value not in mask_line(f"DB_PASSWORD={value}")
+
+
+@pytest.mark.parametrize("line, hidden", [
+    ("command: redis-server --requirepass Pl4ce-Redis", "Pl4ce-Redis"),
+    ("test: mysqladmin ping -uroot -pPl4ce-My", "Pl4ce-My"),
+    ('- "traefik.http.middlewares.a.basicauth.users=admin:$$apr1$$Pl4ce"', "Pl4ce"),
+    ("X_SIGNATURE: Ab9xQ2mLp0Zr7Kt4Wv1Ys8Nd", "Ab9xQ2mLp0Zr7Kt4Wv1Ys8Nd"),
+    ("DSN: mysql://u:Pl4ce-Url@db/x", "Pl4ce-Url"),
+])
+def test_passwords_by_place_and_look_are_masked(line, hidden):
+    from dockfix.sources.secrets import mask_line
+
+    assert hidden not in mask_line(line)
+
+
+@pytest.mark.parametrize("line", [
+    "image: foo@sha256:" + "ab" * 32, "ports: ['8080:80']", "docker run -p8080:80 x",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin", "id: 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+    "image: registry.example.com/team/app-server_v2:1.2.3-alpha", "SECRET_STORE_BACKEND=vault"])
+def test_ordinary_lines_are_shown(line):
+    from dockfix.sources.secrets import mask_line
+
+    assert mask_line(line) == line

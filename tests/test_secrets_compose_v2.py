@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -211,6 +212,12 @@ CASES = {
                ("wp", "WORDPRESS_DB_PASSWORD", "wp_WORDPRESS_DB_PASSWORD")],
         mycnf=("exporter", "DATA_SOURCE_NAME", "exporter_DATA_SOURCE_NAME",
                b"[client]\nuser=exp\npassword=Dsn-6a7b8c\nhost=db\nport=3306\n")),
+    # a secret-named setting whose value is plainly a setting is not taken for a secret, and stays
+    "vault-is-a-setting": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: postgres:16\n    environment:\n"
+                               "      POSTGRES_PASSWORD: Pg-3d4e5f\n      SECRET_STORE_BACKEND: vault\n"
+                               "      SECRET_STORE: file\n"},
+        moved=[("db", "POSTGRES_PASSWORD", "db_POSTGRES_PASSWORD")]),
     # DSN parameters the option file cannot carry: manual, naming them
     "dsn-parameters": dict(
         files={"compose.yaml": "services:\n  exporter:\n    image: prom/mysqld-exporter:v0.15.1\n    environment:\n"
@@ -243,7 +250,7 @@ def test_real_stack_case(case, engine, probes, compose_v2, tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     for rel, text in spec["files"].items():
-        for v in ("Root-", "Lit-", "Bom-", "Graf-", "Wp-", "Dsn-"):
+        for v in ("Root-", "Lit-", "Bom-", "Graf-", "Wp-", "Dsn-", "Pg-"):
             assert v not in out
     if spec.get("note"):
         assert spec["note"] in out, out
@@ -459,3 +466,32 @@ def test_ordinary_lines_are_shown(line):
     from dockfix.sources.secrets import mask_line
 
     assert mask_line(line) == line
+
+
+def test_compose_ignores_long_syntax_uid_gid_mode_for_file_secrets(engine, probes, compose_v2, tmp_path):
+    """Why dockfix sets the host file's owner, group and mode itself: compose 2.40 bind-mounts a file
+    secret as it is and ignores uid/gid/mode of the long syntax (with a warning)."""
+    app = tmp_path / "app"
+    put(tmp_path, "app/compose.yaml", "services:\n  g:\n    image: grafana/grafana:11.2.0\n    secrets:\n"
+                                      "      - source: s\n        uid: \"472\"\n        gid: \"0\"\n        mode: 0400\n"
+                                      "secrets:\n  s:\n    file: ./s.txt\n")
+    put(tmp_path, "app/s.txt", "Long-1a2b", mode=0o600)
+    got = run_stack(compose_v2, engine, app, "i14long")
+    assert got["g"]["user"] == "472 0" and got["g"]["secrets"] == {"s": None}  # unreadable as 472
+    os.chown(app / "s.txt", 0, 0)
+    os.chmod(app / "s.txt", 0o640)  # what dockfix writes: root, the user's group (0 for grafana), 0640
+    assert run_stack(compose_v2, engine, app, "i14long")["g"]["secrets"] == {"s": b"Long-1a2b"}
+
+
+def test_rescan_fails_while_the_containers_user_cannot_read_its_secret(tmp_path):
+    root = tmp_path / "root"
+    put(root, f"{APP}/compose.yaml", "services:\n  g:\n    image: grafana/grafana:11.2.0\n    environment:\n"
+                                     "      GF_SECURITY_ADMIN_PASSWORD__FILE: /run/secrets/g_pw\n    secrets: [g_pw]\n"
+                                     "secrets:\n  g_pw:\n    file: ./secrets/g_pw\n")
+    f = put(root, f"{APP}/secrets/g_pw", "Rd-1a2b3c", mode=0o600, owner=(0, 0))
+    scan = ["scan", "--root", str(root), "--no-engine", "--path", APP, "--only", "env-password", "--format", "json"]
+    got = {x["subject"]: x for x in json.loads(run_dockfix(*scan).stdout)["findings"]}[f"compose:{APP}/compose.yaml#g"]
+    assert got["status"] == "fail" and "472:0 cannot read" in got["evidence"], got
+    os.chmod(f, 0o640)
+    got = {x["subject"]: x for x in json.loads(run_dockfix(*scan).stdout)["findings"]}[f"compose:{APP}/compose.yaml#g"]
+    assert got["status"] == "pass", got

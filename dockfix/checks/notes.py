@@ -384,8 +384,8 @@ def unreadable_secrets(ctx: Context, d: Deployment) -> list[str]:
         path = d.compose.resolve_path(f)
         st = ctx.host.stat(path)
         if st is None:
-            out.append(f"secret {name}: its file {path} does not exist")
-        elif user is None:
+            continue  # not there (yet): compose says so when it starts the project
+        if user is None:
             if not can_read(1, 1, st.st_uid, st.st_gid, st.st_mode):
                 out.append(f"secret {name}: {path} is {st.st_uid}:{st.st_gid} {st.st_mode & 0o7777:04o} and the "
                            f"user {d.image or 'the image'} runs as is not known (set user: in the service)")

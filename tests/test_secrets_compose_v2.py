@@ -218,6 +218,14 @@ CASES = {
                                "      POSTGRES_PASSWORD: Pg-3d4e5f\n      SECRET_STORE_BACKEND: vault\n"
                                "      SECRET_STORE: file\n"},
         moved=[("db", "POSTGRES_PASSWORD", "db_POSTGRES_PASSWORD")]),
+    # a service of a profile that is not active by default is part of the project all the same
+    "profiled-service": dict(
+        files={"compose.yaml": "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                               "      MYSQL_ROOT_PASSWORD: ${ROOT_PW}\n"
+                               "  dbg:\n    image: dockfix-test/app:1\n    profiles: [debug]\n    environment:\n"
+                               "      DEBUG_LOGIN: \"root:${ROOT_PW}\"\n",
+               ".env": "ROOT_PW=Root-9f8e7d\n"},
+        moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD")], env_after=None, note="ROOT_PW stay in"),
     # DSN parameters the option file cannot carry: manual, naming them
     "dsn-parameters": dict(
         files={"compose.yaml": "services:\n  exporter:\n    image: prom/mysqld-exporter:v0.15.1\n    environment:\n"

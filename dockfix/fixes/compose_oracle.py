@@ -188,7 +188,8 @@ class Project:
     def _config(self, cmd: list[str], base: str, tmp: str) -> dict:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "DOCKER_CONFIG": os.path.join(tmp, "cfg")}
         try:
-            r = subprocess.run([*cmd, *self.args(), "config", "--format", "json"], cwd=base + self.folder,
+            # every profile: a service of an inactive profile is still part of the project
+            r = subprocess.run([*cmd, *self.args(), "--profile", "*", "config", "--format", "json"], cwd=base + self.folder,
                                capture_output=True, env=env, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             raise OracleError(f"docker compose config did not answer within {TIMEOUT} s") from None

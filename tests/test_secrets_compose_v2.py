@@ -503,3 +503,22 @@ def test_rescan_fails_while_the_containers_user_cannot_read_its_secret(tmp_path)
     os.chmod(f, 0o640)
     got = {x["subject"]: x for x in json.loads(run_dockfix(*scan).stdout)["findings"]}[f"compose:{APP}/compose.yaml#g"]
     assert got["status"] == "pass", got
+
+
+def test_the_engine_tells_the_images_user(engine, probes, compose_v2, tmp_path):
+    """An image dockfix's table does not know: its Config.User (1000:1000 here) from the engine gives
+    the secret file's group; the container reads exactly the old bytes as that user."""
+    root = tmp_path / "root"
+    put(root, f"{APP}/compose.yaml", "services:\n  app:\n    image: dockfix-test/app:1\n    environment:\n"
+                                     "      API_TOKEN: 'Eng-7e8f9a'\n")
+    app = root / APP.strip("/")
+    before = run_stack(compose_v2, engine, app, "i14eng")
+    engine.reset()
+    r = run_dockfix("--apply", "--yes", "--include-disruptive", "--root", str(root), "--docker-host", engine.url,
+                    "--path", APP, "--only", "env-password", env=_env(False))
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = os.stat(app / "secrets/app_API_TOKEN")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 1000, 0o640)
+    after = run_stack(compose_v2, engine, app, "i14eng")
+    assert after["app"]["user"] == "1000 1000"
+    assert after["app"]["secrets"]["app_API_TOKEN"] == before["app"]["env"]["API_TOKEN"] == b"Eng-7e8f9a"

@@ -226,11 +226,17 @@ CASES = {
                                "      DEBUG_LOGIN: \"root:${ROOT_PW}\"\n",
                ".env": "ROOT_PW=Root-9f8e7d\n"},
         moved=[("db", "MYSQL_ROOT_PASSWORD", "db_MYSQL_ROOT_PASSWORD")], env_after=None, note="ROOT_PW stay in"),
-    # DSN parameters the option file cannot carry: manual, naming them
+    # DSN parameters: tls goes into the option file (the exporter reads tls= there from v0.15) ...
+    "dsn-tls-carried": dict(
+        files={"compose.yaml": "services:\n  exporter:\n    image: prom/mysqld-exporter:v0.15.1\n    environment:\n"
+                               "      DATA_SOURCE_NAME: \"exp:Dsn-1f2e3d@(db:3306)/?tls=true\"\n"},
+        mycnf=("exporter", "DATA_SOURCE_NAME", "exporter_DATA_SOURCE_NAME",
+               b"[client]\nuser=exp\npassword=Dsn-1f2e3d\nhost=db\nport=3306\ntls=true\n")),
+    # ... what it cannot carry (a database, an unknown parameter) makes the item manual, naming them
     "dsn-parameters": dict(
         files={"compose.yaml": "services:\n  exporter:\n    image: prom/mysqld-exporter:v0.15.1\n    environment:\n"
-                               "      DATA_SOURCE_NAME: \"exp:Dsn-7b8c9d@(db:3306)/app?tls=true\"\n"},
-        manual="parameter tls"),
+                               "      DATA_SOURCE_NAME: \"exp:Dsn-7b8c9d@(db:3306)/app?tls=true&timeout=5s\"\n"},
+        manual="the database name"),
 }
 
 

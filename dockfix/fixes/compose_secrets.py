@@ -201,7 +201,7 @@ def _convert_one(conv: Conversion, cf, yt: YamlText, expected: dict, out: Outcom
             raise ManualFix(f"{where}: the exporter already gets an option file from another variable; merge "
                             f"{conv.var} into it by hand")
         try:
-            content = mycnf(conv.var, var.value)
+            content = mycnf(conv.var, var.value, image)
         except RecipeError as e:
             raise ManualFix(f"{where}: {e}; write the exporter's option file by hand") from None
         mycnf_done.add(conv.service)

@@ -289,7 +289,7 @@ def _ask_compose(ctx, oracle, path: str, env_path: str, env_text: str | None, se
         recipe = recipe_for(image, c.var)
         if isinstance(recipe, MyCnf):
             try:
-                content = mycnf(c.var, value)
+                content = mycnf(c.var, value, image)
             except RecipeError as e:
                 raise ManualFix(f"{path}: service {service!r}: {e}; write the exporter's option file by hand") from None
         else:
@@ -484,7 +484,7 @@ def service_item(ctx, finding: Finding, name: str) -> PlanItem:
                 raise ManualFix(f"service {name}: the exporter already names an option file ({recipe.flag}); "
                                 f"add the password to that file by hand")
             try:
-                data = mycnf(v.name, value)
+                data = mycnf(v.name, value, image)
             except RecipeError as e:
                 raise ManualFix(f"service {name}: {e}; write the exporter's option file by hand") from None
             args.append(f"{recipe.flag}={mounted}")

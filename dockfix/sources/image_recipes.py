@@ -171,13 +171,22 @@ class RecipeError(ValueError):
     """The value cannot be carried by the recipe (message never contains the value)."""
 
 
-def mycnf(var: str, value: str) -> bytes:
+def _exporter_version(image: str | None) -> tuple[int, int]:
+    """The exporter's version from its tag (``v0.15.1`` -> (0, 15)); an unknown tag counts as the newest."""
+    tag = (image or "").split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+    m = re.match(r"v?(\d+)\.(\d+)", tag)
+    return (int(m.group(1)), int(m.group(2))) if m else (99, 0)
+
+
+def mycnf(var: str, value: str, image: str | None = None) -> bytes:
     """The ``[client]`` option file for the exporter holding what ``var`` held.
 
     ``DATA_SOURCE_NAME`` (``user:password@(host:port)/``) gives user, password, host and port;
     ``MYSQLD_EXPORTER_PASSWORD`` gives only the password (the user and address stay in the
     ``--mysqld.username`` / ``--mysqld.address`` flags, which the exporter uses when the file
-    has none)."""
+    has none). DSN parameters the exporter's option file knows (``tls``, ``allowCleartextPasswords``,
+    by the exporter's version in ``image``) are carried over; anything else raises RecipeError
+    naming it."""
     fields: list[tuple[str, str]] = []
     if var == "DATA_SOURCE_NAME":
         m = _DSN.match(value)
@@ -185,12 +194,21 @@ def mycnf(var: str, value: str) -> bytes:
             raise RecipeError("DATA_SOURCE_NAME is not of the form user:password@(host:port)/")
         rest = m.group("rest") or ""
         db, _, query = rest.partition("?")
-        if db or query:
-            names = (["the database name"] if db else []) + \
-                [f"parameter {p.split('=', 1)[0]}" for p in query.split("&") if p]
+        carried: list[tuple[str, str]] = []
+        names = ["the database name (the exporter's option file has none)"] if db else []
+        version = _exporter_version(image)
+        for p in (q for q in query.split("&") if q):
+            key, _, val = p.partition("=")
+            if key == "tls" and version >= (0, 15):
+                carried.append(("tls", val))
+            elif key == "allowCleartextPasswords" and val in ("true", "1") and version >= (0, 19):
+                carried.append(("enable-cleartext-plugin", "true"))
+            else:
+                names.append(f"parameter {key}")
+        if names:
             raise RecipeError(f"DATA_SOURCE_NAME carries {', '.join(names)}, which the exporter's [client] option "
-                              "file cannot carry (the exporter ignores a database and takes TLS from ssl-ca/ssl-cert/"
-                              "ssl-key and --tls.insecure-skip-verify)")
+                              "file cannot carry (it knows user, password, host, port, socket, ssl-ca/ssl-cert/"
+                              "ssl-key, tls from v0.15 and enable-cleartext-plugin from v0.19)")
         fields.append(("user", m.group("user")))
         fields.append(("password", m.group("pw")))
         addr = m.group("addr") or ""
@@ -203,6 +221,8 @@ def mycnf(var: str, value: str) -> bytes:
                 fields.append(("port", port))
     else:
         fields.append(("password", value))
+        carried = []
+    fields.extend(carried)
     for key, v in fields:
         if _CNF_UNSAFE.search(v):
             raise RecipeError(f"the {key} contains characters an option file cannot carry as written "

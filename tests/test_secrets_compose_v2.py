@@ -465,6 +465,8 @@ def test_passwords_are_flagged_and_masked(value):
     ('- "traefik.http.middlewares.a.basicauth.users=admin:$$apr1$$Pl4ce"', "Pl4ce"),
     ("X_SIGNATURE: Ab9xQ2mLp0Zr7Kt4Wv1Ys8Nd", "Ab9xQ2mLp0Zr7Kt4Wv1Ys8Nd"),
     ("DSN: mysql://u:Pl4ce-Url@db/x", "Pl4ce-Url"),
+    ("GH: ghp_16C7e42F292c6912E7710c838347Ae178B4a", "16C7e42F292c6912E7710c838347Ae178B4a"),
+    ("KEY: aGVsbG8gd29ybGQgdGhpcyBpcyBhIHNlY3JldA==", "aGVsbG8gd29ybGQgdGhpcyBpcyBhIHNlY3JldA"),
 ])
 def test_passwords_by_place_and_look_are_masked(line, hidden):
     from dockfix.sources.secrets import mask_line
@@ -475,7 +477,9 @@ def test_passwords_by_place_and_look_are_masked(line, hidden):
 @pytest.mark.parametrize("line", [
     "image: foo@sha256:" + "ab" * 32, "ports: ['8080:80']", "docker run -p8080:80 x",
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin", "id: 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
-    "image: registry.example.com/team/app-server_v2:1.2.3-alpha", "SECRET_STORE_BACKEND=vault"])
+    "image: registry.example.com/team/app-server_v2:1.2.3-alpha", "SECRET_STORE_BACKEND=vault",
+    "create secret db_MYSQL_PASSWORD-3f9a1c", "class: SomeVeryLongCamelCaseIdentifier",
+    "Applied as transaction 20261201T225410.111171Z"])
 def test_ordinary_lines_are_shown(line):
     from dockfix.sources.secrets import mask_line
 

@@ -532,3 +532,14 @@ def test_the_engine_tells_the_images_user(engine, probes, compose_v2, tmp_path):
     after = run_stack(compose_v2, engine, app, "i14eng")
     assert after["app"]["user"] == "1000 1000"
     assert after["app"]["secrets"]["app_API_TOKEN"] == before["app"]["env"]["API_TOKEN"] == b"Eng-7e8f9a"
+
+
+def test_compose_errors_are_manual_and_never_quote_the_file(compose_v2, tmp_path):
+    root = tmp_path / "root"
+    put(root, f"{APP}/compose.yaml", "services:\n  db:\n    image: mysql:8.0\n    environment:\n"
+                                     "      MYSQL_ROOT_PASSWORD: \"Bad-4c5d6e${PW\"\n")
+    items = _plan(root)
+    it = items[f"compose:{APP}/compose.yaml#db"]
+    notes = " ".join(it["notes"])
+    assert it["safety"] == "manual" and "docker compose cannot load the project" in notes, notes
+    assert "Bad-4c5d6e" not in json.dumps(items)

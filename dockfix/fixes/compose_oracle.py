@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -197,7 +198,9 @@ class Project:
             raise OracleError(f"cannot run docker compose: {e.strerror}") from None
         if r.returncode != 0:
             first = next((ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()), "")
-            raise OracleError("docker compose cannot load the project: " + mask_line(first.replace(base, "")[:300]))
+            # compose quotes the offending text (an interpolation, a value): keep the rest only
+            first = re.sub(r"\"[^\"]*\"?|'[^']*'?|`[^`]*`?", "…", first.replace(base, ""))
+            raise OracleError("docker compose cannot load the project: " + mask_line(first[:300]))
         try:
             return json.loads(r.stdout)
         except ValueError:

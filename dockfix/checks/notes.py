@@ -361,6 +361,8 @@ def config_user(ctx: Context, image: str) -> str | None:
 def container_user(ctx: Context, d: Deployment) -> tuple[int, int] | None:
     """(uid, gid) the compose service's container runs as, when dockfix can tell."""
     user = d.service.get("user") if d.service is not None else None
+    if user is not None and "$" in str(user) and d.compose is not None:
+        user = d.compose.interpolate(str(user))[0]  # "${UID}:${GID}" from the project's .env
     return image_user(d.image, None if user is None else str(user), config_user(ctx, d.image))
 
 

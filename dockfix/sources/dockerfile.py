@@ -72,6 +72,8 @@ class Instruction:
 
     def key_values(self) -> list[tuple[str, str | None]]:
         """ENV/ARG/LABEL pairs: ``ENV A=1 B="2"``, the old ``ENV A 1``, ``ARG NAME`` (value None)."""
+        if self.cmd == "ENV" and not self.args.split():
+            return []
         if self.cmd == "ENV" and "=" not in self.args.split(None, 1)[0]:
             parts = self.args.split(None, 1)
             return [(parts[0], parts[1] if len(parts) > 1 else "")]

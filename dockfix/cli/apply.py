@@ -49,24 +49,22 @@ def _err(text: str) -> None:
 
 def build_plan(args: argparse.Namespace, session):
     from dockfix.changes import PlanError
-    from dockfix.scan import scan
+    from dockfix.plan import PlanStale
 
-    ctx = session.ctx
     if getattr(args, "plan", None):
         try:
             plan = session.load(args.plan)
+        except PlanStale:
+            raise
         except PlanError as e:
             raise UsageError(str(e)) from None
-        if os.path.abspath(plan.root) != ctx.host.root:
-            raise UsageError(f"{args.plan}: the plan was made for --root {plan.root}, not {ctx.host.root}")
         return plan, []
     only, skip = split_ids(args.only), split_ids(args.skip)
     try:
-        result = scan(ctx, only, skip)
+        plan, findings = session.plan_selection(only, skip, getattr(args, "include_disruptive", False))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    plan = session.plan(result.findings, include_disruptive=getattr(args, "include_disruptive", False))
-    return plan, result.findings
+    return plan, findings
 
 
 def print_plan(plan, args) -> None:
@@ -119,13 +117,20 @@ def _ask(question: str) -> bool:
 def cmd_apply(args: argparse.Namespace) -> int:
     from dockfix.changes import PlanError
     from dockfix.journal import JournalBusy, JournalError
+    from dockfix.plan import PlanStale
     from dockfix.workflow import FixSession
 
     if not args.dry_run:
         need_root(args, "dockfix --apply")
     ctx = make_context(args)
     session = FixSession(ctx, restart_daemon=args.restart_daemon)
-    plan, _ = build_plan(args, session)
+    try:
+        plan, _ = build_plan(args, session)
+    except PlanStale as e:
+        _err(f"dockfix: {e}")
+        if args.format == "json":
+            _out(args, json.dumps({"root": ctx.host.root, "error": str(e), "txid": None}, indent=2) + "\n")
+        return EXIT_REFUSED
     as_json = args.format == "json"
     doc: dict = {"root": ctx.host.root, "dry_run": args.dry_run, "plan": _plan_summary(plan), "txid": None,
                  "applied": [], "results": [], "actions": [], "error": None, "rolled_back": False}

@@ -1,0 +1,194 @@
+"""A plan file is a review record, not a program (issue 15).
+
+Someone with write access to `plans/HOST.json` must not be able to make root do anything dockfix
+itself would not do on that host now. Every attack below is tried twice: as written by the
+attacker (the plan's signature no longer matches: refused before anything is looked at), and
+re-signed with the host's own key (as if the key had leaked, or a bug let an edit through): then
+the fresh plan made at apply time differs from the edited one, change for change, and the apply
+is refused naming the difference. Either way the exit code is 2 or 3, stderr is one line, and the
+tree (journal included) is exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import manifest, put, run_dockfix
+from test_fix_core import faulty_tree
+
+
+def _tree(tmp_path: Path) -> tuple[Path, Path, dict]:
+    root = faulty_tree(tmp_path / "root")
+    put(root, "etc/audit/", mode=0o755)
+    put(root, "etc/shadow", "root:*:1:0:99999:7:::\n", mode=0o640)
+    put(root, "etc/cron.d/", mode=0o755)
+    put(root, "root/", mode=0o700)
+    plan = tmp_path / "plan.json"
+    r = run_dockfix("plan", "--root", str(root), "--no-engine", "--include-disruptive", "-o", str(plan))
+    assert r.returncode == 0, r.stderr
+    return root, plan, json.loads(plan.read_text())
+
+
+def _change(doc: dict, kind: str, path: str | None = None) -> dict:
+    return next(c for it in doc["items"] for c in it["changes"] if c["kind"] == kind and (path is None or c["path"] == path))
+
+
+def _item(doc: dict, check_id: str) -> dict:
+    return next(it for it in doc["items"] if it["check_id"] == check_id)
+
+
+def _new_item(doc: dict, check_id: str, change: dict) -> None:
+    doc["items"].append({"check_id": check_id, "subject": change.get("path", "?"), "title": "t", "safety": "safe",
+                         "impact": "", "notes": [], "daemon_action": None, "post": [], "changes": [change]})
+
+
+def _edit(doc: dict, how: str) -> None:
+    w = _change(doc, "write", "/etc/docker/daemon.json")
+    if how == "write path":
+        w["path"] = "/etc/docker/daemon2.json"
+    elif how == "write mode":
+        w["mode"] = 0o4777
+    elif how == "write owner":
+        w["uid"] = 4242
+    elif how == "write group":
+        w["gid"] = 4242
+    elif how == "write content":
+        w["after_text"] = w["after_text"].replace('"icc": false', '"icc": true')
+        w.pop("after_sha256")
+    elif how == "write precondition":
+        w["pre"]["mode"] = 0o644
+    elif how == "chown owner":
+        _change(doc, "chown", "/etc/docker")["uid"] = 1000
+    elif how == "chown path":
+        _change(doc, "chown", "/etc/docker")["path"] = "/root"
+    elif how == "chown precondition":
+        _change(doc, "chown", "/etc/docker")["pre"]["uid"] = 0
+    elif how == "chmod mode":
+        _change(doc, "chmod", "/etc/docker")["mode"] = 0o777
+    elif how == "chmod path":
+        _change(doc, "chmod", "/etc/docker")["path"] = "/etc"
+    elif how == "mkdir mode":
+        _change(doc, "mkdir")["mode"] = 0o777
+    elif how == "mkdir owner":
+        _change(doc, "mkdir")["uid"] = 1000
+    elif how == "mkdir path":
+        _change(doc, "mkdir")["path"] = "/etc/sudoers.d"
+    elif how == "post command":
+        _item(doc, "audit-etc-docker")["post"] = []
+    elif how == "daemon action":
+        _item(doc, "icc")["daemon_action"] = None
+    elif how == "safety":
+        _item(doc, "icc")["safety"] = "safe"
+    elif how == "added chmod /etc 0777":
+        _item(doc, "etc-docker-mode")["changes"].append(
+            {"kind": "chmod", "path": "/etc", "mode": 0o777, "pre": None})
+    elif how == "added chown /root to 1000":
+        _new_item(doc, "etc-docker-owner-2", {"kind": "chown", "path": "/root", "uid": 1000, "gid": 1000, "pre": None})
+    elif how == "added chmod /etc/shadow 04666":
+        _new_item(doc, "x", {"kind": "chmod", "path": "/etc/shadow", "mode": 0o4666,
+                             "pre": {"existed": True, "kind": "file", "uid": 0, "gid": 0, "mode": 0o640,
+                                     "sha256": None, "size": 22}})
+    elif how == "added cron job":
+        _new_item(doc, "y", {"kind": "write", "path": "/etc/cron.d/job", "mode": 0o644, "uid": 0, "gid": 0,
+                             "secret": False, "after_text": "* * * * * root touch /tmp/pwned\n",
+                             "after_sha256": None, "pre": {"existed": False}})
+    elif how == "removed a fix":
+        doc["items"] = [it for it in doc["items"] if it["check_id"] != "etc-docker-owner"]
+    elif how == "selection":
+        doc["selection"]["skip"] = ["3.5"]
+    else:
+        raise AssertionError(how)
+
+
+EDITS = ["write path", "write mode", "write owner", "write group", "write content", "write precondition",
+         "chown owner", "chown path", "chown precondition", "chmod mode", "chmod path", "mkdir mode", "mkdir owner",
+         "mkdir path", "post command", "daemon action", "safety", "added chmod /etc 0777", "added chown /root to 1000",
+         "added chmod /etc/shadow 04666", "added cron job", "removed a fix"]
+
+
+def _resign(root: Path, doc: dict) -> None:
+    from dockfix.plan import sign
+
+    doc["hmac"] = sign(doc, (root / "var/lib/dockfix/plan.key").read_bytes())
+
+
+def _refused(root: Path, plan: Path, before: dict, codes=(2, 3)) -> str:
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(plan))
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode in codes, (r.returncode, r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert manifest(root) == before
+    assert not Path("/tmp/pwned").exists()
+    return r.stderr
+
+
+@pytest.mark.parametrize("signed", ["as edited", "re-signed"])
+@pytest.mark.parametrize("how", EDITS)
+def test_every_edit_of_a_plan_is_refused(how: str, signed: str, tmp_path: Path) -> None:
+    root, plan, doc = _tree(tmp_path)
+    _edit(doc, how)
+    if signed == "re-signed":
+        _resign(root, doc)
+    plan.write_text(json.dumps(doc))
+    os.chmod(plan, 0o600)
+    before = manifest(root)
+    err = _refused(root, plan, before)
+    if signed == "as edited":
+        assert str(plan) in err and "signature does not match" in err, err
+    else:
+        assert "nothing was applied" in err or str(plan) in err, err
+
+
+def test_an_unchanged_plan_applies(tmp_path: Path) -> None:
+    root, plan, doc = _tree(tmp_path)
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(plan))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert os.lstat(root / "etc/docker").st_uid == 0
+    assert '"icc": false' in (root / "etc/docker/daemon.json").read_text()
+
+
+def test_a_reviewed_plan_is_planned_again_with_its_selection(tmp_path: Path) -> None:
+    """A re-signed edit of the selection itself makes dockfix plan something else: refused."""
+    root, plan, doc = _tree(tmp_path)
+    _edit(doc, "selection")
+    _resign(root, doc)
+    plan.write_text(json.dumps(doc))
+    os.chmod(plan, 0o600)
+    err = _refused(root, plan, manifest(root), codes=(3,))
+    assert "is in the plan but dockfix would not do it now" in err, err
+
+
+@pytest.mark.parametrize("how", ["no signature", "key removed", "unkeyed plan"])
+def test_a_plan_without_a_valid_key_is_refused(how: str, tmp_path: Path) -> None:
+    root, plan, doc = _tree(tmp_path)
+    if how == "no signature":
+        doc.pop("hmac")
+    elif how == "key removed":
+        (root / "var/lib/dockfix/plan.key").unlink()
+    else:  # an attacker's own plan: plain hashes, no key, no signature
+        doc["keyed"] = False
+        doc.pop("hmac")
+        for it in doc["items"]:
+            for c in it["changes"]:
+                if isinstance(c.get("pre"), dict):
+                    c["pre"]["sha256"] = None
+    plan.write_text(json.dumps(doc))
+    os.chmod(plan, 0o600)
+    err = _refused(root, plan, manifest(root), codes=(2,))
+    assert str(plan) in err
+    assert ("another host" in err) if how == "key removed" else ("not signed" in err), err
+
+
+@pytest.mark.parametrize("owner, mode, words", [((1000, 1000), 0o644, "owned by uid 1000"),
+                                                 ((0, 0), 0o664, "writable by other users"),
+                                                 ((0, 0), 0o646, "writable by other users")])
+def test_a_plan_file_others_own_or_can_write_is_refused(owner, mode, words, tmp_path: Path) -> None:
+    root, plan, _ = _tree(tmp_path)
+    os.chown(plan, *owner)
+    os.chmod(plan, mode)
+    err = _refused(root, plan, manifest(root), codes=(2,))
+    assert str(plan) in err and words in err, err

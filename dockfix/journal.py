@@ -24,6 +24,7 @@ since the transaction (unless forced).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -64,6 +65,11 @@ class JournalBusy(JournalError):
     pass
 
 
+class JournalWriteError(JournalError):
+    """The journal could not be written (no space, read-only, not permitted) before the first
+    change: nothing was applied. Names the journal folder and the reason, in one line."""
+
+
 class Interrupted(Exception):
     pass
 
@@ -84,9 +90,13 @@ def _fault(phase: str, step: int) -> None:
     var = "DOCKFIX_FAULT_FAIL_AT" if phase.endswith("-fail") else "DOCKFIX_FAULT_KILL_AFTER"
     for part in (os.environ.get(var) or "").split(","):
         name, _, n = part.partition(":")
+        n, _, err = n.partition(":")  # apply:3:ENOSPC fails step 3 with that errno
         if name == phase.removesuffix("-fail") and n.isdigit() and int(n) == step:
             if var == "DOCKFIX_FAULT_KILL_AFTER":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if err:
+                code = getattr(errno, err)
+                raise OSError(code, os.strerror(code))
             raise FsError(f"step {step}: injected failure ({var})")
 
 
@@ -120,14 +130,21 @@ def _write_private(path: str, data: bytes) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)  # ENOSPC half-way: no stray temporary file is left behind
+        except OSError:
+            pass
+        raise
     _fsync_dir(os.path.dirname(path))
 
 
@@ -204,9 +221,13 @@ class Journal:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        self.ensure()
         path = os.path.join(self.dir, "lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            self.ensure()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise JournalWriteError(f"{self.host.unreal(self.dir)}: cannot keep the journal: {e.strerror}; "
+                                    f"nothing was changed") from None
         os.fchmod(fd, 0o600)
         try:
             try:
@@ -437,6 +458,43 @@ def stale_targets(host: Host, plan: Plan) -> list[str]:
     return out
 
 
+def preflight(host: Host, journal: Journal, changes: list[Change]) -> list[str]:
+    """What would make the transaction fail half-way, found before its first change: per target
+    (immutable or append-only attributes, hard links, a read-only filesystem, content too large,
+    no room for new content) and for the journal (room for every before-image)."""
+    by_target: dict[str, list[Change]] = {}
+    for c in changes:
+        by_target.setdefault(c.target, []).append(c)
+    out: list[str] = []
+    need = 65536 * (len(changes) + 4)  # records, tx.json, slack
+    for t, cs in by_target.items():
+        kind, name = _kind(t)
+        try:
+            problems, kept = kind.preflight(host, name, cs)
+        except (FsError, OSError, TargetError) as e:
+            problems, kept = [f"{target_label(t)}: {getattr(e, 'strerror', None) or e}"], 0
+        out += problems
+        need += kept
+    try:
+        vfs = os.statvfs(journal.dir)
+    except OSError as e:
+        return out + [f"{host.unreal(journal.dir)}: {e.strerror}"]
+    free = vfs.f_bavail * vfs.f_frsize
+    if vfs.f_flag & os.ST_RDONLY:
+        out.append(f"{host.unreal(journal.dir)}: the journal's filesystem is read-only")
+    elif free < need:
+        out.append(f"{host.unreal(journal.dir)}: not enough free space for the journal's before-images "
+                   f"({need} bytes needed, {free} free)")
+    return out
+
+
+def _errtext(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    return str(e) or type(e).__name__
+
+
 def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = None) -> tuple[str | None, list[str], bool, str | None]:
     """Apply the plan's changes as one transaction. Returns (txid, applied targets, rolled_back, error).
 
@@ -460,15 +518,27 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
             raise PlanError("the host changed since the plan was made; nothing was applied. Changed: " + "; ".join(stale))
         if not changes:
             return None, [], False, None
-        tx = journal.begin(plan)
+        if os.environ.get("DOCKFIX_FAULT_NO_PREFLIGHT") != "1":  # tests of real faults mid-apply only
+            problems = preflight(host, journal, changes)
+            if problems:
+                raise PlanError("refused before the first change (nothing was applied): " + "; ".join(problems))
+        try:
+            tx = journal.begin(plan)
+        except OSError as e:
+            _remove_partial_tx(journal)
+            raise JournalWriteError(f"{host.unreal(journal.dir)}: cannot write the transaction: {e.strerror}; "
+                                    f"nothing was applied") from None
+        content_targets = {c.target for c in changes if c.touches_content}
         done: list[str] = []
+        c = None
         with _Signals() as sig:
             try:
                 for n, c in enumerate(changes, 1):
                     sig.check()
                     kind, name = _kind(c.target)
-                    state, blob = kind.capture(host, name)
                     first = c.target not in done
+                    # a copy of the content is kept only when the transaction changes content
+                    state, blob = kind.capture(host, name, content=first and c.target in content_targets)
                     # Checked before the step is recorded: a target that changed under us is never
                     # touched, so the rollback must not try to "restore" it either.
                     if first and not plan.same_pre(kind, state, c.pre):
@@ -490,13 +560,41 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                 tx.append({"type": "commit"})
                 return tx.id, done, False, None
             except (Exception, Interrupted) as e:
-                msg = str(e) or type(e).__name__
-                tx.append({"type": "abort", "error": msg})
+                msg = _errtext(e)
+                if isinstance(e, OSError) and not isinstance(e, FsError) and c is not None:
+                    msg = f"{target_label(c.target)}: {msg}"
+                _try_append(tx, {"type": "abort", "error": msg})
                 try:
                     _rollback_tx(host, tx, force=True)
                 except Exception as e2:  # noqa: BLE001 — report both
-                    return tx.id, done, False, f"{msg}; rolling back failed too: {e2} (run `dockfix rollback {tx.id}`)"
+                    return tx.id, done, False, f"{msg}; rolling back failed too: {_errtext(e2)} (run `dockfix rollback {tx.id}`)"
                 return tx.id, done, True, msg
+
+
+def _try_append(tx: Tx, rec: dict) -> bool:
+    """Append a record if the disk lets us (a full or read-only disk must not stop a rollback:
+    restores are idempotent, so a rollback whose records are missing is simply run again)."""
+    try:
+        tx.append(rec)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_partial_tx(journal: Journal) -> None:
+    """A transaction whose header could not be written (no change made yet): remove what exists."""
+    for txid in sorted(os.listdir(journal.dir), reverse=True)[:1]:
+        d = os.path.join(journal.dir, txid)
+        if os.path.isdir(d) and not os.path.exists(os.path.join(d, "log")):
+            for f in os.listdir(d):
+                try:
+                    os.unlink(os.path.join(d, f))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 def unfinished_tx(journal: Journal) -> str | None:
@@ -564,7 +662,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
     created = {t for t, s0 in first.items() if not s0.before.get("existed")}
     for target, s0 in first.items():
         kind, name = _kind(target)
-        if s0.before.get("kind") == "file" and tx.get_blob(s0.blob, s0.blob_sha256) is None:
+        if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None:
             refused.append(f"{target_label(target)} (its before-image in the journal is missing or damaged)")
             continue
         now = kind.state(host, name)
@@ -596,22 +694,22 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
                                    f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}; --force keeps it)")
     if refused:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
-    tx.append({"type": "rollback-begin", "force": force})
+    _try_append(tx, {"type": "rollback-begin", "force": force})
     restored = []
     for i, target in enumerate(reversed(list(first)), 1):
         s0 = first[target]
         kind, name = _kind(target)
         blob = tx.get_blob(s0.blob, s0.blob_sha256)
         if target in keep_dirs:
-            tx.append({"type": "restored", "target": target, "kept": True})
+            _try_append(tx, {"type": "restored", "target": target, "kept": True})
             continue
         try:
             kind.restore(host, name, s0.before, blob)
         except (FsError, OSError, TargetError) as e:
-            raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {e}; put it right and run "
-                               f"`dockfix rollback {tx.id}` again") from None
-        tx.append({"type": "restored", "target": target})
+            raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {_errtext(e)}; put it right "
+                               f"and run `dockfix rollback {tx.id}` again") from None
+        _try_append(tx, {"type": "restored", "target": target})
         restored.append(target_label(target))
         _fault("rollback", i)
-    tx.append({"type": "rollback-end"})
+    _try_append(tx, {"type": "rollback-end"})
     return RollbackOutcome(tx.id, restored, [], damaged=st.damaged)

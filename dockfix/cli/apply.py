@@ -116,7 +116,7 @@ def _ask(question: str) -> bool:
 # ---------------------------------------------------------------------- dockfix --apply
 def cmd_apply(args: argparse.Namespace) -> int:
     from dockfix.changes import PlanError
-    from dockfix.journal import JournalBusy, JournalError
+    from dockfix.journal import JournalBusy, JournalError, JournalWriteError
     from dockfix.plan import PlanStale
     from dockfix.workflow import FixSession
 
@@ -154,7 +154,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     try:
         res = session.apply(chosen, on_step=on_step)
-    except (JournalBusy, PlanError) as e:
+    except (JournalBusy, JournalWriteError, PlanError) as e:
         _err(f"dockfix: {e}")
         if as_json:
             doc["error"] = str(e)

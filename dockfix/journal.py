@@ -81,7 +81,9 @@ def _fault(phase: str, step: int) -> None:
     DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an apply
     is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
     rollback:2 after the second target is restored. DOCKFIX_FAULT_FAIL_AT=apply:3 makes step 3 of
-    an apply fail (as a failed write would) after its before-image is recorded."""
+    an apply fail (as a failed write would) after its before-image is recorded; apply:3:ENOSPC
+    fails it with that errno (ENOSPC, EROFS, EPERM, ...); rollback:2:EIO fails the restore of the
+    second target of a rollback."""
     slow = os.environ.get("DOCKFIX_FAULT_SLOW")
     if slow and phase in ("apply", "rollback"):
         # DOCKFIX_FAULT_SLOW=0.5 waits that many seconds after each step, so that a test can send
@@ -704,6 +706,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
             _try_append(tx, {"type": "restored", "target": target, "kept": True})
             continue
         try:
+            _fault("rollback-fail", i)
             kind.restore(host, name, s0.before, blob)
         except (FsError, OSError, TargetError) as e:
             raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {_errtext(e)}; put it right "

@@ -205,6 +205,18 @@ def _file_pre(host: Host, stage: Staging, path: str, change: str) -> FileState:
     if st.existed and st.kind == "link":
         raise PlanRefused(f"{path} is a symbolic link to {host.resolve(path)}; dockfix does not {change} through "
                           f"links (the link policy is in dockfix/fsops.py): fix the target by hand if it is meant")
+    if st.existed and st.kind == "file":
+        try:
+            nlink = os.lstat(host.real(path)).st_nlink
+        except OSError:
+            nlink = 1
+        if nlink > 1:
+            # owner, mode and content belong to the inode: a change would reach every other name too
+            # (perhaps outside the root), and a rollback could not give the names back their inode
+            names = fsops.other_names(host, path)
+            where = ", ".join(names) if names else "no other name under the root: the others are outside it"
+            raise PlanRefused(f"{path} has {nlink} hard links ({where}); dockfix does not {change} a file with "
+                              f"several names: fix it by hand, or replace the extra links")
     return st
 
 

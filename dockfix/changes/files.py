@@ -358,7 +358,7 @@ class Chown(FileChange):
         if not pre.existed:
             raise PlanRefused(f"{self.path} does not exist")
         self.pre = pre.to_json()
-        stage.set(self.path, replace(pre, uid=self.uid, gid=self.gid), stage.content(self.path))
+        stage.set_meta(self.path, replace(pre, uid=self.uid, gid=self.gid))
 
     def expected(self, before: dict | None = None) -> dict:
         base = FileState.from_json(before) or self.pre_state()
@@ -396,7 +396,7 @@ class Chmod(FileChange):
         if not pre.existed:
             raise PlanRefused(f"{self.path} does not exist")
         self.pre = pre.to_json()
-        stage.set(self.path, replace(pre, mode=self.mode), stage.content(self.path))
+        stage.set_meta(self.path, replace(pre, mode=self.mode))
 
     def expected(self, before: dict | None = None) -> dict:
         base = FileState.from_json(before) or self.pre_state()

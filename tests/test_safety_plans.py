@@ -192,3 +192,52 @@ def test_a_plan_file_others_own_or_can_write_is_refused(owner, mode, words, tmp_
     os.chmod(plan, mode)
     err = _refused(root, plan, manifest(root), codes=(2,))
     assert str(plan) in err and words in err, err
+
+
+# ---------------------------------------------------------------------- engines are named, never assumed
+def test_a_tree_uses_no_engine_unless_one_is_named(tmp_path: Path) -> None:
+    """`--root TREE` without --docker-host must not talk to $DOCKER_HOST or this machine's socket
+    (an apply on a tree once updated that engine's swarm service)."""
+    import socket
+    import threading
+
+    root = faulty_tree(tmp_path / "root")
+    sock_path = tmp_path / "decoy.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(sock_path))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    touched: list[bool] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            touched.append(True)
+            conn.close()
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        env = {"DOCKER_HOST": f"unix://{sock_path}"}
+        for args in (["scan", "--format", "json"], ["plan"], ["--apply", "--yes", "--include-disruptive"]):
+            r = run_dockfix(*args, "--root", str(root), env=env)
+            assert r.returncode in (0, 1), r.stderr
+        assert not touched, "dockfix talked to $DOCKER_HOST while working on a tree"
+        # named: it is used
+        r = run_dockfix("scan", "--root", str(root), "--docker-host", f"unix://{sock_path}", "--only", "2.1",
+                        "--format", "json")
+        assert touched
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+
+
+def test_a_plan_records_its_engine(tmp_path: Path) -> None:
+    root, plan, doc = _tree(tmp_path)
+    assert doc["engine"] is None
+    assert doc["selection"] == {"only": [], "skip": [], "include_disruptive": True, "paths": [], "compose": []}

@@ -19,7 +19,8 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("host")
     g.add_argument("--root", default="/", metavar="P", help="scan the host tree below P (default /)")
     e = g.add_mutually_exclusive_group()
-    e.add_argument("--docker-host", metavar="URL", help="engine to scan (default $DOCKER_HOST, else the default socket)")
+    e.add_argument("--docker-host", metavar="URL", help="engine to scan (default with --root /: $DOCKER_HOST, else the "
+                                                        "default socket; with another --root: none unless given)")
     e.add_argument("--no-engine", action="store_true", help="leave the engine out: files only")
     g.add_argument("--path", action="append", default=[], metavar="DIR",
                    help="folder with Dockerfiles, compose files and scripts to scan (repeatable)")
@@ -53,7 +54,11 @@ def make_context(args: argparse.Namespace):
 
     if not os.path.isdir(args.root):
         raise UsageError(f"{args.root}: --root is not a directory")
-    host = Host(root=args.root, docker_host=args.docker_host, engine=not args.no_engine)
+    # Engines are named, never assumed: a tree (--root other than /) is not this machine, so its
+    # engine is not $DOCKER_HOST or this machine's socket; only --docker-host names one for it.
+    live = os.path.abspath(args.root) == "/"
+    engine = not args.no_engine and (live or bool(args.docker_host))
+    host = Host(root=args.root, docker_host=args.docker_host, engine=engine)
     paths = [host_path(args.root, p) for p in args.path]
     for given, p in zip(args.path, paths):
         if not host.is_dir(p):

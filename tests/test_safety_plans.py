@@ -241,3 +241,73 @@ def test_a_plan_records_its_engine(tmp_path: Path) -> None:
     root, plan, doc = _tree(tmp_path)
     assert doc["engine"] is None
     assert doc["selection"] == {"only": [], "skip": [], "include_disruptive": True, "paths": [], "compose": []}
+
+
+# ---------------------------------------------------------------------- engine change kinds (private swarm)
+@pytest.mark.engine
+def test_swarm_password_moves_into_a_secret_from_a_reviewed_plan(swarm_engine, tmp_path: Path) -> None:
+    """`plan -o` then `--apply --plan` of a swarm service's password fix (the Ansible apply play's
+    path) works — no circular import — and edits of the engine change kinds, or another engine,
+    are refused with the service and secrets untouched."""
+    from helpers import BUSYBOX_IMAGE
+
+    pw = "s3cr3t-" + os.urandom(6).hex()
+    swarm_engine.cli("tag", BUSYBOX_IMAGE, "mysql:8.0")
+    swarm_engine.cli("service", "create", "-d", "--no-resolve-image", "--name", "db", "-e", f"MYSQL_PASSWORD={pw}",
+                     "mysql:8.0", "sleep", "3600")
+    root = tmp_path / "root"
+    put(root, "var/lib/")
+    plan = tmp_path / "plan.json"
+    where = ["--root", str(root), "--docker-host", swarm_engine.url]
+    r = run_dockfix("plan", "--include-disruptive", "--only", "env-password", "-o", str(plan), *where)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(plan.read_text())
+    assert doc["engine"] == swarm_engine.url and pw not in plan.read_text()
+    kinds = [c["kind"] for it in doc["items"] for c in it["changes"]]
+    assert kinds == ["create-secret", "update-service"], kinds
+
+    def spec() -> str:
+        return json.dumps(json.loads(swarm_engine.cli("service", "inspect", "db").stdout)[0]["Spec"], sort_keys=True)
+
+    def secrets() -> str:
+        return swarm_engine.cli("secret", "ls", "-q").stdout
+
+    before = (spec(), secrets(), manifest(root))
+    def _swarm_changes(d: dict) -> list:
+        return next(it["changes"] for it in d["items"] if it["changes"])
+
+    edits = {
+        "secret name": lambda d: _swarm_changes(d)[0].update(name="other_name"),
+        "secret source": lambda d: _swarm_changes(d)[0]["data_ref"].update(var="MYSQL_USER"),
+        "secret labels": lambda d: _swarm_changes(d)[0]["labels"].update(x="y"),
+        "service spec": lambda d: _swarm_changes(d)[1]["new_spec"]["TaskTemplate"]["ContainerSpec"].update(
+            Image="evil:latest"),
+        "service id": lambda d: _swarm_changes(d)[1].update(service_id="abcdef"),
+    }
+    for how, edit in edits.items():
+        for resign in (False, True):
+            d = json.loads(json.dumps(doc))
+            edit(d)
+            if resign:
+                _resign(root, d)
+            plan.write_text(json.dumps(d))
+            os.chmod(plan, 0o600)
+            r = run_dockfix("--apply", "--yes", "--plan", str(plan), *where)
+            assert r.returncode in (2, 3) and "Traceback" not in r.stderr, (how, r.returncode, r.stderr)
+            assert (spec(), secrets(), manifest(root)) == before, how
+    # the reviewed plan, applied through another engine (or none): refused
+    plan.write_text(json.dumps(doc))
+    os.chmod(plan, 0o600)
+    r = run_dockfix("--apply", "--yes", "--plan", str(plan), "--root", str(root), "--no-engine")
+    assert r.returncode == 3 and "engine objects" in r.stderr, r.stderr
+    assert (spec(), secrets()) == before[:2]
+    # the reviewed plan as it was: applied
+    r = run_dockfix("--apply", "--yes", "--plan", str(plan), *where)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    assert "circular" not in r.stderr and pw not in r.stdout + r.stderr
+    env = json.loads(spec())["TaskTemplate"]["ContainerSpec"]["Env"]
+    assert not any(e.startswith("MYSQL_PASSWORD=") for e in env), env
+    assert secrets().strip()
+    r = run_dockfix("rollback", "--last", *where)
+    assert r.returncode == 0, r.stderr
+    assert (spec(), secrets()) == before[:2]

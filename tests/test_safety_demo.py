@@ -54,18 +54,21 @@ def test_removing_a_folder_never_reaches_through_a_mount_or_removes_a_device(tmp
         os.mknod(decoy / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
         (decoy / "keep").write_text("x")
         subprocess.run(["mount", "--bind", str(decoy), str(inner)], check=True)
-        os.mknod(folder / "engine/stray-null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        # a file bind-mounted from the "/dev" (as runc binds /dev/null onto a rootfs's dev/null)
+        (folder / "engine/null").write_text("")
+        subprocess.run(["mount", "--bind", str(decoy / "null"), str(folder / "engine/null")], check=True)
+        # a device node of our own (dockerd's backingFsBlockDev): only its name is removed
+        os.mknod(folder / "engine/backingFsBlockDev", stat.S_IFCHR | 0o600, os.makedev(1, 3))
         left = remove_own_tree(folder)
         assert any("mount point" in x and str(inner) in x for x in left), left
-        assert any("device node" in x for x in left), left
+        assert any("mount point" in x and x.startswith(f"{folder}/engine/null:") for x in left), left
+        assert not (folder / "engine/backingFsBlockDev").exists()
         assert stat.S_ISCHR(os.lstat(decoy / "null").st_mode) and (decoy / "keep").read_text() == "x"
         assert stat.S_ISCHR(os.lstat(inner / "null").st_mode)
     finally:
+        subprocess.run(["umount", "-l", str(folder / "engine/null")], check=False)
         subprocess.run(["umount", "-l", str(inner)], check=False)
         subprocess.run(["umount", "-l", str(decoy)], check=False)
-    left = remove_own_tree(folder)  # the folders around the device node stay too
-    assert left[0] == f"{folder}/engine/stray-null: a device node; left alone", left
-    os.unlink(folder / "engine/stray-null")
     assert remove_own_tree(folder) == [] and not folder.exists()
 
 

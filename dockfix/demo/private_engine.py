@@ -91,7 +91,7 @@ def unmount_below(path: Path) -> list[str]:
 def remove_own_tree(path: Path) -> list[str]:
     """Remove the folder ``path`` and what is in it, but never anything that is not ours: nothing
     on another filesystem or behind a mount point (a /dev, /proc or bind mount left by a container
-    is left alone and named), no device node, and no link followed (every step is relative to an
+    is left alone and named, a file bind-mounted from /dev included), and no link followed (every step is relative to an
     ``O_NOFOLLOW`` directory descriptor). Returns what was left, one line each."""
     left: list[str] = []
     try:
@@ -124,9 +124,12 @@ def remove_own_tree(path: Path) -> list[str]:
                 os.rmdir(name, dir_fd=dirfd)
             except OSError as e:
                 left.append(f"{where}: {e.strerror}")
-        elif stat_mod.S_ISCHR(st.st_mode) or stat_mod.S_ISBLK(st.st_mode):
-            left.append(f"{where}: a device node; left alone")
+        elif st.st_dev != top.st_dev or where in mounted:
+            # a file bind-mounted here (runc binds /dev/null onto a rootfs's dev/null): not ours
+            left.append(f"{where}: a mount point (another filesystem); left alone")
         else:
+            # a name on our own filesystem, even a device node (dockerd's backingFsBlockDev, overlay
+            # whiteouts): removing the name never touches the device itself
             try:
                 os.unlink(name, dir_fd=dirfd)
             except OSError as e:

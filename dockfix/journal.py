@@ -316,7 +316,9 @@ class Tx:
             _fsync_dir(self.dir)
 
     def put_blob(self, n: int, data: bytes) -> str:
-        name = f"blob-{n}"
+        return self.put_blob_named(f"blob-{n}", data)
+
+    def put_blob_named(self, name: str, data: bytes) -> str:
         _write_private(os.path.join(self.dir, name), data)
         return name
 
@@ -358,6 +360,8 @@ class TxState:
     error: str | None
     damaged: str | None
     restored: set[str] = field(default_factory=set)
+    #: Who rolled it back, when, what was restored and kept (from the rollback's own records).
+    rollback: dict | None = None
 
 
 def tx_state(tx: Tx) -> TxState:
@@ -367,6 +371,7 @@ def tx_state(tx: Tx) -> TxState:
     types = []
     error = None
     restored: set[str] = set()
+    rb: dict | None = None
     for rec in log.records:
         t = rec.get("type")
         types.append(t)
@@ -379,6 +384,11 @@ def tx_state(tx: Tx) -> TxState:
             error = rec.get("error")
         elif t == "restored":
             restored.add(rec["target"])
+        elif t == "rollback-begin":
+            rb = {"user": rec.get("user", "?"), "started": rec.get("at"), "force": bool(rec.get("force"))}
+        elif t == "rollback-end":
+            rb = {**(rb or {}), "finished": rec.get("at"), "restored": rec.get("restored", []),
+                  "kept": rec.get("kept", [])}
     if "rollback-end" in types:
         state = "failed (rolled back)" if "abort" in types else "rolled back"
     elif "rollback-begin" in types:
@@ -387,7 +397,7 @@ def tx_state(tx: Tx) -> TxState:
         state = "applied"
     else:
         state = "incomplete"
-    return TxState(tx.id, header, [steps[k] for k in sorted(steps)], state, error, log.damaged, restored)
+    return TxState(tx.id, header, [steps[k] for k in sorted(steps)], state, error, log.damaged, restored, rb)
 
 
 # ---------------------------------------------------------------------- apply
@@ -621,6 +631,8 @@ class RollbackOutcome:
     refused: list[str]
     already: bool = False
     damaged: str | None = None
+    #: With --force: copies kept of files changed since the transaction ("path -> journal file").
+    kept: list[str] = field(default_factory=list)
 
 
 def find_tx(journal: Journal, txid: str | None) -> Tx:
@@ -696,7 +708,30 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
                                    f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}; --force keeps it)")
     if refused:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
-    _try_append(tx, {"type": "rollback-begin", "force": force})
+    _try_append(tx, {"type": "rollback-begin", "force": force, "user": _user(), "pid": os.getpid()})
+    kept: list[str] = []
+    if force:
+        # --force overwrites what changed since the transaction: keep a copy of each such file first
+        for n, (target, s0) in enumerate(first.items(), 1):
+            kind, name = _kind(target)
+            sl = last[target]
+            now = kind.state(host, name)
+            if any(kind.same(now, o) for o in (s0.before, sl.after, sl.expected, sl.before) if o is not None):
+                continue
+            try:
+                _state, blob = kind.capture(host, name, content=True)
+            except (FsError, OSError, TargetError):
+                blob = None
+            if blob is None:
+                continue
+            fname = f"overwritten-{n}"
+            try:
+                tx.put_blob_named(fname, blob)
+            except OSError as e:
+                raise JournalError(f"{target_label(target)}: cannot keep a copy before --force overwrites it "
+                                   f"({e.strerror}); nothing was rolled back") from None
+            _try_append(tx, {"type": "kept", "target": target, "blob": fname, "blob_sha256": sha256(blob)})
+            kept.append(f"{target_label(target)} -> {host.unreal(os.path.join(tx.dir, fname))}")
     restored = []
     for i, target in enumerate(reversed(list(first)), 1):
         s0 = first[target]
@@ -714,5 +749,45 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         _try_append(tx, {"type": "restored", "target": target})
         restored.append(target_label(target))
         _fault("rollback", i)
-    _try_append(tx, {"type": "rollback-end"})
-    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged)
+    _try_append(tx, {"type": "rollback-end", "user": _user(), "restored": restored, "kept": kept})
+    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept)
+
+
+# ---------------------------------------------------------------------- housekeeping
+def prune(host: Host, keep: int | None = None, older_than_days: float | None = None) -> tuple[list[str], list[str]]:
+    """Remove old transactions: all but the ``keep`` latest, or those older than the given number of
+    days. A transaction that is incomplete or half rolled back is never removed (it is what a
+    rollback needs). Returns (removed, kept back with the reason)."""
+    import shutil
+
+    journal = Journal(host)
+    removed: list[str] = []
+    held: list[str] = []
+    with journal.lock():
+        ids = journal.txids()
+        if keep is not None:
+            candidates = ids[:max(len(ids) - keep, 0)]
+        else:
+            limit = time.time() - (older_than_days or 0) * 86400
+            candidates = []
+            for txid in ids:
+                try:
+                    when = journal.open(txid).header().get("time", 0)
+                except JournalError:
+                    when = 0
+                if when < limit:
+                    candidates.append(txid)
+        for txid in candidates:
+            tx = journal.open(txid)
+            try:
+                state = tx_state(tx).state
+            except (JournalError, KeyError, TypeError):
+                state = "damaged"
+            if state in ("incomplete", "rolling back", "damaged"):
+                held.append(f"{txid} ({state}: roll it back first)")
+                continue
+            shutil.rmtree(tx.dir)
+            removed.append(txid)
+        if removed:
+            _fsync_dir(journal.dir)
+    return removed, held

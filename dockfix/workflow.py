@@ -140,6 +140,7 @@ class RollbackResult:
     already: bool = False
     damaged: str | None = None
     actions: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # --force: copies of overwritten files, in the journal
 
 
 @dataclass
@@ -152,10 +153,12 @@ class TxInfo:
     state: str
     error: str | None = None
     damaged: str | None = None
+    rollback: dict | None = None  # who rolled it back, when, what it restored and kept
 
     def to_json(self) -> dict:
         return {"txid": self.txid, "time": self.time, "user": self.user, "items": self.items,
-                "changes": self.changes, "state": self.state, "error": self.error, "damaged": self.damaged}
+                "changes": self.changes, "state": self.state, "error": self.error, "damaged": self.damaged,
+                "rollback": self.rollback}
 
 
 def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[jr.Progress], None] | None = None,
@@ -182,7 +185,7 @@ def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[j
 
 def rollback(host: Host, txid: str | None = None, force: bool = False, restart_daemon: bool = False) -> RollbackResult:
     out = jr.rollback(host, txid, force)
-    res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged)
+    res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged, kept=out.kept)
     if out.restored:
         tx = jr.Journal(host).open(out.txid)
         header = tx.header().get("plan") or {}
@@ -207,7 +210,7 @@ def list_transactions(host: Host) -> list[TxInfo]:
         changes = [{"step": s.n, "target": jr.target_label(s.target), **s.change,
                     "done": s.after is not None} for s in st.steps]
         out.append(TxInfo(txid, st.header.get("time", 0), st.header.get("user", "?"), items, changes, st.state,
-                          st.error, st.damaged))
+                          st.error, st.damaged, st.rollback))
     return out
 
 

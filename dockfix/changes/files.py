@@ -200,6 +200,14 @@ class FileTarget(Target):
             fsops.chmod(host, path, want.mode)  # type: ignore[arg-type]  (also puts back set-id bits chown cleared)
 
 # ---------------------------------------------------------------------- file changes
+def keep_line_endings(before: bytes | None, after: bytes) -> bytes:
+    """A file whose every line ended in CRLF keeps CRLF in the lines an edit adds (an editor that
+    writes LF would otherwise leave it with mixed line endings)."""
+    if not before or b"\r\n" not in before or before.count(b"\n") != before.count(b"\r\n"):
+        return after
+    return after.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def _file_pre(host: Host, stage: Staging, path: str, change: str) -> FileState:
     st = stage.state(path)
     if st.existed and st.kind == "link":
@@ -278,6 +286,7 @@ class WriteFile(FileChange):
         if self.mode is None:
             self.mode = pre.mode if pre.existed else 0o644
         assert self.after is not None
+        self.after = keep_line_endings(self.before, self.after)
         self.after_sha256 = sha256(self.after)
         if not self.secret:
             self.secret_lines = self.secret_lines or has_secret_lines(self.after) or has_secret_lines(self.before)

@@ -409,7 +409,8 @@ class Progress:
 
 
 class _Signals:
-    """SIGINT/SIGTERM during an apply set a flag; the apply stops between steps and rolls back."""
+    """SIGINT/SIGTERM/SIGHUP (a closed terminal or SSH session) during an apply set a flag; the apply
+    stops between steps and rolls back."""
 
     def __init__(self):
         self.got: int | None = None
@@ -417,7 +418,7 @@ class _Signals:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._old[s] = signal.signal(s, self._handle)
         return self
 

@@ -137,3 +137,23 @@ def test_sighup_cleans_up_like_sigterm() -> None:
             p.kill()
     assert not folder.exists() and not mounts_below(folder)
     assert demo_folders() == before
+
+
+def test_output_to_a_device_never_replaces_it(tmp_path: Path) -> None:
+    """`-o /dev/null` as root used to rename a regular file over the device (write_output replaced
+    whatever was at the path): a /dev/null that became a regular file. A device node standing for
+    /dev/null stays a device; a FIFO or another device is refused in one line."""
+    from helpers import run_dockfix
+
+    root = tmp_path / "root"
+    (root / "etc/docker").mkdir(parents=True)
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    r = run_dockfix("scan", "--root", str(root), "--no-engine", "-o", str(null))
+    assert r.returncode in (0, 1), r.stderr
+    assert stat.S_ISCHR(os.lstat(null).st_mode) and os.lstat(null).st_rdev == os.makedev(1, 3)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = run_dockfix("scan", "--root", str(root), "--no-engine", "-o", str(fifo), timeout=30)
+    assert r.returncode == 2 and "is a FIFO" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

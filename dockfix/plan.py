@@ -298,8 +298,11 @@ def validate(plan: "Plan", source: str) -> None:
         return PlanError(f"{source}: {what} (plan file damaged or edited)")
 
     sel = plan.selection
-    if not isinstance(sel, dict) or not set(sel) <= {"only", "skip", "include_disruptive", "paths", "compose"}:
+    if not isinstance(sel, dict) or not set(sel) <= {"only", "skip", "include_disruptive", "paths", "compose",
+                                                     "benchmark", "offline"}:
         raise bad("the selection is not an object of known options")
+    if not isinstance(sel.get("benchmark", ""), str) or not isinstance(sel.get("offline", False), bool):
+        raise bad("selection benchmark or offline has the wrong type")
     for name in ("only", "skip", "paths", "compose"):
         if not isinstance(sel.get(name, []), list) or not all(isinstance(v, str) for v in sel.get(name, [])):
             raise bad(f"selection {name} is not a list of text")

@@ -333,7 +333,8 @@ class FixSession:
         result = scan(self.ctx, only, skip)
         plan = self.plan(result.findings, include_disruptive=include_disruptive)
         plan.selection = {"only": only, "skip": skip, "include_disruptive": bool(include_disruptive),
-                          "paths": list(self.ctx.paths), "compose": list(self.ctx.compose)}
+                          "paths": list(self.ctx.paths), "compose": list(self.ctx.compose),
+                          "benchmark": self.ctx.benchmark, "offline": bool(self.ctx.offline)}
         plan.engine = engine_of(self.host)
         return plan, result.findings
 
@@ -358,7 +359,8 @@ class FixSession:
         sel = reviewed.selection
         host = self.host
         ctx = Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout),
-                      paths=list(sel.get("paths", [])), compose=list(sel.get("compose", [])))
+                      paths=list(sel.get("paths", [])), compose=list(sel.get("compose", [])),
+                      benchmark=sel.get("benchmark") or self.ctx.benchmark, offline=bool(sel.get("offline")))
         try:
             fresh, _ = FixSession(ctx, self.restart_daemon).plan_selection(
                 sel.get("only", []), sel.get("skip", []), sel.get("include_disruptive", False))

@@ -240,7 +240,8 @@ def test_a_tree_uses_no_engine_unless_one_is_named(tmp_path: Path) -> None:
 def test_a_plan_records_its_engine(tmp_path: Path) -> None:
     root, plan, doc = _tree(tmp_path)
     assert doc["engine"] is None
-    assert doc["selection"] == {"only": [], "skip": [], "include_disruptive": True, "paths": [], "compose": []}
+    assert doc["selection"] == {"only": [], "skip": [], "include_disruptive": True, "paths": [], "compose": [],
+                                "benchmark": "1.8.0", "offline": False}
 
 
 # ---------------------------------------------------------------------- engine change kinds (private swarm)

@@ -3,7 +3,7 @@
 the journal (issue 15).
 
 Builds a host tree whose docker.service is a sparse file of SIZE MiB (a few KiB on disk) owned
-by uid 1000 with mode 0644, then runs `dockfix --apply --yes --only 3.1 --root TREE --no-engine`
+by uid 1000 with mode 0644, then runs `dockfix --apply --yes --only docker-service-owner --root TREE --no-engine`
 (the fix is a chown) as its own process, and `dockfix rollback --last`. Prints the wall time and
 peak RSS of each process and the size of the journal. Targets: peak RSS under 100 MiB, journal
 under 1 MiB. Run as root (the tree's files are chowned):
@@ -65,7 +65,7 @@ def main() -> int:
         os.chmod(unit, 0o644)
         print(f"docker.service: {args.size} MiB apparent, {unit.stat().st_blocks * 512 // 1024} KiB on disk, owned by 1000:1000")
         base = [sys.executable, "-m", "dockfix"]
-        secs, rss, r = run([*base, "--apply", "--yes", "--only", "3.1", "--root", str(root), "--no-engine"])
+        secs, rss, r = run([*base, "--apply", "--yes", "--only", "docker-service-owner", "--root", str(root), "--no-engine"])
         if r.returncode != 0 or unit.stat().st_uid != 0:
             print(f"apply failed ({r.returncode}): {r.stderr.strip()}")
             return 2

@@ -95,6 +95,25 @@ def find_check(name: str) -> Check:
     return hits[0]
 
 
+# ---------------------------------------------------------------------- systemd units
+#: Debian 12's docker.io units, as installed (/lib/systemd/system).
+DEBIAN_SERVICE = """\
+[Unit]
+Description=Docker Application Container Engine
+Requires=docker.socket
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/docker
+ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS
+ExecReload=/bin/kill -s HUP $MAINPID
+"""
+DEBIAN_SOCKET = "[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketGroup=docker\n"
+UNIT = {"/lib/systemd/system/docker.service": F(DEBIAN_SERVICE), "/lib/systemd/system/docker.socket": F(DEBIAN_SOCKET)}
+#: The documented way to give dockerd its hosts in daemon.json: a drop-in that drops -H fd://.
+NO_H = {**UNIT, "/etc/systemd/system/docker.service.d/hosts.conf": F("[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd\n")}
+
+
 # ---------------------------------------------------------------------- section 1
 GROUP = F("root:x:0:\ndocker:x:999:alice,bob\nstaff:x:50:\n")
 PASSWD = F("root:x:0:0::/root:/bin/sh\ncarol:x:1002:999::/home/carol:/bin/sh\n")
@@ -115,23 +134,23 @@ def audit_cases() -> list[Case]:
     out = []
     for cis, _ in AUDIT_TARGETS:
         path, entry = audit_target_entry(cis)
-        base = {path: entry}
+        base = {**UNIT, path: entry}
         out.append(Case(cis, "fail", {**base, "/etc/audit/rules.d/other.rules": F("-w /etc/passwd -p wa -k identity\n")},
                         "fail", evidence=f"no audit rule watches {path}"))
         out.append(Case(cis, "pass", {**base, "/etc/audit/rules.d/docker.rules": F(f"# docker\n-w {path} -p wa -k docker\n")},
                         "pass", evidence="docker.rules:2"))
-        out.append(Case(cis, "absent", {"/etc/audit/rules.d/docker.rules": F("-w /etc/passwd -k x\n")}, "skip"))
+        out.append(Case(cis, "absent", {**({} if cis in ("1.1.7", "1.1.9") else UNIT), "/etc/audit/rules.d/docker.rules": F("-w /etc/passwd -k x\n")}, "skip"))
     return out
 
 
 SECTION_1 = [
-    Case("1.1.1", "fstab", {"/etc/fstab": F("UUID=1 / ext4 defaults 0 1\nUUID=2 /var/lib/docker xfs defaults 0 2\n")},
+    Case("1.1.1", "fstab", {**UNIT, "/etc/fstab": F("UUID=1 / ext4 defaults 0 1\nUUID=2 /var/lib/docker xfs defaults 0 2\n")},
          "pass", evidence="own entry in /etc/fstab"),
     Case("1.1.1", "data-root-from-daemon-json", {"/etc/docker/daemon.json": J({"data-root": "/srv/docker"}),
                                                   "/etc/fstab": F("UUID=2 /srv/docker xfs defaults 0 2\n")}, "pass"),
-    Case("1.1.1", "unknown", {"/etc/fstab": F("UUID=1 / ext4 defaults 0 1\n")}, "skip"),
-    Case("1.1.2", "members", {"/etc/group": GROUP, "/etc/passwd": PASSWD}, "manual", evidence="alice, bob, carol"),
-    Case("1.1.2", "empty", {"/etc/group": F("docker:x:999:\n"), "/etc/passwd": F("root:x:0:0::/root:/bin/sh\n")}, "pass"),
+    Case("1.1.1", "unknown", {**UNIT, "/etc/fstab": F("UUID=1 / ext4 defaults 0 1\n")}, "skip"),
+    Case("1.1.2", "members", {**UNIT, "/etc/group": GROUP, "/etc/passwd": PASSWD}, "manual", evidence="alice, bob, carol"),
+    Case("1.1.2", "empty", {**UNIT, "/etc/group": F("docker:x:999:\n"), "/etc/passwd": F("root:x:0:0::/root:/bin/sh\n")}, "pass"),
     Case("1.1.2", "other-group", {"/etc/group": F("dockerusers:x:998:eve\ndocker:x:999:\n"),
                                   "/etc/docker/daemon.json": J({"group": "dockerusers"})}, "manual", evidence="eve"),
     *audit_cases(),
@@ -155,7 +174,8 @@ SECTION_1 = [
 
 # ---------------------------------------------------------------------- section 2 (daemon.json)
 def dj(settings: dict, **kw) -> dict[str, Any]:
-    return {"/etc/docker/daemon.json": J(settings), **kw}
+    """daemon.json with these settings, beside Debian's docker.service and docker.socket."""
+    return {**UNIT, "/etc/docker/daemon.json": J(settings), **kw}
 
 
 SECTION_2 = [
@@ -163,7 +183,7 @@ SECTION_2 = [
     Case("2.2", "fail", dj({"icc": True}), "fail", evidence="icc is true (/etc/docker/daemon.json:2)"),
     Case("2.2", "default", dj({}), "fail", evidence="default: true"),
     Case("2.2", "pass", dj({"icc": False}), "pass"),
-    Case("2.2", "default-file", {"/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')}, "pass",
+    Case("2.2", "default-file", {**UNIT, "/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')}, "pass",
          evidence="/etc/default/docker:1"),
     Case("2.3", "fail", dj({"log-level": "debug"}), "fail"),
     Case("2.3", "pass", dj({}), "pass"),
@@ -174,10 +194,11 @@ SECTION_2 = [
     Case("2.6", "fail", dj({"storage-driver": "aufs"}), "fail"),
     Case("2.6", "pass", dj({"storage-driver": "overlay2"}), "pass"),
     Case("2.6", "unknown", dj({}), "skip"),
-    Case("2.7", "fail", dj({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}), "fail",
+    Case("2.7", "fail", dj({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}, **NO_H), "fail",
          evidence="tlsverify is not set"),
     Case("2.7", "pass", dj({"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": True, "tlscacert": "/c", "tlscert": "/s",
-                            "tlskey": "/k"}), "pass"),
+                            "tlskey": "/k"}, **NO_H), "pass"),
+    Case("2.7", "hosts-in-both", dj({"hosts": ["tcp://0.0.0.0:2375"]}), "manual", evidence="dockerd refuses to start"),
     Case("2.7", "unix-only", dj({}), "pass"),
     Case("2.8", "unset", dj({}), "manual"),
     Case("2.8", "pass", dj({"default-ulimits": {"nofile": {"Name": "nofile", "Hard": 64000, "Soft": 64000}}}), "pass"),

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
-from dockfix.model import INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, check
+from dockfix.model import INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Undetermined, check
 from dockfix.context import Context, NotApplicable
 
 DEFAULT_DATA_ROOT = "/var/lib/docker"
@@ -60,6 +60,8 @@ def data_root(ctx: Context) -> tuple[str, str]:
         s = d.get(key)
         if s is not None and isinstance(s.value, str):
             return s.value, f"{key} in {s.location or s.source}"
+    if d.unknown:
+        raise Undetermined(f"no data-root in {d.json_path}, and dockerd's command line is unknown: {d.unknown}")
     return DEFAULT_DATA_ROOT, f"the default: no data-root in {d.sources()}"
 
 
@@ -136,7 +138,11 @@ def data_root_partition(ctx: Context) -> Result:
 
 # ---------------------------------------------------------------------- the docker group
 def _group_of_socket(ctx: Context) -> str:
-    s = ctx.daemon().get("group")
+    d = ctx.daemon()
+    s = d.get("group")
+    if s is None and d.unknown:
+        raise Undetermined(f"the socket's group is not set in {d.json_path}, and dockerd's command line (-G) is "
+                           f"unknown: {d.unknown}")
     return str(s.value) if s is not None and isinstance(s.value, str) else "docker"
 
 

@@ -25,6 +25,7 @@ from dockfix.checks import daemon as daemon_checks
 from dockfix.fixes import ManualFix, item
 from dockfix.sources.jsonedit import JsonEditError, remove_member, set_member
 from dockfix.changes import WriteFile, parents_to_make, staged_state, staged_text
+from dockfix.model import Undetermined
 from dockfix.plan import PlanItem
 
 #: daemon.json keys dockerd applies on reload (SIGHUP); anything else needs a restart.
@@ -38,20 +39,22 @@ def daemon_action(key: str) -> str:
 
 
 def _where_else(ctx, key: str) -> str | None:
-    d = ctx.daemon()
-    for src in (d.from_cmdline, d.from_files):
-        if key in src:
-            s = src[key]
-            return f"{s.location}" if s.location else s.source
-    return None
+    s = ctx.daemon().flag_setting(key)
+    if s is None:
+        return None
+    return s.source if s.source else f"{s.location}"
 
 
 def edit_daemon_json(ctx, finding, key: str, value: Any = None, remove: bool = False, notes: list[str] | None = None) -> PlanItem:
     """A plan item that sets (or removes) one key of daemon.json and nothing else."""
     other = _where_else(ctx, key)
     if other:
-        raise ManualFix(f"{key} is set by dockerd's command line or options file ({other}); change it there. Setting it "
+        raise ManualFix(f"{key} is set by a flag on dockerd's command line ({other}); change it there. Setting it "
                         f"in daemon.json as well would stop dockerd from starting (an option may be given only once).")
+    d = ctx.daemon()
+    if d.unknown:
+        raise ManualFix(f"dockerd's command line is unknown ({d.unknown}): a flag may already set {key}, and "
+                        f"setting it in daemon.json as well would stop dockerd from starting")
     path = ctx.daemon_json_path()
     text = staged_text(ctx, path)
     try:
@@ -117,15 +120,14 @@ def _nnp(ctx, finding):
     return edit_daemon_json(ctx, finding, "no-new-privileges", True)
 
 
-def _in_swarm(ctx) -> bool:
-    return ctx.host.lstat("/var/lib/docker/swarm/docker-state.json") is not None
-
-
 @daemon_checks.live_restore.fix
 def _live_restore(ctx, finding):
-    if _in_swarm(ctx):
-        raise ManualFix("this host is a swarm node (/var/lib/docker/swarm/docker-state.json): live-restore cannot be "
-                        "used with swarm mode")
+    try:
+        swarm = daemon_checks.swarm_node(ctx)
+    except Undetermined as e:
+        raise ManualFix(f"cannot tell whether this host is a swarm node: {e}") from None
+    if swarm:
+        raise ManualFix(f"this host is a swarm node ({swarm}): live-restore cannot be used with swarm mode")
     return edit_daemon_json(ctx, finding, "live-restore", True)
 
 

@@ -226,6 +226,115 @@ SECTION_2 = [
 ]
 
 
+# ---------------------------------------------------------------------- the effective configuration
+# dockerd's options as systemd and dockerd build them (dockfix/sources/systemd.py, daemon_config.py).
+SVC = "/lib/systemd/system/docker.service"
+CE_SERVICE = "[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n"
+
+
+def unit(exec_start: str, **extra) -> dict[str, Any]:
+    """Debian's units, with docker.service starting ``exec_start`` (a docker-ce style unit)."""
+    return {**UNIT, SVC: F(f"[Service]\nType=notify\nEnvironmentFile=-/etc/default/docker\nExecStart={exec_start}\n"),
+            **extra}
+
+
+def dropin(name: str, body: str, folder: str = "/etc/systemd/system") -> dict[str, Any]:
+    return {f"{folder}/docker.service.d/{name}": F(body)}
+
+
+def reset(exec_start: str) -> str:
+    return f"[Service]\nExecStart=\nExecStart={exec_start}\n"
+
+
+EFFECTIVE = [
+    # flag spellings (pflag): boolean alone / =true|false|1|0; -D; -l x, -lx, -l=x, --log-level x
+    Case("2.2", "flag-bare-icc", unit("/usr/sbin/dockerd -H fd:// --icc"), "fail", evidence=f"icc is true ({SVC}:4)"),
+    Case("2.2", "flag-icc-false", unit("/usr/sbin/dockerd -H fd:// --icc=false"), "pass", evidence=f"{SVC}:4"),
+    Case("2.2", "flag-icc-0", unit("/usr/sbin/dockerd -H fd:// --icc=0"), "pass"),
+    Case("2.2", "flag-icc-F", unit("/usr/sbin/dockerd -H fd:// --icc=F"), "pass"),
+    Case("2.2", "flag-icc-space-false", unit("/usr/sbin/dockerd -H fd:// --icc false"), "manual",
+         evidence="dockerd takes no arguments"),
+    Case("2.2", "flag-icc-yes", unit("/usr/sbin/dockerd -H fd:// --icc=yes"), "manual", evidence="not a boolean"),
+    Case("2.3", "flag-D", unit("/usr/sbin/dockerd -D -H fd://"), "fail", evidence="the daemon logs at debug level"),
+    Case("2.3", "flag-debug-false", unit("/usr/sbin/dockerd --debug=false -H fd://"), "pass"),
+    Case("2.3", "json-debug", dj({"debug": True}), "fail", evidence="debug is true (/etc/docker/daemon.json:2)"),
+    Case("2.3", "flag-l-space", unit("/usr/sbin/dockerd -H fd:// -l warn"), "fail", evidence="log-level is warn"),
+    Case("2.3", "flag-l-joined", unit("/usr/sbin/dockerd -H fd:// -lwarn"), "fail", evidence="log-level is warn"),
+    Case("2.3", "flag-l-equals", unit("/usr/sbin/dockerd -H fd:// -l=info"), "pass"),
+    Case("2.3", "flag-grouped", unit("/usr/sbin/dockerd -H fd:// -Dl info"), "fail", evidence="debug is true"),
+    # -H forms: a host without a scheme is TCP; repeated -H; fd:// takes docker.socket's ListenStream
+    Case("2.7", "H-no-scheme", unit("/usr/sbin/dockerd -H fd:// -H 0.0.0.0:2375"), "fail",
+         evidence="tcp://0.0.0.0:2375"),
+    Case("2.7", "H-port-only", unit("/usr/sbin/dockerd -H=:2375"), "fail", evidence="tcp://localhost:2375"),
+    Case("2.7", "H-joined", unit("/usr/sbin/dockerd -Htcp://10.0.0.1:2375 -H unix:///run/docker.sock"), "fail",
+         evidence="tcp://10.0.0.1:2375"),
+    Case("2.7", "host-long", unit("/usr/sbin/dockerd --host tcp://10.0.0.1:2375"), "fail"),
+    Case("2.7", "socket-tcp", {**unit("/usr/sbin/dockerd -H fd://"),
+                               "/lib/systemd/system/docker.socket": F("[Socket]\nListenStream=/run/docker.sock\nListenStream=2375\n")},
+         "fail", evidence="tcp://2375 (/lib/systemd/system/docker.socket:3)"),
+    Case("2.7", "socket-unix", unit("/usr/sbin/dockerd -H fd://"), "pass", evidence="unix:///run/docker.sock"),
+    Case("2.7", "H-unix", unit("/usr/sbin/dockerd -H unix:///var/run/docker.sock"), "pass"),
+    Case("2.7", "H-tls", unit("/usr/sbin/dockerd -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/c --tlscert=/s --tlskey=/k"),
+         "pass"),
+    # systemd: $DOCKER_OPTS counts only where ExecStart references it; Environment=; ${VAR} one word
+    Case("2.2", "default-file-not-referenced", {**UNIT, SVC: F(CE_SERVICE), "/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')},
+         "fail", evidence="default: true"),
+    Case("2.2", "environment-file", {**UNIT, "/etc/default/docker": F("# opts\nDOCKER_OPTS='--icc=false --log-level=info'\n")},
+         "pass", evidence="via $DOCKER_OPTS from /etc/default/docker:2"),
+    Case("2.2", "environment-dropin", {**UNIT, **dropin("opts.conf", '[Service]\nEnvironment="DOCKER_OPTS=--icc=false"\n')},
+         "pass", evidence="/etc/systemd/system/docker.service.d/opts.conf:2"),
+    Case("2.2", "environment-file-wins", {**UNIT, **dropin("opts.conf", '[Service]\nEnvironment="DOCKER_OPTS=--icc=false"\n'),
+                                          "/etc/default/docker": F("DOCKER_OPTS=--icc=true\n")}, "fail",
+         evidence="/etc/default/docker:1"),
+    Case("2.2", "braced-var", unit("/usr/sbin/dockerd -H fd:// ${ICC}", **dropin("icc.conf", "[Service]\nEnvironment=ICC=--icc=false\n")),
+         "pass"),
+    Case("2.2", "envfile-required-missing", {**UNIT, **dropin("env.conf", "[Service]\nEnvironmentFile=/etc/docker/opts\n")},
+         "manual", evidence="systemd would not start docker.service"),
+    # drop-ins: ExecStart= resets; name order across folders; /etc hides the same name in /lib; priority
+    Case("2.2", "dropin-reset", {**UNIT, **dropin("icc.conf", reset("/usr/sbin/dockerd -H fd:// --icc=false"))}, "pass",
+         evidence="/etc/systemd/system/docker.service.d/icc.conf:3"),
+    Case("2.2", "dropin-later-name-wins", {**UNIT, **dropin("10-icc.conf", reset("/usr/sbin/dockerd --icc=false")),
+                                           **dropin("20-plain.conf", reset("/usr/sbin/dockerd"), "/lib/systemd/system")},
+         "fail", evidence="default: true"),
+    Case("2.2", "dropin-same-name-hidden", {**UNIT, **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=false")),
+                                            **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=true"), "/lib/systemd/system")},
+         "pass"),
+    Case("2.2", "dropin-control", {**UNIT, **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=true")),
+                                   **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=false"), "/etc/systemd/system.control")},
+         "pass", evidence="system.control"),
+    Case("2.2", "no-reset-two-execstart", {**UNIT, **dropin("icc.conf", "[Service]\nExecStart=/usr/sbin/dockerd --icc=false\n")},
+         "manual", evidence="2 ExecStart= lines"),
+    Case("2.2", "usr-local-unit", {**UNIT, "/usr/local/lib/systemd/system/docker.service": F(reset("/usr/sbin/dockerd --icc=false"))},
+         "pass", evidence="/usr/local/lib/systemd/system/docker.service"),
+    Case("2.2", "merged-usr", {"/lib": L("usr/lib"), "/usr/lib/systemd/system/docker.service": F(reset("/usr/sbin/dockerd --icc=false"))},
+         "pass"),
+    Case("2.2", "run-unit", {**UNIT, "/run/systemd/system/docker.service": F(reset("/usr/sbin/dockerd --icc=false"))}, "pass"),
+    # --config-file from the unit: that file, not /etc/docker/daemon.json
+    Case("2.2", "config-file", {**unit("/usr/sbin/dockerd -H fd:// --config-file /etc/docker/prod.json"),
+                                "/etc/docker/prod.json": J({"icc": False}), "/etc/docker/daemon.json": J({"icc": True})},
+         "pass", evidence="/etc/docker/prod.json:2"),
+    # a key set both as a flag and in daemon.json: dockerd refuses to start
+    Case("2.2", "flag-and-json", {**dj({"icc": False}), **unit("/usr/sbin/dockerd -H fd:// --icc=false")}, "manual",
+         evidence="dockerd refuses to start"),
+    # the command line cannot be determined: manual, naming what is unknown
+    Case("2.3", "no-unit", {"/etc/docker/daemon.json": J({})}, "manual", evidence="no docker.service unit was found"),
+    Case("2.3", "unreadable-unit", {**UNIT, SVC: D()}, "manual", evidence="docker.service could not be read"),
+    Case("2.3", "masked", {**UNIT, "/etc/systemd/system/docker.service": L("/dev/null")}, "manual", evidence="masked"),
+    Case("2.3", "wrapper", unit("/usr/local/bin/start-docker --debug"), "manual", evidence="not dockerd"),
+    Case("2.3", "json-value-still-counts", {"/etc/docker/daemon.json": J({"log-level": "warn"})}, "fail"),
+    Case("2.2", "sysvinit", {"/etc/init.d/docker": F("#!/bin/sh\n", 0o755), "/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')},
+         "pass", evidence="/etc/default/docker:1"),
+    # live-restore: swarm membership from the effective data root
+    Case("2.15", "swarm-node", {**dj({"data-root": "/srv/docker"}), "/srv/docker/swarm/docker-state.json": F("{}")},
+         "manual", evidence="/srv/docker/swarm/docker-state.json exists"),
+    Case("2.15", "swarm-state-elsewhere", {**unit("/usr/sbin/dockerd -H fd:// --data-root=/srv/docker"),
+                                           "/var/lib/docker/swarm/docker-state.json": F("{}")}, "fail"),
+    Case("2.14", "flag", unit("/usr/sbin/dockerd -H fd:// --no-new-privileges"), "pass"),
+    Case("2.5", "repeated-flag", unit("/usr/sbin/dockerd -H fd:// --insecure-registry a:5000 --insecure-registry=b:5000"),
+         "fail", evidence="a:5000, b:5000"),
+]
+
+
 # ---------------------------------------------------------------------- section 3 (owners and modes)
 ETC_GROUP = {"/etc/group": F("root:x:0:\ndocker:x:999:\n")}
 TLS = {"tlscacert": "/etc/docker/tls/ca.pem", "tlscert": "/etc/docker/tls/server.pem", "tlskey": "/etc/docker/tls/server-key.pem"}
@@ -427,7 +536,7 @@ NOTES = [
     Case("storage-driver", "unknown", dj({}), "skip"),
 ]
 
-CASES = SECTION_1 + SECTION_2 + SECTION_3 + NOTES
+CASES = SECTION_1 + SECTION_2 + EFFECTIVE + SECTION_3 + NOTES
 
 
 def run_case(tmp_path: Path, case: Case):

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from helpers import manifest, put
+from helpers import manifest, put, put_units
 
 from dockfix.host import Host
 from dockfix.model import REGISTRY, Status
@@ -27,6 +27,7 @@ def tree_manifest(root) -> dict:
 
 
 def base(root: Path) -> None:
+    put_units(root)
     put(root, "var/lib/")
     put(root, "etc/group", "root:x:0:\ndocker:x:998:\n")
     put(root, "etc/docker/", mode=0o755)

@@ -16,6 +16,8 @@ def option(ctx: Context, key: str, default: Any) -> tuple[Any, str, Location | N
     is unknown, and when a flag and daemon.json both set it (dockerd refuses to start)."""
     d = ctx.daemon()
     s: Setting | None = d.get(key)
+    if d.problems:
+        raise Undetermined(f"dockerd would not start with its command line: {'; '.join(d.problems)}")
     if key in d.conflicts:
         flag, js = d.from_cmdline[key], d.from_json[key]
         raise Undetermined(f"{key} is set both on dockerd's command line ({flag.source}) and in daemon.json "

@@ -359,6 +359,7 @@ class CommandLine:
     settings: dict[str, Setting]
     source: str  # "/lib/systemd/system/docker.service:12", "dockerd command line (pid 812)", ...
     unknown: str | None = None  # why the command line could not be determined (then settings is partial)
+    problems: list[str] = field(default_factory=list)  # what dockerd would refuse to start with
     socket_hosts: list[Setting] = field(default_factory=list)  # docker.socket ListenStream= behind fd://
     files_read: list[str] = field(default_factory=list)
 
@@ -425,7 +426,7 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
     settings, problems = parse_args(args)
     if problems and why is None:
         why = "; ".join(problems)
-    cl = CommandLine(settings, source, why, files_read=files)
+    cl = CommandLine(settings, source, why, problems, files_read=files)
     hosts = settings.get("hosts")
     if hosts and any(str(h).startswith("fd://") for h in hosts.value):
         try:
@@ -475,6 +476,7 @@ class DaemonConfig:
         self.unknown = cmd.unknown if cmd else (None if cmdline_known else "dockerd's command line is unknown")
         self.socket_hosts = cmd.socket_hosts if cmd else []
         self.conflicts = sorted(k for k in from_cmdline if k in from_json and k != "config-file")
+        self.problems = cmd.problems if cmd else []
 
     def get(self, key: str) -> Setting | None:
         for src in (self.from_cmdline, self.from_files, self.from_json):

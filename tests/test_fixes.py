@@ -204,6 +204,7 @@ def test_socket_behind_var_run_link_is_changed_at_its_real_path(tmp_path):
 
 
 def test_daemon_json_created_when_absent_and_removed_on_rollback(tmp_path):
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     before = tree_manifest(tmp_path)
     ctx, plan = plan_for(tmp_path, "live-restore")
@@ -309,6 +310,7 @@ def test_audit_fixes_build_one_rules_file(tmp_path):
 
 
 def test_created_directory_holding_other_files_is_not_removed(tmp_path):
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     before = tree_manifest(tmp_path)
     ctx, plan = plan_for(tmp_path, "live-restore")  # creates /etc, /etc/docker and daemon.json

@@ -19,13 +19,18 @@ migration. 2.10 cgroup-parent is a confirmation (the check is manual), not a fix
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from typing import Any
 
 from dockfix.checks import daemon as daemon_checks
 from dockfix.fixes import ManualFix, item
 from dockfix.sources.jsonedit import JsonEditError, remove_member, set_member
 from dockfix.changes import WriteFile, parents_to_make, staged_state, staged_text
-from dockfix.model import Undetermined
+from dockfix.model import CheckError, Undetermined
+from dockfix.sources.daemon_config import parse_daemon_json
 from dockfix.plan import PlanItem
 
 #: daemon.json keys dockerd applies on reload (SIGHUP); anything else needs a restart.
@@ -73,8 +78,84 @@ def edit_daemon_json(ctx, finding, key: str, value: Any = None, remove: bool = F
     else:
         st = staged_state(ctx, path)
         changes.append(WriteFile(path=path, after=new.encode(), mode=st.mode, uid=st.uid, gid=st.gid))
+    refused = check_staged(ctx, path, new)
+    if refused:
+        raise ManualFix(refused)
     action = daemon_action(key)
     return item(finding, changes, notes, daemon_action=action)
+
+
+def check_staged(ctx, path: str, new: str) -> str | None:
+    """Why dockerd would refuse the changed daemon.json (None: it would take it).
+
+    dockfix's own checks first (types dockerd insists on, a key also given as a flag); then, where
+    the dockerd at hand has ``--validate`` (Docker Engine 23 and newer), that dockerd itself on a
+    staged copy, with the effective command line's flags, so it sees flag conflicts too."""
+    try:
+        staged = parse_daemon_json(new, path)
+    except CheckError as e:
+        return f"the changed {path} would not be accepted: {e}"
+    d = ctx.daemon()
+    both = sorted(k for k in staged if k in d.from_cmdline and k != "config-file")
+    if both:
+        return (f"{', '.join(both)} would be set both as a flag ({d.from_cmdline[both[0]].source}) and in {path}: "
+                "dockerd would refuse to start")
+    def after(key: str):
+        s = staged.get(key) or d.from_cmdline.get(key)
+        return s.value if s is not None else None
+
+    if after("icc") is False and after("iptables") is False:
+        return ("icc would be false while iptables is false: dockerd refuses to start (\"ICC=false uses iptables to "
+                "function\"); enable iptables first (2.4)")
+    exe = validating_dockerd(ctx)
+    if exe is None:
+        return None
+    flags: list[str] = []
+    skip = False
+    for a in (x.text for x in d.cmd.args) if d.cmd else ():
+        if skip:
+            skip = False
+            continue
+        if a == "--config-file":
+            skip = True
+            continue
+        if a.startswith("--config-file="):
+            continue
+        flags.append(a)
+    with tempfile.TemporaryDirectory(prefix="dockfix-validate-") as tmp:
+        staged_path = os.path.join(tmp, "daemon.json")
+        with open(staged_path, "w", encoding="utf-8") as f:
+            f.write(new)
+        try:
+            r = subprocess.run([exe, "--validate", "--config-file", staged_path, *flags], capture_output=True,
+                               text=True, timeout=30, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"{exe} --validate could not be run ({e}); not changing {path} unvalidated"
+    if r.returncode != 0:
+        msg = (r.stderr.strip() or r.stdout.strip()).splitlines()
+        why = (msg[-1] if msg else f"exit {r.returncode}").replace(staged_path, path)
+        return f"dockerd --validate refuses the changed {path}: {why}"
+    return None
+
+
+_VALIDATES: dict[str, bool] = {}
+
+
+def validating_dockerd(ctx) -> str | None:
+    """The dockerd that can validate daemon.json for this host, or None.
+
+    On the live host, the installed dockerd when it has ``--validate`` (Engine 23+; Debian 12's 20.10
+    has not). ``DOCKFIX_DOCKERD`` names another dockerd binary (tests use Docker 28 on trees)."""
+    exe = os.environ.get("DOCKFIX_DOCKERD") or (shutil.which("dockerd") if ctx.host.is_live else None)
+    if not exe:
+        return None
+    if exe not in _VALIDATES:
+        try:
+            r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+            _VALIDATES[exe] = "--validate" in r.stdout + r.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            _VALIDATES[exe] = False
+    return exe if _VALIDATES[exe] else None
 
 
 def _indent(text: str | None) -> str:

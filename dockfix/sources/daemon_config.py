@@ -362,6 +362,7 @@ class CommandLine:
     problems: list[str] = field(default_factory=list)  # what dockerd would refuse to start with
     socket_hosts: list[Setting] = field(default_factory=list)  # docker.socket ListenStream= behind fd://
     files_read: list[str] = field(default_factory=list)
+    args: list[Arg] = field(default_factory=list)  # the arguments after "dockerd", as given
 
 
 def _is_dockerd(argv0: str) -> bool:
@@ -426,7 +427,7 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
     settings, problems = parse_args(args)
     if problems and why is None:
         why = "; ".join(problems)
-    cl = CommandLine(settings, source, why, problems, files_read=files)
+    cl = CommandLine(settings, source, why, problems, files_read=files, args=args)
     hosts = settings.get("hosts")
     if hosts and any(str(h).startswith("fd://") for h in hosts.value):
         try:

@@ -318,7 +318,11 @@ EFFECTIVE = [
          evidence="dockerd refuses to start"),
     # the command line cannot be determined: manual, naming what is unknown
     Case("2.3", "no-unit", {"/etc/docker/daemon.json": J({})}, "manual", evidence="no docker.service unit was found"),
-    Case("2.3", "unreadable-unit", {**UNIT, SVC: D()}, "manual", evidence="docker.service could not be read"),
+    Case("2.3", "unreadable-unit", {**UNIT, SVC: D()}, "error", evidence=f"{SVC}: is a directory"),
+    Case("2.3", "malformed-unit", {**UNIT, SVC: F("[Service\nExecStart=/usr/sbin/dockerd\n")}, "error",
+         evidence=f"{SVC}: line 1: malformed section header"),
+    Case("2.3", "no-execstart", {**UNIT, **dropin("x.conf", "[Service]\nExecStart=\n")}, "manual", evidence="has no ExecStart"),
+    Case("2.7", "no-socket-unit", {SVC: F(DEBIAN_SERVICE)}, "manual", evidence="no docker.socket unit was found"),
     Case("2.3", "masked", {**UNIT, "/etc/systemd/system/docker.service": L("/dev/null")}, "manual", evidence="masked"),
     Case("2.3", "wrapper", unit("/usr/local/bin/start-docker --debug"), "manual", evidence="not dockerd"),
     Case("2.3", "json-value-still-counts", {"/etc/docker/daemon.json": J({"log-level": "warn"})}, "fail"),

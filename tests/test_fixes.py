@@ -283,6 +283,8 @@ def audit_tree(root: Path) -> None:
         elif rel.endswith("/"):
             put(root, rel)
         else:
+            if rel.endswith((".service", ".socket")) and (root / rel).exists():
+                continue  # base() installed the real units
             put(root, rel, "{}\n" if rel.endswith(".json") else "x\n", mode=0o755 if rel.startswith("usr/bin") else 0o644)
 
 

@@ -193,6 +193,8 @@ def daemon_tls(ctx: Context) -> Result:
     if listeners and all(h.startswith("fd://") for h, _ in listeners):
         listeners += [(("tcp://" if _tcp_stream(x.value) else "unix://") + x.value, x.source) for x in d.socket_hosts]
     tcp = [f"{h} ({w})" for h, w in listeners if h.startswith("tcp://")]
+    if not tcp and d.cmd is not None and d.cmd.socket_unknown and any(h.startswith("fd://") for h, _ in listeners):
+        raise Undetermined(f"{d.cmd.socket_unknown}: whether it listens on TCP is unknown")
     if not tcp:
         if not listeners and d.unknown:
             option(ctx, "hosts", None)  # raises Undetermined naming what is unknown

@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockfix.model import CheckError, Location
+from dockfix.model import CheckError, Location, Undetermined
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 
@@ -363,6 +363,7 @@ class CommandLine:
     socket_hosts: list[Setting] = field(default_factory=list)  # docker.socket ListenStream= behind fd://
     files_read: list[str] = field(default_factory=list)
     args: list[Arg] = field(default_factory=list)  # the arguments after "dockerd", as given
+    socket_unknown: str | None = None  # why docker.socket's listeners are unknown (dockerd -H fd://)
 
 
 def _is_dockerd(argv0: str) -> bool:
@@ -381,16 +382,13 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
 
     unit_cmd = None
     why = None
-    try:
-        unit = systemd.load_unit(host, "docker.service")
-    except CheckError as e:
-        unit, why = None, f"docker.service could not be read ({e})"
+    unit = systemd.load_unit(host, "docker.service")  # CheckError: a unit file that cannot be read
     if unit is not None and unit.masked:
         why = f"docker.service is masked ({unit.fragment})"
     elif unit is not None:
         try:
             unit_cmd = systemd.service_command(host, unit)
-        except CheckError as e:
+        except Undetermined as e:
             why = str(e)
         if unit_cmd is not None and not (unit_cmd.words and _is_dockerd(unit_cmd.words[0].text)):
             prog = unit_cmd.words[0].text if unit_cmd.words else "nothing"
@@ -433,10 +431,10 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
         try:
             sock = systemd.load_unit(host, "docker.socket")
         except CheckError as e:
-            cl.unknown = cl.unknown or f"dockerd takes its sockets from systemd (fd://) and docker.socket could not be read ({e})"
+            cl.socket_unknown = f"dockerd takes its sockets from systemd (fd://) and docker.socket could not be read ({e})"
             sock = None
-        if sock is None and cl.unknown is None:
-            cl.unknown = "dockerd takes its sockets from systemd (fd://) but no docker.socket unit was found"
+        if sock is None and cl.socket_unknown is None:
+            cl.socket_unknown = "dockerd takes its sockets from systemd (fd://) but no docker.socket unit was found"
         elif sock is not None and not sock.masked:
             cl.socket_hosts = [Setting(a.value, str(a.location), a.location) for a in systemd.listen_streams(sock)]
             cl.files_read.append(sock.fragment or "")

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from dockfix.host import SYSTEMD_DIRS
-from dockfix.model import CheckError, Location
+from dockfix.model import CheckError, Location, Undetermined
 
 #: The system manager's unit search path, highest priority first (systemd-analyze unit-paths).
 UNIT_PATHS = SYSTEMD_DIRS
@@ -255,13 +255,14 @@ class ServiceCommand:
 def service_command(host, unit: Unit) -> ServiceCommand:
     """The effective ``ExecStart`` of a service, expanded as systemd does.
 
-    Raises CheckError (one line) when systemd would not start it as written."""
+    Raises CheckError (one line naming the file) when a file cannot be read, Undetermined when
+    systemd would not start the service as written."""
     starts = unit.values("Service", "ExecStart")
     if not starts:
-        raise CheckError(f"{unit.fragment}: {unit.name} has no ExecStart (after resets)")
+        raise Undetermined(f"{unit.fragment}: {unit.name} has no ExecStart (after resets)")
     stype = unit.last("Service", "Type")
     if len(starts) > 1 and not (stype and stype.value == "oneshot"):
-        raise CheckError(f"{starts[-1].location}: {unit.name} has {len(starts)} ExecStart= lines; systemd refuses "
+        raise Undetermined(f"{starts[-1].location}: {unit.name} has {len(starts)} ExecStart= lines; systemd refuses "
                          "more than one for a service that is not Type=oneshot")
     a = starts[-1]
     env: dict[str, tuple[str, Location]] = parse_environment(unit.values("Service", "Environment"))
@@ -276,7 +277,7 @@ def service_command(host, unit: Unit) -> ServiceCommand:
             if text is None:
                 if optional:
                     continue
-                raise CheckError(f"{path}: does not exist, and {ef.location} requires it (no '-'): systemd would not "
+                raise Undetermined(f"{path}: does not exist, and {ef.location} requires it (no '-'): systemd would not "
                                  f"start {unit.name}")
             env.update(parse_env_file(text, path))
     cmd = a.value

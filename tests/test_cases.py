@@ -172,6 +172,59 @@ SECTION_1 = [
 ]
 
 
+# ---------------------------------------------------------------------- audit rules as auditctl and augenrules read them
+RD = "/etc/audit/rules.d"
+ETC_DOCKER = {"/etc/docker": D(), "/etc/docker/daemon.json": J({})}
+
+
+def rules(**files: str) -> dict[str, Any]:
+    """rules.d files by name (``docker_rules`` -> docker.rules, ``_10_x`` -> 10-x.rules)."""
+    return {f"{RD}/{name.lstrip('_').replace('_', '-')}.rules": F(text) for name, text in files.items()}
+
+
+AUDIT = [
+    Case("1.1.6", "never-first", {**ETC_DOCKER, **rules(_10_quiet="-a never,exit -F dir=/etc/docker\n",
+                                                        _20_docker="-w /etc/docker -p wa -k docker\n")},
+         "fail", evidence="the 'never' rule -a never,exit -F dir=/etc/docker (/etc/audit/rules.d/10-quiet.rules:1)"),
+    Case("1.1.6", "never-after", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa -k docker\n",
+                                                        _20_quiet="-a never,exit -F dir=/etc/docker\n")},
+         "pass", evidence="10-docker.rules:1"),
+    Case("1.1.6", "never-prepended", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n",
+                                                            _20_quiet="-A exit,never -F dir=/etc/docker\n")},
+         "fail", evidence="suppresses"),
+    Case("1.1.6", "W-removes", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n", _99_local="-W /etc/docker -p wa\n")},
+         "fail", evidence="no audit rule watches /etc/docker"),
+    # augenrules lists rules.d with ls -1v: 9-a before 10-b (plain lexical order would read 10-b first)
+    Case("1.1.6", "W-in-version-order", {**ETC_DOCKER, **rules(_9_a="-w /etc/docker -p wa\n", _10_b="-W /etc/docker -p wa\n")},
+         "fail"),
+    Case("1.1.6", "W-before-watch", {**ETC_DOCKER, **rules(_9_a="-W /etc/docker -p wa\n", _10_b="-w /etc/docker -p wa\n")},
+         "pass", evidence="10-b.rules:1"),
+    # augenrules moves -D to the top: it deletes no rule of rules.d; in a hand-made audit.rules it does
+    Case("1.1.6", "D-in-rules-d", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n", _20_base="-D\n-b 8192\n")},
+         "pass"),
+    Case("1.1.6", "D-in-audit-rules", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-w /etc/docker -p wa\n-D\n")}, "fail"),
+    Case("1.1.6", "audit-rules-alone", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-D\n-w /etc/docker -p wa\n")}, "pass",
+         evidence="/etc/audit/audit.rules:2"),
+    Case("1.1.6", "audit-rules-is-generated", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-w /etc/docker -p wa\n"),
+                                               **rules(other="-w /etc/passwd -p wa\n")}, "fail",
+         evidence="generated from /etc/audit/rules.d by augenrules"),
+    # perms: a file audited for changes needs w
+    Case("1.1.11", "perm-a-only", {**ETC_DOCKER, **rules(docker="-w /etc/docker/daemon.json -p a\n")}, "fail",
+         evidence="only for 'a'"),
+    Case("1.1.11", "perm-attached", {**ETC_DOCKER, **rules(docker="-w/etc/docker/daemon.json -pwa -kdocker\n")}, "pass"),
+    Case("1.1.11", "default-perms", {**ETC_DOCKER, **rules(docker="-w /etc/docker/daemon.json\n")}, "pass"),
+    # -F path= is that one file; -F dir= is recursive
+    Case("1.1.11", "path-is-not-recursive", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker -F perm=wa\n")},
+         "fail", evidence="no audit rule watches /etc/docker/daemon.json"),
+    Case("1.1.11", "dir-is-recursive", {**ETC_DOCKER, **rules(docker="-a exit,always -F dir=/etc/docker -F perm=wa -k d\n")},
+         "pass", evidence="covered by the dir= rule on /etc/docker"),
+    Case("1.1.11", "path-exact", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker/daemon.json -F perm=w\n")},
+         "pass"),
+    Case("1.1.11", "syscall-read-only", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker/daemon.json -S stat\n")},
+         "fail", evidence="only for 'stat'"),
+]
+
+
 # ---------------------------------------------------------------------- section 2 (daemon.json)
 def dj(settings: dict, **kw) -> dict[str, Any]:
     """daemon.json with these settings, beside Debian's docker.service and docker.socket."""
@@ -540,7 +593,7 @@ NOTES = [
     Case("storage-driver", "unknown", dj({}), "skip"),
 ]
 
-CASES = SECTION_1 + SECTION_2 + EFFECTIVE + SECTION_3 + NOTES
+CASES = SECTION_1 + AUDIT + SECTION_2 + EFFECTIVE + SECTION_3 + NOTES
 
 
 def run_case(tmp_path: Path, case: Case):

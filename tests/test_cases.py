@@ -392,6 +392,40 @@ EFFECTIVE = [
 ]
 
 
+# ---------------------------------------------------------------------- runtime options as dockerd reads them (compose, offline)
+def svc(*lines: str, **tree) -> dict[str, Any]:
+    body = "".join(f"    {ln}\n" for ln in lines)
+    return {"/srv/app/compose.yaml": F(f"services:\n  web:\n    image: nginx:1.27\n{body}"), **tree}
+
+
+WEB = "compose:/srv/app/compose.yaml#web"
+RUNTIME = [
+    Case("5.2", "apparmor-equals", svc('security_opt: ["apparmor=unconfined"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"],
+         evidence="apparmor=unconfined"),
+    Case("5.2", "apparmor-colon", svc('security_opt: ["apparmor:unconfined"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.2", "no-apparmor-kernel", svc('security_opt: ["apparmor=docker-default"]'), {WEB: "skip"},
+         compose=["/srv/app/compose.yaml"], evidence="the kernel has no AppArmor"),
+    Case("5.3", "label-equals", svc('security_opt: ["label=disable"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.3", "label-colon", svc('security_opt: ["label:disable"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.3", "label-type", svc('security_opt: ["label=type:svirt_apache_t"]'), {WEB: "skip"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.22", "seccomp-colon", svc('security_opt: ["seccomp:unconfined"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-bare", svc('security_opt: ["no-new-privileges"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-1", svc('security_opt: ["no-new-privileges=1"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-colon-true", svc('security_opt: ["no-new-privileges:true"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-0-overrides-daemon", svc('security_opt: ["no-new-privileges=0"]', **dj({"no-new-privileges": True})),
+         {WEB: "fail"}, compose=["/srv/app/compose.yaml"], evidence="overriding any daemon default"),
+    Case("5.26", "nnp-false-overrides-daemon", svc('security_opt: ["no-new-privileges:false"]', **dj({"no-new-privileges": True})),
+         {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "daemon-default", svc(**dj({"no-new-privileges": True})), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "daemon-flag-default", svc(**unit("/usr/sbin/dockerd -H fd:// --no-new-privileges")), {WEB: "pass"},
+         compose=["/srv/app/compose.yaml"]),
+    Case("5.12", "shares-1024", svc("cpu_shares: 1024"), {WEB: "fail"}, compose=["/srv/app/compose.yaml"],
+         evidence="cpu_shares=1024 is the default weight"),
+    Case("5.12", "shares-512", svc("cpu_shares: 512"), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.12", "cpus", svc('cpus: "0.5"'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+]
+
+
 # ---------------------------------------------------------------------- section 3 (owners and modes)
 ETC_GROUP = {"/etc/group": F("root:x:0:\ndocker:x:999:\n")}
 TLS = {"tlscacert": "/etc/docker/tls/ca.pem", "tlscert": "/etc/docker/tls/server.pem", "tlskey": "/etc/docker/tls/server-key.pem"}
@@ -593,7 +627,7 @@ NOTES = [
     Case("storage-driver", "unknown", dj({}), "skip"),
 ]
 
-CASES = SECTION_1 + AUDIT + SECTION_2 + EFFECTIVE + SECTION_3 + NOTES
+CASES = SECTION_1 + AUDIT + SECTION_2 + EFFECTIVE + RUNTIME + SECTION_3 + NOTES
 
 
 def run_case(tmp_path: Path, case: Case):

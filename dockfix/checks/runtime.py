@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Result, Severity, Status, check
 from dockfix.context import Context, NotApplicable
 from dockfix.sources.gather import gather
-from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, has_opt, is_docker_socket, is_sensitive
+from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, has_opt, is_docker_socket, is_sensitive, opt_bool
 
 #: A rule's verdict: (status, evidence, compose keys that locate the setting).
 Verdict = tuple[Status, str, tuple]
@@ -134,7 +134,7 @@ def _need_lsm(name: str) -> Callable[[Context], None]:
 
 
 @workload_check(
-    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="security_opt", gate=_need_lsm("apparmor"),
+    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="security_opt",
     kinds=("container", "compose"),
     title="An AppArmor profile is applied to each container, where the kernel has AppArmor",
     explanation="AppArmor confines what files, capabilities and mounts a process may use. Docker applies its "
@@ -145,15 +145,18 @@ def _need_lsm(name: str) -> Callable[[Context], None]:
     "loaded through apparmor_parser). " + RECREATE,
 )
 def apparmor_profile(ctx: Context, w: Workload):
-    if has_opt(w.security_opt, "apparmor", "unconfined"):
+    if has_opt(w.security_opt, "apparmor", "unconfined"):  # apparmor=unconfined or apparmor:unconfined
         return bad("security_opt sets apparmor=unconfined", "security_opt")
+    present, why = _lsm(ctx, "apparmor")
+    if not present:
+        return Status.SKIP, why, ()
     if w.kind == "container" and w.running and w.apparmor in ("", "unconfined"):
         return bad(f"runs with AppArmor profile {w.apparmor or '(none)'}")
     return ok(f"AppArmor profile {w.apparmor or 'docker-default (applied at start)'}")
 
 
 @workload_check(
-    "selinux-options", cis="5.3", severity=MEDIUM, needs="security_opt", gate=_need_lsm("selinux"),
+    "selinux-options", cis="5.3", severity=MEDIUM, needs="security_opt",
     kinds=("container", "compose"),
     title="SELinux security options are set, where the kernel has SELinux",
     explanation="With SELinux the daemon labels each container's processes and files so that one container cannot "
@@ -163,8 +166,11 @@ def apparmor_profile(ctx: Context, w: Workload):
     "(use label=type:... for a specific type). " + RECREATE,
 )
 def selinux_options(ctx: Context, w: Workload):
-    if has_opt(w.security_opt, "label", "disable"):
+    if has_opt(w.security_opt, "label", "disable"):  # label=disable or label:disable
         return bad("security_opt sets label=disable", "security_opt")
+    present, why = _lsm(ctx, "selinux")
+    if not present:
+        return Status.SKIP, why, ()
     return ok("SELinux labelling is not disabled" + (f" ({', '.join(w.security_opt)})" if w.security_opt else ""))
 
 
@@ -400,9 +406,13 @@ def memory_limit(ctx: Context, w: Workload):
     "cpus or deploy.resources.limits.cpus; `docker update` works live).",
 )
 def cpu_priority(ctx: Context, w: Workload):
-    if w.cpu:
-        return ok("CPU settings: " + ", ".join(f"{k}={v}" for k, v in sorted(w.cpu.items())))
-    return bad("no CPU shares or CPU limit", "cpus")
+    # the benchmark: CPU shares of 0 or 1024 mean none are in place (1024 is the default weight)
+    default = {k: v for k, v in w.cpu.items() if k in ("CpuShares", "cpu_shares") and str(v) in ("0", "1024")}
+    cpu = {k: v for k, v in w.cpu.items() if k not in default}
+    if cpu:
+        return ok("CPU settings: " + ", ".join(f"{k}={v}" for k, v in sorted(cpu.items())))
+    shown = f" ({', '.join(f'{k}={v}' for k, v in default.items())} is the default weight)" if default else ""
+    return bad(f"no CPU shares or CPU limit{shown}", "cpu_shares" if default else "cpus")
 
 
 @workload_check(
@@ -543,10 +553,12 @@ def _daemon_nnp(ctx: Context) -> bool:
     "[\"no-new-privileges:true\"]), or set \"no-new-privileges\": true in daemon.json for all new containers.",
 )
 def container_nnp(ctx: Context, w: Workload):
-    if has_opt(w.security_opt, "no-new-privileges", "true"):
+    # the container's value overrides the daemon's default, in both directions
+    value = opt_bool(w.security_opt, "no-new-privileges")
+    if value is True:
         return ok("security_opt sets no-new-privileges")
-    if has_opt(w.security_opt, "no-new-privileges", "false"):
-        return bad("security_opt sets no-new-privileges:false", "security_opt")
+    if value is False:
+        return bad("security_opt sets no-new-privileges to false, overriding any daemon default", "security_opt")
     if _daemon_nnp(ctx):
         return ok("no-new-privileges is set daemon-wide")
     return bad("no-new-privileges is not set (neither on the container nor daemon-wide)", "security_opt")

@@ -426,6 +426,39 @@ RUNTIME = [
 ]
 
 
+# ---------------------------------------------------------------------- compose files as compose reads them
+OV = "/srv/app/compose.override.yaml"
+BASE_OK = ('user: "101"', "mem_limit: 256m", 'security_opt: ["no-new-privileges:true"]')
+COMPOSE = [
+    # compose.override.yaml is merged into compose.yaml: no false failures for what the base file sets
+    Case("4.1", "override-keeps-base-user", svc(*BASE_OK, **{OV: F('services:\n  web:\n    ports: ["8080:80"]\n')}),
+         {WEB: "pass"}, paths=["/srv/app"]),
+    Case("4.1", "override-sets-root", svc(*BASE_OK, **{OV: F('services:\n  web:\n    user: root\n')}), {WEB: "fail"},
+         paths=["/srv/app"]),
+    Case("5.11", "override-only-file-not-its-own-project", svc(*BASE_OK, **{OV: F("services:\n  web:\n    cpus: 1\n")}),
+         {WEB: "pass", "compose:/srv/app/compose.override.yaml#web": None}, paths=["/srv/app"]),
+    Case("5.32", "override-adds-socket", svc(*BASE_OK, **{OV: F('services:\n  web:\n    volumes: ["/var/run:/var/run"]\n')}),
+         {WEB: "fail"}, paths=["/srv/app"], evidence="/var/run -> /var/run"),
+    Case("5.26", "base-file-alone", svc(*BASE_OK), {WEB: "pass"}, paths=["/srv/app"]),
+    # a bind mount of / /var /run /var/run carries the socket
+    *[Case("5.32", f"bind-{src.strip('/') or 'root'}", svc(f'volumes: ["{src}:/host:ro"]'), {WEB: "fail"},
+           compose=["/srv/app/compose.yaml"]) for src in ("/", "/var", "/run", "/var/run")],
+    Case("5.32", "bind-var-lib", svc('volumes: ["/var/lib/app:/data"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    # --compose alone evaluates 4.1
+    Case("4.1", "compose-alone", svc(), {WEB: "manual"}, compose=["/srv/app/compose.yaml"], evidence="check its USER"),
+    Case("4.1", "compose-alone-user", svc('user: "1000:1000"'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    # sshd installed or started by a Dockerfile (5.7), with its line
+    Case("5.7", "dockerfile-installs", {"/src/img/Dockerfile": F("FROM debian:12\nRUN apt-get update && \\\n"
+                                                                 "    apt-get install -y openssh-server\n")},
+         {"dockerfile:/src/img/Dockerfile": "fail"}, paths=["/src/img"], evidence="line 2: RUN installs sshd"),
+    Case("5.7", "dockerfile-starts", {"/src/img/Dockerfile": F('FROM alpine:3.20\nCMD ["/usr/sbin/sshd", "-D"]\n')},
+         {"dockerfile:/src/img/Dockerfile": "fail"}, paths=["/src/img"], evidence="line 2: CMD starts sshd"),
+    Case("5.7", "dockerfile-ssh-client", {"/src/img/Dockerfile": F("FROM debian:12\nRUN apt-get install -y openssh-client\n")},
+         {"dockerfile:/src/img/Dockerfile": "pass"}, paths=["/src/img"]),
+    Case("5.7", "nothing", {}, "skip"),
+]
+
+
 # ---------------------------------------------------------------------- section 3 (owners and modes)
 ETC_GROUP = {"/etc/group": F("root:x:0:\ndocker:x:999:\n")}
 TLS = {"tlscacert": "/etc/docker/tls/ca.pem", "tlscert": "/etc/docker/tls/server.pem", "tlskey": "/etc/docker/tls/server-key.pem"}
@@ -627,7 +660,7 @@ NOTES = [
     Case("storage-driver", "unknown", dj({}), "skip"),
 ]
 
-CASES = SECTION_1 + AUDIT + SECTION_2 + EFFECTIVE + RUNTIME + SECTION_3 + NOTES
+CASES = SECTION_1 + AUDIT + SECTION_2 + EFFECTIVE + RUNTIME + COMPOSE + SECTION_3 + NOTES
 
 
 def run_case(tmp_path: Path, case: Case):

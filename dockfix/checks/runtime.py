@@ -7,9 +7,10 @@ comes from one fetch of the engine per scan (see dockfix.engine); no rule talks 
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable
 
-from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Result, Severity, Status, check
+from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Location, Result, Severity, Status, check
 from dockfix.context import Context, NotApplicable
 from dockfix.sources.gather import gather
 from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, has_opt, is_docker_socket, is_sensitive, opt_bool
@@ -41,29 +42,35 @@ def workload_check(id: str, *, cis: str, title: str, severity: Severity, explana
 
     def deco(rule: Rule):
         def run(ctx: Context) -> list[Result]:
-            if gate is not None:
-                gate(ctx)
-            workloads, errors = gather(ctx, kinds)
-            results = list(errors)
-            for w in workloads:
-                if needs is not None and needs not in w.has:
-                    continue
-                if running_only and w.kind == "container" and not w.running:
-                    continue
-                v = rule(ctx, w)
-                if v is None:
-                    continue
-                status, evidence, keys = v
-                if w.kind == "container" and not w.running:
-                    evidence += f" (container is not running: {w.data.get('state') or 'created or stopped'})"
-                results.append(Result(status, evidence, subject=w.subject, location=w.location(*keys),
-                                      data={"kind": w.kind, "name": w.name, **({"compose": w.data["compose"]} if "compose" in w.data else {})}))
-            return results
+            return run_workloads(ctx, rule, kinds, needs, running_only, gate)
 
         return check(id, cis=cis, title=title, severity=severity, explanation=explanation, manual=manual,
                      remediation=remediation)(run)
 
     return deco
+
+
+def run_workloads(ctx: Context, rule: Rule, kinds: tuple, needs: str | None = None, running_only: bool = False,
+                  gate: Callable[[Context], None] | None = None) -> list[Result]:
+    """One result per workload of ``kinds`` that ``rule`` judges."""
+    if gate is not None:
+        gate(ctx)
+    workloads, errors = gather(ctx, kinds)
+    results = list(errors)
+    for w in workloads:
+        if needs is not None and needs not in w.has:
+            continue
+        if running_only and w.kind == "container" and not w.running:
+            continue
+        v = rule(ctx, w)
+        if v is None:
+            continue
+        status, evidence, keys = v
+        if w.kind == "container" and not w.running:
+            evidence += f" (container is not running: {w.data.get('state') or 'created or stopped'})"
+        results.append(Result(status, evidence, subject=w.subject, location=w.location(*keys),
+                              data={"kind": w.kind, "name": w.name, **({"compose": w.data["compose"]} if "compose" in w.data else {})}))
+    return results
 
 
 RECREATE = "Recreate the container (docker run / compose file / service spec) without it."
@@ -271,16 +278,44 @@ def sshd_processes(ctx: Context) -> dict[int, dict]:
     return ctx.memo("sshd_processes", find)
 
 
-@workload_check(
-    "sshd", cis="5.7", severity=MEDIUM, kinds=("container",), running_only=True,
+@check(
+    "sshd", cis="5.7", severity=MEDIUM,
     title="sshd is not run within containers",
     explanation="An SSH daemon inside a container is one more service to patch, more credentials to manage, and a "
     "way in that bypasses the engine's own access control and audit. `docker exec` already gives a shell when one "
-    "is needed. dockfix finds sshd in the host's process table: nothing is executed inside the containers.",
-    manual="ps -eo pid,comm | grep sshd; then cat /proc/PID/cgroup to see which container it belongs to",
+    "is needed. dockfix finds sshd in the host's process table (nothing is executed inside the containers) and in "
+    "the Dockerfiles it scans (an openssh-server installed or sshd started).",
+    manual="ps -eo pid,comm | grep sshd; then cat /proc/PID/cgroup to see which container it belongs to; "
+    "grep -nE 'openssh-server|sshd' Dockerfile",
     remediation="Remove sshd from the image and its start command; use docker exec for maintenance.",
 )
-def sshd(ctx: Context, w: Workload):
+def sshd(ctx: Context) -> list[Result]:
+    from dockfix.checks.images import dockerfiles
+
+    results: list[Result] = []
+    if ctx.engine is not None:
+        results += run_workloads(ctx, _sshd_container, ("container",), running_only=True)
+    for path, ins in dockerfiles(ctx):
+        if isinstance(ins, CheckError):
+            results.append(Result.error(str(ins), subject=f"dockerfile:{path}"))
+            continue
+        hits = [i for i in ins if i.cmd in ("RUN", "CMD", "ENTRYPOINT") and _SSHD.search(i.original)]
+        subject = f"dockerfile:{path}"
+        if hits:
+            i = hits[0]
+            results.append(Result.fail(f"line {i.line}: {i.cmd} {'installs' if 'openssh' in i.original else 'starts'} "
+                                       f"sshd: {i.original[:120]}", subject=subject, location=Location(path, i.line)))
+        else:
+            results.append(Result.ok("no sshd installed or started", subject=subject, location=Location(path)))
+    if not results and ctx.engine is None:
+        raise NotApplicable("the engine was not scanned (--no-engine) and no Dockerfile was given with --path")
+    return results
+
+
+_SSHD = re.compile(r"\bopenssh-server\b|\bopenssh\b(?!-client)|(^|[\s/\"'\[])sshd\b")
+
+
+def _sshd_container(ctx: Context, w: Workload):
     cid = w.data.get("id", "")
     hits = [(pid, p["name"]) for pid, p in sshd_processes(ctx).items()
             if (cid and cid in p["cgroup"]) or (w.pid and w.pid in p["ancestors"])]

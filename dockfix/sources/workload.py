@@ -245,7 +245,8 @@ def is_sensitive(path: str) -> bool:
 
 def is_docker_socket(path: str) -> bool:
     p = "/" + path.strip("/")
-    return p in DOCKER_SOCKETS or p in ("/run", "/var/run") or p.endswith("/docker.sock")
+    # a bind mount of / /var /run or /var/run carries the socket with it
+    return p in DOCKER_SOCKETS or p in ("/", "/var", "/run", "/var/run") or p.endswith("/docker.sock")
 
 
 def has_opt(opts: list[str], name: str, value: str | None = None) -> bool:

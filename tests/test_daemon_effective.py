@@ -324,3 +324,37 @@ def test_no_pass_from_a_default_when_the_command_line_is_unknown(tmp_path, tree)
     assert not passed, "\n".join(passed)
     # the unreadable unit is an error naming it (bad input); the unknown ones are manual, naming why
     assert len(statuses.get("error" if tree == "unreadable-unit" else "manual", [])) >= 15, statuses
+
+
+# ---------------------------------------------------------------------- runtime options on a real engine
+def test_security_opt_and_cpu_shares_as_the_engine_keeps_them(engine, tmp_path):
+    """Containers created on the private dockerd with each spelling; dockfix reads back what the
+    engine stored (HostConfig.SecurityOpt, CpuShares) and judges it as dockerd applies it."""
+    from helpers import BUSYBOX_IMAGE
+
+    made = {}
+    for name, args in {
+        "nnp-bare": ["--security-opt", "no-new-privileges"],
+        "nnp-1": ["--security-opt", "no-new-privileges=1"],
+        "nnp-colon-true": ["--security-opt", "no-new-privileges:true"],
+        "nnp-0": ["--security-opt", "no-new-privileges=0"],
+        "nnp-false": ["--security-opt", "no-new-privileges=false"],
+        "shares-1024": ["--cpu-shares", "1024"],
+        "shares-512": ["--cpu-shares", "512"],
+        "seccomp-colon": ["--security-opt", "seccomp:unconfined"],
+    }.items():
+        r = engine.cli("create", "--name", name, "--network", "none", *args, BUSYBOX_IMAGE, "true", check=False)
+        made[name] = r.returncode == 0 or r.stderr.strip()
+    assert all(v is True for v in made.values()), made
+    ctx = Context(Host(str(tmp_path), docker_host=engine.url, engine=True))
+
+    def verdicts(cis: str) -> dict:
+        chk = next(c for c in REGISTRY.values() if c.cis == cis)
+        return {f.subject.split(":", 1)[1]: str(f.status) for f in run_check(chk, ctx) if f.subject}
+
+    nnp = verdicts("5.26")
+    assert {k: nnp[k] for k in ("nnp-bare", "nnp-1", "nnp-colon-true", "nnp-0", "nnp-false")} == {
+        "nnp-bare": "pass", "nnp-1": "pass", "nnp-colon-true": "pass", "nnp-0": "fail", "nnp-false": "fail"}, nnp
+    cpu = verdicts("5.12")
+    assert (cpu["shares-1024"], cpu["shares-512"]) == ("fail", "pass"), cpu
+    assert verdicts("5.22")["seccomp-colon"] == "fail"

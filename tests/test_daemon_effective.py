@@ -358,3 +358,14 @@ def test_security_opt_and_cpu_shares_as_the_engine_keeps_them(engine, tmp_path):
     cpu = verdicts("5.12")
     assert (cpu["shares-1024"], cpu["shares-512"]) == ("fail", "pass"), cpu
     assert verdicts("5.22")["seccomp-colon"] == "fail"
+
+
+def test_debug_in_daemon_json_is_removed_by_the_log_level_fix(tmp_path):
+    put_units(tmp_path)
+    put(tmp_path, "etc/docker/daemon.json", '{\n  "debug": true,\n  "icc": false\n}\n')
+    ctx, findings, plan = _plan(tmp_path, ["2.3"])
+    assert [str(f.status) for f in findings] == ["fail"] and len(plan.applicable()) == 1, plan.diff()
+    assert apply_plan(ctx.host, plan).error is None
+    assert json.loads((tmp_path / "etc/docker/daemon.json").read_text()) == {"icc": False}
+    (f,) = run_check(REGISTRY["log-level"], Context(Host(str(tmp_path), engine=False)))
+    assert str(f.status) == "pass", f.evidence

@@ -174,6 +174,8 @@ def _icc(ctx, finding):
 
 @daemon_checks.log_level.fix
 def _log_level(ctx, finding):
+    if (finding.data or {}).get("key") == "debug":  # debug mode (-D or "debug": true) is what fails
+        return edit_daemon_json(ctx, finding, "debug", remove=True)
     return edit_daemon_json(ctx, finding, "log-level", "info")
 
 

@@ -89,7 +89,10 @@ class Context:
 
     def daemon_json_path(self) -> str:
         """The daemon.json dockerd reads: ``--config-file`` of its effective command line, else the default."""
-        s = self.daemon_cmdline().settings.get("config-file")
+        try:
+            s = self.daemon_cmdline().settings.get("config-file")
+        except CheckError:
+            s = None  # the unit or its environment file cannot be read: daemon() reports that
         return s.value if s is not None and isinstance(s.value, str) and s.value.startswith("/") else DAEMON_JSON
 
     def daemon_json(self) -> dict:

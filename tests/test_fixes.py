@@ -95,6 +95,8 @@ SECTION2: dict[str, Callable[[Path], None]] = {
     ("icc", "log-level", "iptables", "insecure-registries", "dm-basesize", "no-new-privileges", "live-restore",
      "userland-proxy", "seccomp-profile", "experimental")
 }
+# icc=false with iptables=false: dockerd refuses to start, so the icc fix is tried with iptables on
+SECTION2["icc"] = daemon_json(DAEMON_TEXT.replace('"iptables": false', '"iptables": true'))
 
 NOTES: dict[str, Callable[[Path], None]] = {
     # content trust is off (=0 in /etc/environment): the fix turns it on, with the 2026 warning
@@ -251,7 +253,10 @@ def test_disruptive_fixes_need_asking(tmp_path):
     assert {it.check_id for it in safe.applicable()} == {"log-level", "live-restore"}
     ctx = Context(Host(str(tmp_path), engine=False))
     every = plan_fixes(ctx, scan(ctx, only=["2"]).findings, include_disruptive=True)
-    assert {"icc", "userland-proxy", "no-new-privileges"} <= {it.check_id for it in every.applicable()}
+    assert {"userland-proxy", "no-new-privileges", "iptables"} <= {it.check_id for it in every.applicable()}
+    # icc=false while iptables is still false: dockerd would refuse to start; the plan says so
+    (icc,) = [it for it in every.items if it.check_id == "icc"]
+    assert not icc.changes and any("ICC=false uses iptables" in n for n in icc.notes), icc.notes
 
 
 # ---------------------------------------------------------------------- audit rules (1.1.3-1.1.18)

@@ -235,7 +235,7 @@ def parse_env_file(text: str, path: str) -> dict[str, tuple[str, Location]]:
             try:
                 words = split_words(v, f"{path}: line {start + 1}")
             except CheckError:
-                raise CheckError(f"{path}: line {start + 1}: unbalanced quotes") from None
+                raise CheckError(f"{path}: line {start + 1}: No closing quotation") from None
             v = " ".join(w for w, _ in words) if words else ""
         env[k] = (v, Location(path, start + 1))
     return env

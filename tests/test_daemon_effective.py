@@ -260,7 +260,7 @@ def test_live_and_offline_agree(tmp_path):
     cfg.write_text(cfg_text)
     # the flag spellings in question: -H value and -H=value, -D, bare boolean, =0/=F, repeated lists
     flags = [f"--data-root={base}/data", "--exec-root", f"{base}/exec", f"-p{base}/pid", f"-H=unix://{sock}",
-             "-H", f"unix://{base}/e.sock", "-D",
+             "-H", f"unix://{base}/e.sock", "-H=:2375", "-D",
              "--live-restore", "--icc=0", "--userland-proxy=F", "--no-new-privileges", "--insecure-registry",
              "10.1.2.3:5000", "--insecure-registry=10.1.2.4:5000", "--config-file", str(cfg)]
     eng = _core.PrivateEngine(base)
@@ -293,6 +293,11 @@ def test_live_and_offline_agree(tmp_path):
         assert live.daemon().cmd.source.startswith("dockerd command line (pid")
         assert "local.conf" in offline.daemon().cmd.source
         assert got["2.2"][0] == ["pass"] and got["2.3"][0] == ["fail"] and got["2.5"][0] == ["fail"], got
+        # dockerd itself says where "-H=:2375" (no scheme) listens: TCP on localhost, as dockfix reads it
+        assert "API listen on 127.0.0.1:2375" in (base / "log").read_text(errors="replace")
+        assert got["2.7"][0] == ["fail"], got
+        (f,) = run_check(REGISTRY["daemon-tls"], offline)
+        assert "tcp://localhost:2375" in f.evidence, f.evidence
     finally:
         log.close()
         eng.stop()

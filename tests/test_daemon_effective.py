@@ -46,6 +46,31 @@ def test_unit_search_path_is_systemds():
     assert tuple(r.stdout.split()) == SYSTEMD_DIRS
 
 
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_refuses_the_units_dockfix_calls_unstartable(tmp_path):
+    """systemd-analyze verify --root=TREE decides whether the ExecStart= lines (after drop-ins and
+    resets) leave one command: where it refuses, dockfix's verdict is manual for the same reason."""
+    checked = refusals = 0
+    for case in EFFECTIVE:
+        if not any(p.endswith("docker.service") or ".service.d/" in p for p in case.tree):
+            continue
+        root = tmp_path / case.id.replace("/", "_")
+        build(root, case.tree)
+        if "merged-usr" in case.id:
+            continue  # a relative /lib link: systemd-analyze --root resolves it the same way, but needs /usr/lib
+        r = subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "docker.service"],
+                           capture_output=True, text=True, timeout=60)
+        refused = "more than one ExecStart" in r.stdout + r.stderr
+        try:
+            unknown = Context(Host(str(root), engine=False)).daemon_cmdline().unknown or ""
+        except Exception as e:  # noqa: BLE001 - an unreadable unit: systemd does not refuse for that reason
+            unknown = str(e)
+        assert refused == ("ExecStart= lines" in unknown), (case.id, r.stdout + r.stderr, unknown)
+        checked += 1
+        refusals += refused
+    assert checked >= 20 and refusals >= 1, (checked, refusals)
+
+
 # ---------------------------------------------------------------------- fixes and flags
 def _plan(root: Path, only: list[str]):
     ctx = Context(Host(str(root), engine=False))

@@ -399,3 +399,32 @@ def test_debug_in_daemon_json_is_removed_by_the_log_level_fix(tmp_path):
     assert json.loads((tmp_path / "etc/docker/daemon.json").read_text()) == {"icc": False}
     (f,) = run_check(REGISTRY["log-level"], Context(Host(str(tmp_path), engine=False)))
     assert str(f.status) == "pass", f.evidence
+
+
+# ---------------------------------------------------------------------- dockerd's grammar, spelling by spelling
+@pytest.mark.parametrize("argv", [
+    ["-H", "tcp://0.0.0.0:2375", "-D", "--icc=false", "--insecure-registry", "a:5000", "--insecure-registry=b:5000"],
+    ["-Htcp://0.0.0.0:2375", "--debug", "--icc=0", "--insecure-registry=a:5000", "--insecure-registry", "b:5000"],
+    ["-H=tcp://0.0.0.0:2375", "-D=true", "--icc=F", "--insecure-registry=a:5000", "--insecure-registry=b:5000"],
+    ["--host", "0.0.0.0:2375", "--debug=1", "--icc=FALSE", "--insecure-registry", "a:5000", "--insecure-registry", "b:5000"],
+    ["--host=tcp://0.0.0.0:2375", "-D", "--icc=f", "--insecure-registry=a:5000", "--insecure-registry=b:5000", "--", "x"],
+])
+def test_equivalent_spellings_give_one_configuration(argv):
+    from dockfix.sources.daemon_config import Arg, normalize_host, parse_args
+
+    settings, problems = parse_args([Arg(a, "cmd") for a in argv])
+    assert not problems
+    got = {k: s.value for k, s in settings.items()}
+    got["hosts"] = [normalize_host(h) for h in got["hosts"]]
+    assert got == {"hosts": ["tcp://0.0.0.0:2375"], "debug": True, "icc": False, "insecure-registries": ["a:5000", "b:5000"]}
+
+
+@pytest.mark.parametrize("given,means", [
+    (":2375", "tcp://localhost:2375"), ("0.0.0.0:2375", "tcp://0.0.0.0:2375"), ("tcp://", "tcp://localhost:2375"),
+    ("10.0.0.1", "tcp://10.0.0.1:2375"), ("[::]:2376", "tcp://[::]:2376"), ("", "unix:///var/run/docker.sock"),
+    ("unix://", "unix:///var/run/docker.sock"), ("fd://", "fd://"), ("unix:///run/d.sock", "unix:///run/d.sock"),
+])
+def test_host_addresses_as_dockerd_reads_them(given, means):
+    from dockfix.sources.daemon_config import normalize_host
+
+    assert normalize_host(given) == means

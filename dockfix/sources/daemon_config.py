@@ -100,7 +100,8 @@ def normalize_host(addr: str) -> str:
             port = port.lstrip(":")
         else:
             host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
-        return f"tcp://{host or 'localhost'}:{port or '2375'}"
+        host = host or "localhost"
+        return f"tcp://{'[' + host + ']' if ':' in host else host}:{port or '2375'}"
     if scheme == "unix" and not rest:
         return DEFAULT_HOST
     return a
@@ -443,11 +444,6 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
 
 def _env_file_args(text: str, var: str, path: str) -> list[tuple[str, Setting]]:
     """Words of ``VAR`` in a shell-style options file, each with the line it came from."""
-    settings = _env_words(text, var, path)
-    return settings
-
-
-def _env_words(text: str, var: str, path: str) -> list[tuple[str, Setting]]:
     value, line = _shell_var(text, var, path)
     if value is None:
         return []

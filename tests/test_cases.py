@@ -193,7 +193,7 @@ AUDIT = [
                                                             _20_quiet="-A exit,never -F dir=/etc/docker\n")},
          "fail", evidence="suppresses"),
     Case("1.1.6", "W-removes", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n", _99_local="-W /etc/docker -p wa\n")},
-         "fail", evidence="no audit rule watches /etc/docker"),
+         "fail", evidence="is removed by -W /etc/docker -p wa (/etc/audit/rules.d/99-local.rules:1)"),
     # augenrules lists rules.d with ls -1v: 9-a before 10-b (plain lexical order would read 10-b first)
     Case("1.1.6", "W-in-version-order", {**ETC_DOCKER, **rules(_9_a="-w /etc/docker -p wa\n", _10_b="-W /etc/docker -p wa\n")},
          "fail"),
@@ -202,7 +202,10 @@ AUDIT = [
     # augenrules moves -D to the top: it deletes no rule of rules.d; in a hand-made audit.rules it does
     Case("1.1.6", "D-in-rules-d", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n", _20_base="-D\n-b 8192\n")},
          "pass"),
-    Case("1.1.6", "D-in-audit-rules", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-w /etc/docker -p wa\n-D\n")}, "fail"),
+    Case("1.1.6", "D-in-audit-rules", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-w /etc/docker -p wa\n-D\n")}, "fail",
+         evidence="is removed by -D (/etc/audit/audit.rules:2)"),
+    Case("1.1.6", "path-on-a-directory", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker -F perm=wa\n")},
+         "fail", evidence="audits the directory itself only"),
     Case("1.1.6", "audit-rules-alone", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-D\n-w /etc/docker -p wa\n")}, "pass",
          evidence="/etc/audit/audit.rules:2"),
     Case("1.1.6", "audit-rules-is-generated", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-w /etc/docker -p wa\n"),

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from dockfix.model import INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Undetermined, check
@@ -271,16 +271,19 @@ def parse_audit_rules(text: str, path: str | None) -> list[AuditRule]:
     return out
 
 
-def rule_list(rules: list[AuditRule]) -> list[AuditRule]:
+def rule_list(rules: list[AuditRule], removed: list | None = None) -> list[AuditRule]:
     """The kernel's rule list after loading ``rules`` in order: -D empties it, -W takes out the
-    matching watch, -A puts a rule first, -w/-a append."""
+    matching watch, -A puts a rule first, -w/-a append. ``removed`` collects (rule, what removed it)."""
     current: list[AuditRule] = []
+    gone = removed if removed is not None else []
     for r in rules:
         if r.op == "delete":
+            gone += [(c, r) for c in current]
             current = []
         elif r.op == "remove":
-            current = [c for c in current if not (c.kind == "watch" and c.path == r.path and
-                                                  (r.perms is None or c.perms == r.perms))]
+            hit = [c for c in current if c.kind == "watch" and c.path == r.path and (r.perms is None or c.perms == r.perms)]
+            gone += [(c, r) for c in hit]
+            current = [c for c in current if c not in hit]
         elif r.op == "prepend":
             current.insert(0, r)
         else:
@@ -298,6 +301,7 @@ class AuditRules:
     rules: list[AuditRule]  # the effective rule list, in the kernel's order
     source: str  # "auditctl -l", or the files read
     note: str = ""
+    removed: list = field(default_factory=list)  # (rule, the -W or -D that took it out)
 
 
 def audit_rules(ctx: Context) -> AuditRules:
@@ -326,7 +330,8 @@ def audit_rules(ctx: Context) -> AuditRules:
         elif ctx.host.lstat(AUDIT_RULES) is not None:
             files = [AUDIT_RULES]
             rules = parse_audit_rules(ctx.host.read_text(AUDIT_RULES) or "", AUDIT_RULES)
-        return AuditRules(rule_list(rules), ", ".join(files), note)
+        removed: list = []
+        return AuditRules(rule_list(rules, removed), ", ".join(files), note, removed)
 
     return ctx.memo("audit_rules", load)
 
@@ -419,6 +424,7 @@ def audit_rule(cis: str) -> Callable[[Context], Result]:
         resolved = _norm(ctx.host.resolve(path))
         is_dir = ctx.host.is_dir(path)
         weak = None
+        dir_path = None
         for r in rules.rules:  # the kernel's order: the first rule that matches decides
             if not (r.covers(want) or r.covers(resolved)):
                 continue
@@ -432,12 +438,23 @@ def audit_rule(cis: str) -> Callable[[Context], Result]:
             exact = r.path in (want, resolved)
             how = "watched" if exact else f"covered by the {'watch' if r.kind == 'watch' else 'dir= rule'} on {r.path} (recursive)"
             if is_dir and r.kind == "path":
+                dir_path = dir_path or (r, at)
                 continue  # -F path= on a directory audits the directory entry, not what is inside
             return Result.ok(f"{path} is {how}: {r.text}{at}", subject=path, location=r.location, data=data)
         if weak:
             r, at = weak
             return Result.fail(f"{path} is watched only for '{r.perms or ','.join(r.syscalls)}' (no writes): {r.text}{at}",
                                subject=path, location=r.location, data=data)
+        gone = [(r, by) for r, by in rules.removed if r.covers(want) or r.covers(resolved)]
+        if gone:
+            r, by = gone[-1]
+            return Result.fail(f"no audit rule watches {path}: {r.text} ({r.location or rules.source}) is removed by "
+                               f"{by.text} ({by.location or rules.source})", subject=path, location=by.location, data=data)
+        if dir_path:
+            r, at = dir_path
+            return Result.fail(f"no audit rule watches what is in {path}: {r.text}{at} names the directory with path=, "
+                               "which audits the directory itself only (dir= is recursive)", subject=path,
+                               location=r.location, data=data)
         return Result.fail(f"no audit rule watches {path} (read {rules.note}{rules.source})", subject=path, data=data)
 
     return run

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from dockfix.sources.daemon_config import DAEMON_JSON, CommandLine, DaemonConfig, command_line, parse_daemon_json
 from dockfix.engine import Engine, daemon_argv_for, dockerd_processes
+from dockfix.benchmarks import DEFAULT as DEFAULT_BENCHMARK
 from dockfix.host import Host
 from dockfix.model import CheckError, NotApplicable  # noqa: F401 (NotApplicable: for checks)
 
@@ -24,6 +25,10 @@ class Context:
     host: Host
     paths: list[str] = field(default_factory=list)  # host paths given with --path
     compose: list[str] = field(default_factory=list)  # host paths given with --compose
+    #: CIS Docker Benchmark version whose numbers findings carry (--benchmark)
+    benchmark: str = DEFAULT_BENCHMARK
+    #: --offline: contact nothing beyond the engine's socket (image signatures come from stored bundles)
+    offline: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
     _key_locks: dict[str, threading.RLock] = field(default_factory=dict, repr=False)

@@ -40,6 +40,9 @@ class PlanItem:
     #: Commands run after apply and after rollback, on a live host only (e.g. augenrules --load).
     post: list[list[str]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.safety = Safety(self.safety)  # "safe" and Safety.SAFE alike; anything else is refused
+
     def diff(self, mask_secrets: bool = True) -> str:
         head = f"# [{self.safety.value}] {self.check_id}  {self.subject}\n#   {self.title}\n#   impact: {self.impact}\n"
         for n in self.notes:

@@ -97,7 +97,8 @@ def fresh_context(ctx):
 
     host = ctx.host
     return Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout),
-                   paths=list(ctx.paths), compose=list(ctx.compose))
+                   paths=list(ctx.paths), compose=list(ctx.compose), benchmark=ctx.benchmark,
+                   offline=ctx.offline)
 
 
 def subset_plan(ctx, plan: Plan, keep: list[PlanItem]) -> Plan:

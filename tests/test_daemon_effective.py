@@ -79,13 +79,13 @@ def _plan(root: Path, only: list[str]):
 
 
 @pytest.mark.parametrize("label,service,files,only,phrase", [
-    ("unit-flag", "[Service]\nExecStart=/usr/sbin/dockerd -H fd:// --icc\n", {}, "2.2",
+    ("unit-flag", "[Service]\nExecStart=/usr/sbin/dockerd -H fd:// --icc\n", {}, "icc",
      "/lib/systemd/system/docker.service:2"),
-    ("docker-opts", None, {"etc/default/docker": 'DOCKER_OPTS="--log-level=debug"\n'}, "2.3",
+    ("docker-opts", None, {"etc/default/docker": 'DOCKER_OPTS="--log-level=debug"\n'}, "log-level",
      "via $DOCKER_OPTS from /etc/default/docker:1"),
     ("dropin", None, {"etc/systemd/system/docker.service.d/x.conf": "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// --experimental\n"},
-     "2.18", "/etc/systemd/system/docker.service.d/x.conf:3"),
-    ("unknown", "", {}, "2.2", "dockerd's command line is unknown"),
+     "experimental", "/etc/systemd/system/docker.service.d/x.conf:3"),
+    ("unknown", "", {}, "icc", "dockerd's command line is unknown"),
 ])
 def test_no_daemon_json_fix_for_a_key_a_flag_sets(tmp_path, label, service, files, only, phrase):
     if service is None:
@@ -113,7 +113,7 @@ def test_dockerd_validate_decides_on_the_staged_file(tmp_path, monkeypatch, text
     monkeypatch.setenv("DOCKFIX_DOCKERD", str(DOCKERD_28))
     put_units(tmp_path)
     put(tmp_path, "etc/docker/daemon.json", text)
-    ctx, findings, plan = _plan(tmp_path, ["2.2"])
+    ctx, findings, plan = _plan(tmp_path, ["icc"])
     assert bool(plan.applicable()) is ok, plan.diff()
     if not ok:
         notes = " ".join(n for it in plan.items for n in it.notes)
@@ -393,7 +393,7 @@ def test_security_opt_and_cpu_shares_as_the_engine_keeps_them(engine, tmp_path):
 def test_debug_in_daemon_json_is_removed_by_the_log_level_fix(tmp_path):
     put_units(tmp_path)
     put(tmp_path, "etc/docker/daemon.json", '{\n  "debug": true,\n  "icc": false\n}\n')
-    ctx, findings, plan = _plan(tmp_path, ["2.3"])
+    ctx, findings, plan = _plan(tmp_path, ["log-level"])
     assert [str(f.status) for f in findings] == ["fail"] and len(plan.applicable()) == 1, plan.diff()
     assert apply_plan(ctx.host, plan).error is None
     assert json.loads((tmp_path / "etc/docker/daemon.json").read_text()) == {"icc": False}

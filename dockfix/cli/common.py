@@ -25,11 +25,17 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
                    help="folder with Dockerfiles, compose files and scripts to scan (repeatable)")
     g.add_argument("--compose", action="append", default=[], metavar="FILE", help="compose file to scan (repeatable)")
     g.add_argument("--notes", metavar="FILE", help="team notes (Markdown) shown beside findings")
+    g.add_argument("--offline", action="store_true",
+                   help="contact nothing but the engine: image signatures are checked from bundles stored beside "
+                   "the trust policy, or skipped")
 
 
 def add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", action="append", default=[], metavar="IDS", help="check ids or CIS numbers, comma-separated")
     p.add_argument("--skip", action="append", default=[], metavar="IDS", help="check ids or CIS numbers to leave out")
+    p.add_argument("--benchmark", default="1.8.0", metavar="VERSION",
+                   help="CIS Docker Benchmark version whose numbers are used in output, --only and --skip "
+                   "(1.6.0, 1.7.0 or 1.8.0; default 1.8.0)")
 
 
 def split_ids(values: list[str]) -> list[str]:
@@ -48,8 +54,14 @@ def host_path(root: str, given: str) -> str:
 
 
 def make_context(args: argparse.Namespace):
+    from dockfix.benchmarks import UnknownBenchmark, check_version
     from dockfix.host import Host
     from dockfix.context import Context
+
+    try:
+        benchmark = check_version(getattr(args, "benchmark", None) or "1.8.0")
+    except UnknownBenchmark as e:
+        raise UsageError(f"--benchmark: {e}") from None
 
     if not os.path.isdir(args.root):
         raise UsageError(f"{args.root}: --root is not a directory")
@@ -62,7 +74,8 @@ def make_context(args: argparse.Namespace):
     for given, p in zip(args.compose, compose):
         if not host.is_file(p):
             raise UsageError(f"{given}: --compose file not found")
-    return Context(host=host, paths=paths, compose=compose)
+    return Context(host=host, paths=paths, compose=compose, benchmark=benchmark,
+                   offline=bool(getattr(args, "offline", False)))
 
 
 def load_notes(args: argparse.Namespace):

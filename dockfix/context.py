@@ -87,15 +87,18 @@ class Context:
         """dockerd's effective command line: the live process's on this machine, else its unit's."""
 
         def build() -> CommandLine:
-            process = self.daemon_process() if self.host.is_live else None
-            return command_line(self.host, process)
+            # the dockerd behind the scanned socket is what runs (also with --root and an engine)
+            return command_line(self.host, self.daemon_process())
 
         return self.memo("daemon_cmdline", build)
 
     def daemon_json_path(self) -> str:
         """The daemon.json dockerd reads: ``--config-file`` of its effective command line, else the default."""
         try:
-            s = self.daemon_cmdline().settings.get("config-file")
+            cmd = self.daemon_cmdline()
+            s = cmd.settings.get("config-file")
+            if cmd.pid is not None and not self.host.is_live:
+                s = None  # a running dockerd's --config-file names a path on this machine, not in the tree
         except CheckError:
             s = None  # the unit or its environment file cannot be read: daemon() reports that
         return s.value if s is not None and isinstance(s.value, str) and s.value.startswith("/") else DAEMON_JSON

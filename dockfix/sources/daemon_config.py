@@ -365,6 +365,7 @@ class CommandLine:
     files_read: list[str] = field(default_factory=list)
     args: list[Arg] = field(default_factory=list)  # the arguments after "dockerd", as given
     socket_unknown: str | None = None  # why docker.socket's listeners are unknown (dockerd -H fd://)
+    pid: int | None = None  # the running dockerd's, when its command line is the source
 
 
 def _is_dockerd(argv0: str) -> bool:
@@ -426,7 +427,8 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
     settings, problems = parse_args(args)
     if problems and why is None:
         why = "; ".join(problems)
-    cl = CommandLine(settings, source, why, problems, files_read=files, args=args)
+    cl = CommandLine(settings, source, why, problems, files_read=files, args=args,
+                     pid=process[0] if process is not None else None)
     hosts = settings.get("hosts")
     if hosts and any(str(h).startswith("fd://") for h in hosts.value):
         try:

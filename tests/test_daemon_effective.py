@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, put, put_units
-from test_cases import CASES, EFFECTIVE, SECTION_2, build
+from helpers import put, put_units
+from test_cases import EFFECTIVE, SECTION_2, build
 
 from dockfix.demo import private_engine as _core
 from dockfix.host import SYSTEMD_DIRS, Host

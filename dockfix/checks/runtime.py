@@ -131,15 +131,6 @@ def _lsm(ctx: Context, name: str) -> tuple[bool, str]:
     return False, "the kernel has no SELinux: /sys/fs/selinux is absent and docker info lists no name=selinux"
 
 
-def _need_lsm(name: str) -> Callable[[Context], None]:
-    def gate(ctx: Context) -> None:
-        present, why = _lsm(ctx, name)
-        if not present:
-            raise NotApplicable(why)
-
-    return gate
-
-
 @workload_check(
     "apparmor-profile", cis="5.2", severity=MEDIUM, needs="security_opt",
     kinds=("container", "compose"),

@@ -1,9 +1,11 @@
 """The daemon's effective options, from every place a real host keeps them.
 
-Sources, in the order dockerd itself applies them: the command line of the daemon that serves the
-scanned socket, the option files read by init scripts (/etc/default/docker, /etc/sysconfig/docker),
-and daemon.json (``--config-file`` or /etc/docker/daemon.json). ``docker info`` adds what the
-engine reports it is actually doing (storage and logging driver, live restore, security options).
+Sources: dockerd's command line (the running dockerd's behind the scanned socket, else the one its
+systemd unit starts, read with dockfix/sources/systemd.py, with ``$DOCKER_OPTS`` from
+/etc/default/docker only where the unit passes it; without a unit, an init script's options file),
+parsed with dockerd's own flag grammar; and daemon.json (``--config-file`` of that command line, or
+/etc/docker/daemon.json) for every key no flag sets. ``docker info`` adds what the engine reports it
+is actually doing (storage and logging driver, live restore, security options).
 """
 
 from __future__ import annotations
@@ -362,7 +364,6 @@ class CommandLine:
     unknown: str | None = None  # why the command line could not be determined (then settings is partial)
     problems: list[str] = field(default_factory=list)  # what dockerd would refuse to start with
     socket_hosts: list[Setting] = field(default_factory=list)  # docker.socket ListenStream= behind fd://
-    files_read: list[str] = field(default_factory=list)
     args: list[Arg] = field(default_factory=list)  # the arguments after "dockerd", as given
     socket_unknown: str | None = None  # why docker.socket's listeners are unknown (dockerd -H fd://)
     pid: int | None = None  # the running dockerd's, when its command line is the source
@@ -396,7 +397,6 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
             prog = unit_cmd.words[0].text if unit_cmd.words else "nothing"
             why = f"{unit_cmd.exec_start.location}: docker.service starts {prog}, not dockerd: its options are unknown"
             unit_cmd = None
-    files = [f for f in ([unit.fragment, *unit.dropins] if unit and unit.fragment else [])]
     if process is not None:
         pid, argv = process
         if unit_cmd is not None and [w.text for w in unit_cmd.words[1:]] == argv[1:]:
@@ -409,7 +409,6 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
     elif unit_cmd is not None:
         args = [Arg(w.text, w.origin, w.location) for w in unit_cmd.words[1:]]
         source = str(unit_cmd.exec_start.location)
-        files += [str(loc.path) for loc in unit_cmd.used_env.values()]
     elif unit is None and why is None:
         args, source = [], "no docker.service"
         for path, var in (("/etc/sysconfig/docker", "OPTIONS"), ("/etc/default/docker", "DOCKER_OPTS")):
@@ -417,7 +416,6 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
                 text = host.read_text(path)
                 if text:
                     args += [Arg(a, s.source, s.location) for a, s in _env_file_args(text, var, path)]
-                    files.append(path)
         if host.is_file("/etc/init.d/docker"):
             source = "/etc/init.d/docker and its options file"
         else:
@@ -427,7 +425,7 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
     settings, problems = parse_args(args)
     if problems and why is None:
         why = "; ".join(problems)
-    cl = CommandLine(settings, source, why, problems, files_read=files, args=args,
+    cl = CommandLine(settings, source, why, problems, args=args,
                      pid=process[0] if process is not None else None)
     hosts = settings.get("hosts")
     if hosts and any(str(h).startswith("fd://") for h in hosts.value):
@@ -440,7 +438,6 @@ def command_line(host, process: tuple[int, list[str]] | None = None) -> CommandL
             cl.socket_unknown = "dockerd takes its sockets from systemd (fd://) but no docker.socket unit was found"
         elif sock is not None and not sock.masked:
             cl.socket_hosts = [Setting(a.value, str(a.location), a.location) for a in systemd.listen_streams(sock)]
-            cl.files_read.append(sock.fragment or "")
     return cl
 
 

@@ -166,7 +166,7 @@ def split_words(text: str, where: str) -> list[tuple[str, bool]]:
     """systemd's word splitting: blanks separate, "..." and '...' quote, C escapes. (word, was_quoted)."""
     out: list[tuple[str, bool]] = []
     i, n = 0, len(text)
-    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", " ": " ", "r": "\r", "a": "\a", "$": "\\$"}
+    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", " ": " ", "r": "\r", "a": "\a"}
     while i < n:
         while i < n and text[i] in " \t\n":
             i += 1

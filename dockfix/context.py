@@ -60,7 +60,7 @@ class Context:
 
     def need_engine(self) -> Engine:
         if self.engine is None:
-            raise NotApplicable("the engine was not scanned (--no-engine)")
+            raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host)")
         return self.engine
 
     def info(self) -> dict[str, Any]:

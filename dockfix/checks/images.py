@@ -94,7 +94,7 @@ def per_subject(ctx: Context, images_fn, dockerfile_fn) -> list[Result]:
                 r.subject = f"dockerfile:{path}"
                 results.append(r)
     if not results and ctx.engine is None and not ctx.paths:
-        raise NotApplicable("the engine was not scanned (--no-engine) and no --path folder was given")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host) and no --path folder was given")
     return results
 
 
@@ -207,7 +207,7 @@ def container_user(ctx: Context) -> list[Result]:
     except NotApplicable:
         pass  # no Dockerfiles: the compose services (--compose alone) still count
     if not results and ctx.engine is None and not ctx.paths and not ctx.compose:
-        raise NotApplicable("the engine was not scanned (--no-engine) and no --path or --compose was given")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host) and no --path or --compose was given")
     return results
 
 

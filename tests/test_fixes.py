@@ -180,11 +180,18 @@ def exercise(root: Path, check_id: str) -> None:
     assert res.error is None and tree_manifest(root) == fixed_state
     edited = first_file(plan)
     hand_edit(root, edited)
+    hand_edited = tree_manifest(root)
     rb = rollback(ctx.host, "last")
     assert rb.restored == [] and any(edited in p for p in rb.refused_paths), rb.refused_paths
     rb = rollback(ctx.host, "last", force=True)
     assert rb.refused_paths == []
-    assert tree_manifest(root) == before
+    # --force restores what the transaction changed. An owner or mode change journals the metadata
+    # only, so a hand edit of the content of such a file stays (a copy is kept in the journal).
+    want = dict(before)
+    rel = edited.lstrip("/")
+    if not any(c.kind == "write" and c.path == edited for c in plan.changes) and rel in want:
+        want[rel] = before[rel][:4] + hand_edited[rel][4:]
+    assert tree_manifest(root) == want
 
 
 @pytest.mark.parametrize("check_id", sorted(CASES))

@@ -22,12 +22,22 @@ from dockfix.model import CheckError
 #: Largest file a check reads (bigger ones are reported, not read): 8 MiB.
 MAX_READ = 8 * 1024 * 1024
 
+#: The system manager's unit search path in ``systemd-analyze unit-paths`` order (also
+#: dockfix/sources/systemd.py, which reads units; kept here so that host needs no source).
 SYSTEMD_DIRS = (
+    "/etc/systemd/system.control",
+    "/run/systemd/system.control",
+    "/run/systemd/transient",
+    "/run/systemd/generator.early",
     "/etc/systemd/system",
+    "/etc/systemd/system.attached",
     "/run/systemd/system",
+    "/run/systemd/system.attached",
+    "/run/systemd/generator",
+    "/usr/local/lib/systemd/system",
     "/lib/systemd/system",
     "/usr/lib/systemd/system",
-    "/usr/local/lib/systemd/system",
+    "/run/systemd/generator.late",
 )
 
 
@@ -319,7 +329,7 @@ class Host:
 
     # ------------------------------------------------------------------ finding things
     def unit_file(self, name: str) -> str | None:
-        """Host path of a systemd unit, as systemd finds it (/etc overrides /lib and /usr/lib)."""
+        """Host path of a systemd unit, as systemd finds it (first folder of the unit search path)."""
         for d in SYSTEMD_DIRS:
             p = f"{d}/{name}"
             if self.lstat(p) is not None:

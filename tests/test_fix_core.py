@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, manifest, put, run_dockfix
+from helpers import REPO, manifest, put, put_units, run_dockfix
 
 JOURNAL = "var/lib/dockfix"
 
@@ -408,6 +408,7 @@ def test_apply_after_a_crash_asks_for_the_rollback_first(tmp_path):
 def test_sigkill_between_edits_of_one_daemon_json(tmp_path, fault):
     """Several fixes write daemon.json one after the other; a kill between two leaves a state that
     `dockfix rollback --last` puts back exactly."""
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/docker/daemon.json", '{\n  "icc": true,\n  "log-level": "debug",\n  "experimental": true\n}\n',
         mode=0o640)
@@ -433,6 +434,7 @@ def test_apply_failing_midway_rolls_back_what_it_did(tmp_path):
 
 
 def test_restart_daemon_is_never_run_on_a_tree(tmp_path):
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/docker/daemon.json", '{"log-level": "debug"}\n')
     r = apply(tmp_path, "--only", "2.3", "--restart-daemon")

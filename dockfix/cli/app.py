@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -25,18 +24,12 @@ def run_app(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     notes = load_notes(args)  # team notes (--notes or the config file), shown beside each finding
-    waivers = getattr(args, "waivers", None)
-    if waivers:  # a bad file is said here, before the terminal is taken over
-        from dockfix.cli.common import load_waivers
-
-        load_waivers(args)
-        waivers = os.path.abspath(waivers)
     kw = with_notes(notes)
     if only or skip:
         kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
     early = BackgroundScan(kw.get("scan", scan), ctx)
     from dockfix.tui.app import DockfixApp
 
-    app = DockfixApp(lambda: make_context(args), background_scan=early, waivers=waivers, **kw)
+    app = DockfixApp(lambda: make_context(args), background_scan=early, **kw)
     app.run()
     return app.return_code or 0

@@ -19,8 +19,7 @@ import os
 import sys
 import time
 
-from dockfix.cli.common import (UsageError, add_host_options, add_selection_options, add_waiver_option,
-                                make_context, split_ids)
+from dockfix.cli.common import UsageError, add_host_options, add_selection_options, make_context, split_ids
 from dockfix.model import Safety
 
 EXIT_OK, EXIT_NOT_FIXED, EXIT_USAGE, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -65,30 +64,7 @@ def build_plan(args: argparse.Namespace, session):
         plan, findings = session.plan_selection(only, skip, getattr(args, "include_disruptive", False))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    plannable = _leave_waived_alone(args, findings, only)
-    if len(plannable) != len(findings):  # waived findings left alone: plan the rest, same selection
-        kept = session.plan(plannable, include_disruptive=getattr(args, "include_disruptive", False))
-        kept.selection, kept.engine = plan.selection, plan.engine
-        plan = kept
     return plan, findings
-
-
-def _leave_waived_alone(args: argparse.Namespace, findings: list, only: list[str]) -> list:
-    """An accepted risk (a waiver of the scanned host, see dockfix.waivers) is not "fixed" in bulk:
-    waived findings are planned only when their check is named in --only (by id or CIS number)."""
-    from dockfix.cli.common import load_waivers
-
-    waivers = load_waivers(args)
-    if waivers is None:
-        return findings
-    waivers.apply(findings)
-    named = set(only)
-    left = [f for f in findings if f.waiver is not None and f.id not in named and (f.cis or "") not in named]
-    if left:
-        checks = sorted({f.id for f in left})
-        _err(f"dockfix: leaving {len(left)} waived finding(s) alone ({', '.join(checks)}; waivers in "
-             f"{waivers.path}); name a check in --only to fix it anyway")
-    return [f for f in findings if not any(f is x for x in left)]
 
 
 def print_plan(plan, args) -> None:
@@ -267,7 +243,6 @@ def build_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan fixes for the failing checks and show their diffs (changes nothing)")
     add_host_options(p, only=("root", "engine", "files", "offline"))  # team notes are not shown in a plan
     add_selection_options(p)
-    add_waiver_option(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan to FILE for review and `--apply --plan`")
     p.add_argument("--include-disruptive", action="store_true", help="plan disruptive fixes too")
     p.add_argument("--format", choices=["text", "json"], default="text")

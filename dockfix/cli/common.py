@@ -108,7 +108,7 @@ def make_context(args: argparse.Namespace):
     # engine is not $DOCKER_HOST or this machine's socket; only --docker-host names one for it.
     live = os.path.abspath(args.root) == "/"
     docker_host = getattr(args, "docker_host", None)
-    engine = not getattr(args, "no_engine", True) and (live or bool(docker_host))
+    engine = not getattr(args, "no_engine", False) and (live or bool(docker_host))
     host = Host(root=args.root, docker_host=docker_host, engine=engine)
     given_paths, given_compose = getattr(args, "path", []) or [], getattr(args, "compose", []) or []
     paths = [host_path(args.root, p) for p in given_paths]

@@ -216,7 +216,8 @@ class DemoHost:
             # that sandbox it (no bridge, no iptables), which would read as faults of the demo host.
             from dockfix.demo.private_engine import SANDBOX_FLAGS
 
-            ctx.memo("daemon_argv", lambda: [a for a in argv if a not in SANDBOX_FLAGS])
+            pid = self.engine.proc.pid if getattr(self.engine, "proc", None) is not None else 0
+            ctx.memo("daemon_process", lambda: (pid, [a for a in argv if a not in SANDBOX_FLAGS]))
         return ctx
 
     def left_out(self) -> str | None:

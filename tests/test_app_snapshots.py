@@ -122,7 +122,7 @@ def test_help_screen(snap_compare, tmp_path: Path) -> None:
     app = make_app(failing_tree(tmp_path), only=SNAPSHOT_CHECKS)
 
     async def run_before(pilot) -> None:
-        await settle(pilot.app, pilot)
+        await _to_icc(pilot)  # the detail pane under the help is drawn first (its Markdown loads in a thread)
         await pilot.press("question_mark")
         await stable(pilot)
         assert screen_name(pilot.app) == "HelpScreen"

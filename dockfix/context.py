@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
-from dockfix.sources.daemon_config import DAEMON_JSON, DaemonConfig, parse_daemon_json, parse_env_file, parse_flags
+from dockfix.sources.daemon_config import DAEMON_JSON, CommandLine, DaemonConfig, command_line, parse_daemon_json
 from dockfix.engine import Engine, daemon_argv_for, dockerd_processes
 from dockfix.benchmarks import DEFAULT as DEFAULT_BENCHMARK
 from dockfix.host import Host
@@ -60,34 +60,48 @@ class Context:
 
     def need_engine(self) -> Engine:
         if self.engine is None:
-            raise NotApplicable("the engine was not scanned (--no-engine)")
+            raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host)")
         return self.engine
 
     def info(self) -> dict[str, Any]:
         return self.need_engine().info()
 
     # ------------------------------------------------------------------ daemon
-    def daemon_argv(self) -> list[str] | None:
-        """argv of the dockerd serving the scanned socket; None when unknown (or --no-engine)."""
+    def daemon_process(self) -> tuple[int, list[str]] | None:
+        """(pid, argv) of the dockerd serving the scanned socket; None when unknown (or --no-engine)."""
 
-        def find() -> list[str] | None:
+        def find() -> tuple[int, list[str]] | None:
             # The processes are this machine's: only the daemon behind the scanned socket counts.
             if self.engine is None:
                 return None
-            found = daemon_argv_for(self.host.docker_host or "", dockerd_processes())
-            return found[1] if found else None
+            return daemon_argv_for(self.host.docker_host or "", dockerd_processes())
 
-        return self.memo("daemon_argv", find)
+        return self.memo("daemon_process", find)
+
+    def daemon_argv(self) -> list[str] | None:
+        """argv of the dockerd serving the scanned socket; None when unknown (or --no-engine)."""
+        found = self.daemon_process()
+        return found[1] if found else None
+
+    def daemon_cmdline(self) -> CommandLine:
+        """dockerd's effective command line: the live process's on this machine, else its unit's."""
+
+        def build() -> CommandLine:
+            # the dockerd behind the scanned socket is what runs (also with --root and an engine)
+            return command_line(self.host, self.daemon_process())
+
+        return self.memo("daemon_cmdline", build)
 
     def daemon_json_path(self) -> str:
-        # --config-file names a path on this machine: it only counts when scanning this machine.
-        argv = (self.daemon_argv() or []) if self.host.is_live else []
-        for i, a in enumerate(argv):
-            if a == "--config-file" and i + 1 < len(argv):
-                return argv[i + 1]
-            if a.startswith("--config-file="):
-                return a.split("=", 1)[1]
-        return DAEMON_JSON
+        """The daemon.json dockerd reads: ``--config-file`` of its effective command line, else the default."""
+        try:
+            cmd = self.daemon_cmdline()
+            s = cmd.settings.get("config-file")
+            if cmd.pid is not None and not self.host.is_live:
+                s = None  # a running dockerd's --config-file names a path on this machine, not in the tree
+        except CheckError:
+            s = None  # the unit or its environment file cannot be read: daemon() reports that
+        return s.value if s is not None and isinstance(s.value, str) and s.value.startswith("/") else DAEMON_JSON
 
     def daemon_json(self) -> dict:
         """Settings of daemon.json ({} when absent). CheckError when malformed."""
@@ -106,23 +120,13 @@ class Context:
     def daemon(self) -> DaemonConfig:
         def build() -> DaemonConfig:
             from_json = self.daemon_json()
-            files: dict = {}
-            for path, var in (("/etc/sysconfig/docker", "OPTIONS"), ("/etc/default/docker", "DOCKER_OPTS")):
-                try:
-                    text = self.host.read_text(path)
-                    if text:
-                        files.update(parse_env_file(text, var, path))
-                except CheckError as e:
-                    e.subject = e.subject or path
-                    raise
-            argv = self.daemon_argv()
-            cmd = parse_flags(argv[1:], "dockerd command line") if argv else {}
+            cmd = self.daemon_cmdline()
             info = None
             if self.engine is not None:
                 try:
                     info = self.engine.info()
                 except CheckError:
                     info = None
-            return DaemonConfig(self.daemon_json_path(), from_json, files, cmd, argv is not None, info)
+            return DaemonConfig(self.daemon_json_path(), from_json, {}, cmd.settings, cmd.unknown is None, info, cmd)
 
         return self.memo("daemon", build)

@@ -127,6 +127,11 @@ class NotApplicable(Exception):
     """Raised by a check (or a source it uses) when it does not apply here; becomes `skip`."""
 
 
+class Undetermined(Exception):
+    """Raised when the verdict would rest on a default whose source could not be read (dockerd's
+    command line unknown, an unreadable unit); becomes `manual`, the message naming what is unknown."""
+
+
 CheckFn = Callable[[Any], "Result | Iterable[Result]"]
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import dockfix.checks  # noqa: F401  (registers every check)
 from dockfix import benchmarks
 from dockfix.context import Context, NotApplicable  # noqa: F401  (re-exported)
-from dockfix.model import REGISTRY, Check, CheckError, Finding, Result, Status
+from dockfix.model import REGISTRY, Check, CheckError, Finding, Result, Status, Undetermined
 
 
 @dataclass
@@ -49,6 +49,8 @@ def run_check(check: Check, ctx: Context, benchmark: str | None = None) -> list[
         results = [Result.error(str(e), subject=e.subject)]
     except NotApplicable as e:
         results = [Result.skip(str(e))]
+    except Undetermined as e:
+        results = [Result.manual(str(e))]
     except Exception as e:  # a bug in a check must not end the scan
         results = [Result.error(f"internal error in check {check.id}: {type(e).__name__}: {e}")]
     if not results:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from helpers import put
+from helpers import put, put_units
 
 #: daemon.json of the failing tree: icc on (2.2), no live-restore (2.15); the file is 0666 (3.18).
 DAEMON_JSON = '{\n  "icc": true,\n  "log-level": "info"\n}\n'
@@ -15,6 +15,7 @@ SNAPSHOT_CHECKS = ["2.2", "2.3", "2.16", "3.5", "3.6", "3.17", "3.18", "3.19", "
 
 
 def failing_tree(root: Path) -> Path:
+    put_units(root)  # Debian's docker.service and docker.socket: dockerd's command line is known
     put(root, "etc/docker/", mode=0o755)
     put(root, "etc/docker/daemon.json", DAEMON_JSON, mode=0o666)
     put(root, "etc/default/docker", 'DOCKER_OPTS=""\n', mode=0o644, owner=(1000, 1000))

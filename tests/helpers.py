@@ -62,6 +62,27 @@ def put(root: Path, rel: str, content: str | bytes | None = None, mode: int = 0o
     return p
 
 
+#: Debian 12's docker.io units (trimmed to what dockerd's configuration depends on).
+DEBIAN_SERVICE = """\
+[Unit]
+Description=Docker Application Container Engine
+Requires=docker.socket
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/docker
+ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS
+ExecReload=/bin/kill -s HUP $MAINPID
+"""
+DEBIAN_SOCKET = "[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketGroup=docker\n"
+
+
+def put_units(root: Path, service: str = DEBIAN_SERVICE, socket: str = DEBIAN_SOCKET) -> None:
+    """docker.service and docker.socket in /lib/systemd/system, root:root 0644 (Debian's by default)."""
+    put(root, "lib/systemd/system/docker.service", service)
+    put(root, "lib/systemd/system/docker.socket", socket)
+
+
 def manifest(root: str | Path) -> dict[str, tuple]:
     """Every path below root with its type, owner, mode and content hash (links not followed)."""
     out = {}

@@ -171,20 +171,6 @@ def test_waive_command_adds_an_entry_keeping_comments(tmp_path):
         assert wf.read_text() == text
 
 
-def test_fixing_leaves_waived_findings_alone_unless_named(tmp_path):
-    root = tmp_path / "host"
-    put(root, "var/lib/")
-    put(root, "etc/docker/daemon.json", '{"icc": true}\n')
-    waiver_file(root, f"  - check: icc\n    reason: CI bridge\n    expires: {LATER}\n")
-    before = manifest(root)
-    r = run_dockfix("plan", "--root", str(root), "--no-engine", "--include-disruptive", "--only", "2")
-    assert r.returncode == 0, r.stderr
-    assert '"icc": false' not in r.stdout and "leaving 1 waived finding(s) alone (icc;" in r.stderr
-    r = run_dockfix("--apply", "--dry-run", "--include-disruptive", "--root", str(root), "--no-engine", "--only", "2.2")
-    assert r.returncode == 0 and '+{"icc": false}' in r.stdout, r.stdout + r.stderr  # named: planned
-    assert manifest(root) == before
-
-
 def test_waive_creates_the_hosts_waiver_file(tmp_path):
     root = bad_host(tmp_path / "host")
     r = run_dockfix("waive", "3.5", "--root", str(root), "--reason", "vendor agent", "--until", LATER)

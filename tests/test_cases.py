@@ -95,6 +95,25 @@ def find_check(name: str) -> Check:
     return hits[0]
 
 
+# ---------------------------------------------------------------------- systemd units
+#: Debian 12's docker.io units, as installed (/lib/systemd/system).
+DEBIAN_SERVICE = """\
+[Unit]
+Description=Docker Application Container Engine
+Requires=docker.socket
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/docker
+ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS
+ExecReload=/bin/kill -s HUP $MAINPID
+"""
+DEBIAN_SOCKET = "[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketGroup=docker\n"
+UNIT = {"/lib/systemd/system/docker.service": F(DEBIAN_SERVICE), "/lib/systemd/system/docker.socket": F(DEBIAN_SOCKET)}
+#: The documented way to give dockerd its hosts in daemon.json: a drop-in that drops -H fd://.
+NO_H = {**UNIT, "/etc/systemd/system/docker.service.d/hosts.conf": F("[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd\n")}
+
+
 # ---------------------------------------------------------------------- section 1
 GROUP = F("root:x:0:\ndocker:x:999:alice,bob\nstaff:x:50:\n")
 PASSWD = F("root:x:0:0::/root:/bin/sh\ncarol:x:1002:999::/home/carol:/bin/sh\n")
@@ -115,23 +134,23 @@ def audit_cases() -> list[Case]:
     out = []
     for cis, _ in AUDIT_TARGETS:
         path, entry = audit_target_entry(cis)
-        base = {path: entry}
+        base = {**UNIT, path: entry}
         out.append(Case(cis, "fail", {**base, "/etc/audit/rules.d/other.rules": F("-w /etc/passwd -p wa -k identity\n")},
                         "fail", evidence=f"no audit rule watches {path}"))
         out.append(Case(cis, "pass", {**base, "/etc/audit/rules.d/docker.rules": F(f"# docker\n-w {path} -p wa -k docker\n")},
                         "pass", evidence="docker.rules:2"))
-        out.append(Case(cis, "absent", {"/etc/audit/rules.d/docker.rules": F("-w /etc/passwd -k x\n")}, "skip"))
+        out.append(Case(cis, "absent", {**({} if cis in ("1.1.7", "1.1.9") else UNIT), "/etc/audit/rules.d/docker.rules": F("-w /etc/passwd -k x\n")}, "skip"))
     return out
 
 
 SECTION_1 = [
-    Case("1.1.1", "fstab", {"/etc/fstab": F("UUID=1 / ext4 defaults 0 1\nUUID=2 /var/lib/docker xfs defaults 0 2\n")},
+    Case("1.1.1", "fstab", {**UNIT, "/etc/fstab": F("UUID=1 / ext4 defaults 0 1\nUUID=2 /var/lib/docker xfs defaults 0 2\n")},
          "pass", evidence="own entry in /etc/fstab"),
     Case("1.1.1", "data-root-from-daemon-json", {"/etc/docker/daemon.json": J({"data-root": "/srv/docker"}),
                                                   "/etc/fstab": F("UUID=2 /srv/docker xfs defaults 0 2\n")}, "pass"),
-    Case("1.1.1", "unknown", {"/etc/fstab": F("UUID=1 / ext4 defaults 0 1\n")}, "skip"),
-    Case("1.1.2", "members", {"/etc/group": GROUP, "/etc/passwd": PASSWD}, "manual", evidence="alice, bob, carol"),
-    Case("1.1.2", "empty", {"/etc/group": F("docker:x:999:\n"), "/etc/passwd": F("root:x:0:0::/root:/bin/sh\n")}, "pass"),
+    Case("1.1.1", "unknown", {**UNIT, "/etc/fstab": F("UUID=1 / ext4 defaults 0 1\n")}, "skip"),
+    Case("1.1.2", "members", {**UNIT, "/etc/group": GROUP, "/etc/passwd": PASSWD}, "manual", evidence="alice, bob, carol"),
+    Case("1.1.2", "empty", {**UNIT, "/etc/group": F("docker:x:999:\n"), "/etc/passwd": F("root:x:0:0::/root:/bin/sh\n")}, "pass"),
     Case("1.1.2", "other-group", {"/etc/group": F("dockerusers:x:998:eve\ndocker:x:999:\n"),
                                   "/etc/docker/daemon.json": J({"group": "dockerusers"})}, "manual", evidence="eve"),
     *audit_cases(),
@@ -153,9 +172,66 @@ SECTION_1 = [
 ]
 
 
+# ---------------------------------------------------------------------- audit rules as auditctl and augenrules read them
+RD = "/etc/audit/rules.d"
+ETC_DOCKER = {"/etc/docker": D(), "/etc/docker/daemon.json": J({})}
+
+
+def rules(**files: str) -> dict[str, Any]:
+    """rules.d files by name (``docker_rules`` -> docker.rules, ``_10_x`` -> 10-x.rules)."""
+    return {f"{RD}/{name.lstrip('_').replace('_', '-')}.rules": F(text) for name, text in files.items()}
+
+
+AUDIT = [
+    Case("1.1.6", "never-first", {**ETC_DOCKER, **rules(_10_quiet="-a never,exit -F dir=/etc/docker\n",
+                                                        _20_docker="-w /etc/docker -p wa -k docker\n")},
+         "fail", evidence="the 'never' rule -a never,exit -F dir=/etc/docker (/etc/audit/rules.d/10-quiet.rules:1)"),
+    Case("1.1.6", "never-after", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa -k docker\n",
+                                                        _20_quiet="-a never,exit -F dir=/etc/docker\n")},
+         "pass", evidence="10-docker.rules:1"),
+    Case("1.1.6", "never-prepended", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n",
+                                                            _20_quiet="-A exit,never -F dir=/etc/docker\n")},
+         "fail", evidence="suppresses"),
+    Case("1.1.6", "W-removes", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n", _99_local="-W /etc/docker -p wa\n")},
+         "fail", evidence="is removed by -W /etc/docker -p wa (/etc/audit/rules.d/99-local.rules:1)"),
+    # augenrules lists rules.d with ls -1v: 9-a before 10-b (plain lexical order would read 10-b first)
+    Case("1.1.6", "W-in-version-order", {**ETC_DOCKER, **rules(_9_a="-w /etc/docker -p wa\n", _10_b="-W /etc/docker -p wa\n")},
+         "fail"),
+    Case("1.1.6", "W-before-watch", {**ETC_DOCKER, **rules(_9_a="-W /etc/docker -p wa\n", _10_b="-w /etc/docker -p wa\n")},
+         "pass", evidence="10-b.rules:1"),
+    # augenrules moves -D to the top: it deletes no rule of rules.d; in a hand-made audit.rules it does
+    Case("1.1.6", "D-in-rules-d", {**ETC_DOCKER, **rules(_10_docker="-w /etc/docker -p wa\n", _20_base="-D\n-b 8192\n")},
+         "pass"),
+    Case("1.1.6", "D-in-audit-rules", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-w /etc/docker -p wa\n-D\n")}, "fail",
+         evidence="is removed by -D (/etc/audit/audit.rules:2)"),
+    Case("1.1.6", "path-on-a-directory", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker -F perm=wa\n")},
+         "fail", evidence="audits the directory itself only"),
+    Case("1.1.6", "audit-rules-alone", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-D\n-w /etc/docker -p wa\n")}, "pass",
+         evidence="/etc/audit/audit.rules:2"),
+    Case("1.1.6", "audit-rules-is-generated", {**ETC_DOCKER, "/etc/audit/audit.rules": F("-w /etc/docker -p wa\n"),
+                                               **rules(other="-w /etc/passwd -p wa\n")}, "fail",
+         evidence="generated from /etc/audit/rules.d by augenrules"),
+    # perms: a file audited for changes needs w
+    Case("1.1.11", "perm-a-only", {**ETC_DOCKER, **rules(docker="-w /etc/docker/daemon.json -p a\n")}, "fail",
+         evidence="only for 'a'"),
+    Case("1.1.11", "perm-attached", {**ETC_DOCKER, **rules(docker="-w/etc/docker/daemon.json -pwa -kdocker\n")}, "pass"),
+    Case("1.1.11", "default-perms", {**ETC_DOCKER, **rules(docker="-w /etc/docker/daemon.json\n")}, "pass"),
+    # -F path= is that one file; -F dir= is recursive
+    Case("1.1.11", "path-is-not-recursive", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker -F perm=wa\n")},
+         "fail", evidence="no audit rule watches /etc/docker/daemon.json"),
+    Case("1.1.11", "dir-is-recursive", {**ETC_DOCKER, **rules(docker="-a exit,always -F dir=/etc/docker -F perm=wa -k d\n")},
+         "pass", evidence="covered by the dir= rule on /etc/docker"),
+    Case("1.1.11", "path-exact", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker/daemon.json -F perm=w\n")},
+         "pass"),
+    Case("1.1.11", "syscall-read-only", {**ETC_DOCKER, **rules(docker="-a always,exit -F path=/etc/docker/daemon.json -S stat\n")},
+         "fail", evidence="only for 'stat'"),
+]
+
+
 # ---------------------------------------------------------------------- section 2 (daemon.json)
 def dj(settings: dict, **kw) -> dict[str, Any]:
-    return {"/etc/docker/daemon.json": J(settings), **kw}
+    """daemon.json with these settings, beside Debian's docker.service and docker.socket."""
+    return {**UNIT, "/etc/docker/daemon.json": J(settings), **kw}
 
 
 SECTION_2 = [
@@ -163,7 +239,7 @@ SECTION_2 = [
     Case("2.2", "fail", dj({"icc": True}), "fail", evidence="icc is true (/etc/docker/daemon.json:2)"),
     Case("2.2", "default", dj({}), "fail", evidence="default: true"),
     Case("2.2", "pass", dj({"icc": False}), "pass"),
-    Case("2.2", "default-file", {"/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')}, "pass",
+    Case("2.2", "default-file", {**UNIT, "/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')}, "pass",
          evidence="/etc/default/docker:1"),
     Case("2.3", "fail", dj({"log-level": "debug"}), "fail"),
     Case("2.3", "pass", dj({}), "pass"),
@@ -178,10 +254,11 @@ SECTION_2 = [
     Case("devicemapper", "fail", dj({"storage-driver": "devicemapper"}), "fail", evidence="storage driver devicemapper"),
     Case("devicemapper", "pass", dj({"storage-driver": "overlay2"}), "pass"),
     Case("devicemapper", "unknown", dj({}), "skip"),
-    Case("2.7", "fail", dj({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}), "fail",
+    Case("2.7", "fail", dj({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}, **NO_H), "fail",
          evidence="tlsverify is not set"),
     Case("2.7", "pass", dj({"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": True, "tlscacert": "/c", "tlscert": "/s",
-                            "tlskey": "/k"}), "pass"),
+                            "tlskey": "/k"}, **NO_H), "pass"),
+    Case("2.7", "hosts-in-both", dj({"hosts": ["tcp://0.0.0.0:2375"]}), "manual", evidence="dockerd refuses to start"),
     Case("2.7", "unix-only", dj({}), "pass"),
     Case("2.8", "unset", dj({}), "manual"),
     Case("2.8", "pass", dj({"default-ulimits": {"nofile": {"Name": "nofile", "Hard": 64000, "Soft": 64000}}}), "pass"),
@@ -206,6 +283,186 @@ SECTION_2 = [
     Case("2.17", "default", dj({}), "manual"),
     Case("2.18", "fail", dj({"experimental": True}), "fail"),
     Case("2.18", "pass", dj({}), "pass"),
+]
+
+
+# ---------------------------------------------------------------------- the effective configuration
+# dockerd's options as systemd and dockerd build them (dockfix/sources/systemd.py, daemon_config.py).
+SVC = "/lib/systemd/system/docker.service"
+CE_SERVICE = "[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n"
+
+
+def unit(exec_start: str, **extra) -> dict[str, Any]:
+    """Debian's units, with docker.service starting ``exec_start`` (a docker-ce style unit)."""
+    return {**UNIT, SVC: F(f"[Service]\nType=notify\nEnvironmentFile=-/etc/default/docker\nExecStart={exec_start}\n"),
+            **extra}
+
+
+def dropin(name: str, body: str, folder: str = "/etc/systemd/system") -> dict[str, Any]:
+    return {f"{folder}/docker.service.d/{name}": F(body)}
+
+
+def reset(exec_start: str) -> str:
+    return f"[Service]\nExecStart=\nExecStart={exec_start}\n"
+
+
+EFFECTIVE = [
+    # flag spellings (pflag): boolean alone / =true|false|1|0; -D; -l x, -lx, -l=x, --log-level x
+    Case("2.2", "flag-bare-icc", unit("/usr/sbin/dockerd -H fd:// --icc"), "fail", evidence=f"icc is true ({SVC}:4)"),
+    Case("2.2", "flag-icc-false", unit("/usr/sbin/dockerd -H fd:// --icc=false"), "pass", evidence=f"{SVC}:4"),
+    Case("2.2", "flag-icc-0", unit("/usr/sbin/dockerd -H fd:// --icc=0"), "pass"),
+    Case("2.2", "flag-icc-F", unit("/usr/sbin/dockerd -H fd:// --icc=F"), "pass"),
+    Case("2.2", "flag-icc-space-false", unit("/usr/sbin/dockerd -H fd:// --icc false"), "manual",
+         evidence="dockerd takes no arguments"),
+    Case("2.2", "flag-icc-yes", unit("/usr/sbin/dockerd -H fd:// --icc=yes"), "manual", evidence="not a boolean"),
+    Case("2.3", "flag-D", unit("/usr/sbin/dockerd -D -H fd://"), "fail", evidence="the daemon logs at debug level"),
+    Case("2.3", "flag-debug-false", unit("/usr/sbin/dockerd --debug=false -H fd://"), "pass"),
+    Case("2.3", "json-debug", dj({"debug": True}), "fail", evidence="debug is true (/etc/docker/daemon.json:2)"),
+    Case("2.3", "flag-l-space", unit("/usr/sbin/dockerd -H fd:// -l warn"), "fail", evidence="log-level is warn"),
+    Case("2.3", "flag-l-joined", unit("/usr/sbin/dockerd -H fd:// -lwarn"), "fail", evidence="log-level is warn"),
+    Case("2.3", "flag-l-equals", unit("/usr/sbin/dockerd -H fd:// -l=info"), "pass"),
+    Case("2.3", "flag-grouped", unit("/usr/sbin/dockerd -H fd:// -Dl info"), "fail", evidence="debug is true"),
+    # -H forms: a host without a scheme is TCP; repeated -H; fd:// takes docker.socket's ListenStream
+    Case("2.7", "H-no-scheme", unit("/usr/sbin/dockerd -H fd:// -H 0.0.0.0:2375"), "fail",
+         evidence="tcp://0.0.0.0:2375"),
+    Case("2.7", "H-port-only", unit("/usr/sbin/dockerd -H=:2375"), "fail", evidence="tcp://localhost:2375"),
+    Case("2.7", "H-joined", unit("/usr/sbin/dockerd -Htcp://10.0.0.1:2375 -H unix:///run/docker.sock"), "fail",
+         evidence="tcp://10.0.0.1:2375"),
+    Case("2.7", "host-long", unit("/usr/sbin/dockerd --host tcp://10.0.0.1:2375"), "fail"),
+    Case("2.7", "socket-tcp", {**unit("/usr/sbin/dockerd -H fd://"),
+                               "/lib/systemd/system/docker.socket": F("[Socket]\nListenStream=/run/docker.sock\nListenStream=2375\n")},
+         "fail", evidence="tcp://2375 (/lib/systemd/system/docker.socket:3)"),
+    Case("2.7", "socket-unix", unit("/usr/sbin/dockerd -H fd://"), "pass", evidence="unix:///run/docker.sock"),
+    Case("2.7", "H-unix", unit("/usr/sbin/dockerd -H unix:///var/run/docker.sock"), "pass"),
+    Case("2.7", "H-tls", unit("/usr/sbin/dockerd -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/c --tlscert=/s --tlskey=/k"),
+         "pass"),
+    # systemd: $DOCKER_OPTS counts only where ExecStart references it; Environment=; ${VAR} one word
+    Case("2.2", "default-file-not-referenced", {**UNIT, SVC: F(CE_SERVICE), "/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')},
+         "fail", evidence="default: true"),
+    Case("2.2", "environment-file", {**UNIT, "/etc/default/docker": F("# opts\nDOCKER_OPTS='--icc=false --log-level=info'\n")},
+         "pass", evidence="via $DOCKER_OPTS from /etc/default/docker:2"),
+    Case("2.2", "environment-dropin", {**UNIT, **dropin("opts.conf", '[Service]\nEnvironment="DOCKER_OPTS=--icc=false"\n')},
+         "pass", evidence="/etc/systemd/system/docker.service.d/opts.conf:2"),
+    Case("2.2", "environment-file-wins", {**UNIT, **dropin("opts.conf", '[Service]\nEnvironment="DOCKER_OPTS=--icc=false"\n'),
+                                          "/etc/default/docker": F("DOCKER_OPTS=--icc=true\n")}, "fail",
+         evidence="/etc/default/docker:1"),
+    Case("2.2", "braced-var", unit("/usr/sbin/dockerd -H fd:// ${ICC}", **dropin("icc.conf", "[Service]\nEnvironment=ICC=--icc=false\n")),
+         "pass"),
+    Case("2.2", "envfile-required-missing", {**UNIT, **dropin("env.conf", "[Service]\nEnvironmentFile=/etc/docker/opts\n")},
+         "manual", evidence="systemd would not start docker.service"),
+    # drop-ins: ExecStart= resets; name order across folders; /etc hides the same name in /lib; priority
+    Case("2.2", "dropin-reset", {**UNIT, **dropin("icc.conf", reset("/usr/sbin/dockerd -H fd:// --icc=false"))}, "pass",
+         evidence="/etc/systemd/system/docker.service.d/icc.conf:3"),
+    Case("2.2", "dropin-later-name-wins", {**UNIT, **dropin("10-icc.conf", reset("/usr/sbin/dockerd --icc=false")),
+                                           **dropin("20-plain.conf", reset("/usr/sbin/dockerd"), "/lib/systemd/system")},
+         "fail", evidence="default: true"),
+    Case("2.2", "dropin-same-name-hidden", {**UNIT, **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=false")),
+                                            **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=true"), "/lib/systemd/system")},
+         "pass"),
+    Case("2.2", "dropin-control", {**UNIT, **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=true")),
+                                   **dropin("icc.conf", reset("/usr/sbin/dockerd --icc=false"), "/etc/systemd/system.control")},
+         "pass", evidence="system.control"),
+    Case("2.2", "no-reset-two-execstart", {**UNIT, **dropin("icc.conf", "[Service]\nExecStart=/usr/sbin/dockerd --icc=false\n")},
+         "manual", evidence="2 ExecStart= lines"),
+    Case("2.2", "usr-local-unit", {**UNIT, "/usr/local/lib/systemd/system/docker.service": F(reset("/usr/sbin/dockerd --icc=false"))},
+         "pass", evidence="/usr/local/lib/systemd/system/docker.service"),
+    Case("2.2", "merged-usr", {"/lib": L("usr/lib"), "/usr/lib/systemd/system/docker.service": F(reset("/usr/sbin/dockerd --icc=false"))},
+         "pass"),
+    Case("2.2", "run-unit", {**UNIT, "/run/systemd/system/docker.service": F(reset("/usr/sbin/dockerd --icc=false"))}, "pass"),
+    # --config-file from the unit: that file, not /etc/docker/daemon.json
+    Case("2.2", "config-file", {**unit("/usr/sbin/dockerd -H fd:// --config-file /etc/docker/prod.json"),
+                                "/etc/docker/prod.json": J({"icc": False}), "/etc/docker/daemon.json": J({"icc": True})},
+         "pass", evidence="/etc/docker/prod.json:2"),
+    # a key set both as a flag and in daemon.json: dockerd refuses to start
+    Case("2.2", "flag-and-json", {**dj({"icc": False}), **unit("/usr/sbin/dockerd -H fd:// --icc=false")}, "manual",
+         evidence="dockerd refuses to start"),
+    # the command line cannot be determined: manual, naming what is unknown
+    Case("2.3", "no-unit", {"/etc/docker/daemon.json": J({})}, "manual", evidence="no docker.service unit was found"),
+    Case("2.3", "unreadable-unit", {**UNIT, SVC: D()}, "error", evidence=f"{SVC}: is a directory"),
+    Case("2.3", "malformed-unit", {**UNIT, SVC: F("[Service\nExecStart=/usr/sbin/dockerd\n")}, "error",
+         evidence=f"{SVC}: line 1: malformed section header"),
+    Case("2.3", "no-execstart", {**UNIT, **dropin("x.conf", "[Service]\nExecStart=\n")}, "manual", evidence="has no ExecStart"),
+    Case("2.7", "no-socket-unit", {SVC: F(DEBIAN_SERVICE)}, "manual", evidence="no docker.socket unit was found"),
+    Case("2.3", "masked", {**UNIT, "/etc/systemd/system/docker.service": L("/dev/null")}, "manual", evidence="masked"),
+    Case("2.3", "wrapper", unit("/usr/local/bin/start-docker --debug"), "manual", evidence="not dockerd"),
+    Case("2.3", "json-value-still-counts", {"/etc/docker/daemon.json": J({"log-level": "warn"})}, "fail"),
+    Case("2.2", "sysvinit", {"/etc/init.d/docker": F("#!/bin/sh\n", 0o755), "/etc/default/docker": F('DOCKER_OPTS="--icc=false"\n')},
+         "pass", evidence="/etc/default/docker:1"),
+    # live-restore: swarm membership from the effective data root
+    Case("2.15", "swarm-node", {**dj({"data-root": "/srv/docker"}), "/srv/docker/swarm/docker-state.json": F("{}")},
+         "manual", evidence="/srv/docker/swarm/docker-state.json exists"),
+    Case("2.15", "swarm-state-elsewhere", {**unit("/usr/sbin/dockerd -H fd:// --data-root=/srv/docker"),
+                                           "/var/lib/docker/swarm/docker-state.json": F("{}")}, "fail"),
+    Case("2.14", "flag", unit("/usr/sbin/dockerd -H fd:// --no-new-privileges"), "pass"),
+    Case("2.5", "repeated-flag", unit("/usr/sbin/dockerd -H fd:// --insecure-registry a:5000 --insecure-registry=b:5000"),
+         "fail", evidence="a:5000, b:5000"),
+]
+
+
+# ---------------------------------------------------------------------- runtime options as dockerd reads them (compose, offline)
+def svc(*lines: str, **tree) -> dict[str, Any]:
+    body = "".join(f"    {ln}\n" for ln in lines)
+    return {"/srv/app/compose.yaml": F(f"services:\n  web:\n    image: nginx:1.27\n{body}"), **tree}
+
+
+WEB = "compose:/srv/app/compose.yaml#web"
+RUNTIME = [
+    Case("5.2", "apparmor-equals", svc('security_opt: ["apparmor=unconfined"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"],
+         evidence="apparmor=unconfined"),
+    Case("5.2", "apparmor-colon", svc('security_opt: ["apparmor:unconfined"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.2", "no-apparmor-kernel", svc('security_opt: ["apparmor=docker-default"]'), {WEB: "skip"},
+         compose=["/srv/app/compose.yaml"], evidence="the kernel has no AppArmor"),
+    Case("5.3", "label-equals", svc('security_opt: ["label=disable"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.3", "label-colon", svc('security_opt: ["label:disable"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.3", "label-type", svc('security_opt: ["label=type:svirt_apache_t"]'), {WEB: "skip"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.22", "seccomp-colon", svc('security_opt: ["seccomp:unconfined"]'), {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-bare", svc('security_opt: ["no-new-privileges"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-1", svc('security_opt: ["no-new-privileges=1"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-colon-true", svc('security_opt: ["no-new-privileges:true"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "nnp-0-overrides-daemon", svc('security_opt: ["no-new-privileges=0"]', **dj({"no-new-privileges": True})),
+         {WEB: "fail"}, compose=["/srv/app/compose.yaml"], evidence="overriding any daemon default"),
+    Case("5.26", "nnp-false-overrides-daemon", svc('security_opt: ["no-new-privileges:false"]', **dj({"no-new-privileges": True})),
+         {WEB: "fail"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "daemon-default", svc(**dj({"no-new-privileges": True})), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.26", "daemon-flag-default", svc(**unit("/usr/sbin/dockerd -H fd:// --no-new-privileges")), {WEB: "pass"},
+         compose=["/srv/app/compose.yaml"]),
+    Case("5.12", "shares-1024", svc("cpu_shares: 1024"), {WEB: "fail"}, compose=["/srv/app/compose.yaml"],
+         evidence="cpu_shares=1024 is the default weight"),
+    Case("5.12", "shares-512", svc("cpu_shares: 512"), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    Case("5.12", "cpus", svc('cpus: "0.5"'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+]
+
+
+# ---------------------------------------------------------------------- compose files as compose reads them
+OV = "/srv/app/compose.override.yaml"
+BASE_OK = ('user: "101"', "mem_limit: 256m", 'security_opt: ["no-new-privileges:true"]')
+COMPOSE = [
+    # compose.override.yaml is merged into compose.yaml: no false failures for what the base file sets
+    Case("4.1", "override-keeps-base-user", svc(*BASE_OK, **{OV: F('services:\n  web:\n    ports: ["8080:80"]\n')}),
+         {WEB: "pass"}, paths=["/srv/app"]),
+    Case("4.1", "override-sets-root", svc(*BASE_OK, **{OV: F('services:\n  web:\n    user: root\n')}), {WEB: "fail"},
+         paths=["/srv/app"]),
+    Case("5.11", "override-only-file-not-its-own-project", svc(*BASE_OK, **{OV: F("services:\n  web:\n    cpus: 1\n")}),
+         {WEB: "pass", "compose:/srv/app/compose.override.yaml#web": None}, paths=["/srv/app"]),
+    Case("5.32", "override-adds-socket", svc(*BASE_OK, **{OV: F('services:\n  web:\n    volumes: ["/var/run:/var/run"]\n')}),
+         {WEB: "fail"}, paths=["/srv/app"], evidence="/var/run -> /var/run"),
+    Case("5.26", "base-file-alone", svc(*BASE_OK), {WEB: "pass"}, paths=["/srv/app"]),
+    # a bind mount of / /var /run /var/run carries the socket
+    *[Case("5.32", f"bind-{src.strip('/') or 'root'}", svc(f'volumes: ["{src}:/host:ro"]'), {WEB: "fail"},
+           compose=["/srv/app/compose.yaml"]) for src in ("/", "/var", "/run", "/var/run")],
+    Case("5.32", "bind-var-lib", svc('volumes: ["/var/lib/app:/data"]'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    # --compose alone evaluates 4.1
+    Case("4.1", "compose-alone", svc(), {WEB: "manual"}, compose=["/srv/app/compose.yaml"], evidence="check its USER"),
+    Case("4.1", "compose-alone-user", svc('user: "1000:1000"'), {WEB: "pass"}, compose=["/srv/app/compose.yaml"]),
+    # sshd installed or started by a Dockerfile (5.7), with its line
+    Case("5.7", "dockerfile-installs", {"/src/img/Dockerfile": F("FROM debian:12\nRUN apt-get update && \\\n"
+                                                                 "    apt-get install -y openssh-server\n")},
+         {"dockerfile:/src/img/Dockerfile": "fail"}, paths=["/src/img"], evidence="line 2: RUN installs sshd"),
+    Case("5.7", "dockerfile-starts", {"/src/img/Dockerfile": F('FROM alpine:3.20\nCMD ["/usr/sbin/sshd", "-D"]\n')},
+         {"dockerfile:/src/img/Dockerfile": "fail"}, paths=["/src/img"], evidence="line 2: CMD starts sshd"),
+    Case("5.7", "dockerfile-ssh-client", {"/src/img/Dockerfile": F("FROM debian:12\nRUN apt-get install -y openssh-client\n")},
+         {"dockerfile:/src/img/Dockerfile": "pass"}, paths=["/src/img"]),
+    Case("5.7", "nothing", {}, "skip"),
 ]
 
 
@@ -410,7 +667,7 @@ NOTES = [
     Case("storage-driver", "unknown", dj({}), "skip"),
 ]
 
-CASES = SECTION_1 + SECTION_2 + SECTION_3 + NOTES
+CASES = SECTION_1 + AUDIT + SECTION_2 + EFFECTIVE + RUNTIME + COMPOSE + SECTION_3 + NOTES
 
 
 def run_case(tmp_path: Path, case: Case):

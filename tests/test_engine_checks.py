@@ -125,9 +125,12 @@ def test_5_1_swarm_mode_off(scanned):
 def test_5_2_5_3_skip_without_apparmor_or_selinux(scanned):
     if os.path.exists("/sys/module/apparmor/parameters/enabled") or os.path.exists("/sys/fs/selinux"):
         pytest.skip("this kernel has AppArmor or SELinux")
-    for cis, word in (("5.2", "AppArmor"), ("5.3", "SELinux")):
-        (f,) = [f for f in scanned[1]["findings"] if f["cis"] == cis]
-        assert f["status"] == "skip" and word in f["evidence"], f
+    for cis, word in (("5.2", "AppArmor"), ("5.3", "SELinux")):  # one skip per container that does not opt out
+        found = [f for f in scanned[1]["findings"] if f["cis"] == cis]
+        opted_out = [f for f in found if "label=disable" in f["evidence"] or "apparmor=unconfined" in f["evidence"]]
+        assert all(f["status"] == "fail" for f in opted_out)  # an opt-out fails even where the kernel lacks the LSM
+        rest = [f for f in found if f not in opted_out]
+        assert rest and all(f["status"] == "skip" and word in f["evidence"] for f in rest), rest
 
 
 def test_5_4_capabilities(scanned):

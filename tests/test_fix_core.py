@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, manifest, put, run_dockfix
+from helpers import REPO, manifest, put, put_units, run_dockfix
 
 JOURNAL = "var/lib/dockfix"
 
@@ -176,8 +176,10 @@ def test_second_apply_while_one_runs_is_refused(tmp_path):
     assert apply(root).returncode == 0
 
 
-def test_sigterm_during_apply_rolls_back(tmp_path):
-    """A real second process: apply is slowed by a step hook, gets SIGTERM, and rolls back."""
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_during_apply_rolls_back(tmp_path, sig):
+    """A real second process: apply is slowed by a step hook, gets SIGTERM (or SIGHUP: its terminal
+    or SSH session closed), and rolls back."""
     root = faulty_tree(tmp_path)
     before = tree_manifest(root)
     code = (
@@ -197,10 +199,10 @@ def test_sigterm_during_apply_rolls_back(tmp_path):
     while "step2" not in line:
         line = p.stdout.readline()
         assert line, p.stderr.read()
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(getattr(signal, sig))
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
-    assert "rolled back" in err and "SIGTERM" in err
+    assert "rolled back" in err and sig in err
     assert tree_manifest(root) == before
 
 
@@ -404,6 +406,7 @@ def test_apply_after_a_crash_asks_for_the_rollback_first(tmp_path):
 def test_sigkill_between_edits_of_one_daemon_json(tmp_path, fault):
     """Several fixes write daemon.json one after the other; a kill between two leaves a state that
     `dockfix rollback --last` puts back exactly."""
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/docker/daemon.json", '{\n  "icc": true,\n  "log-level": "debug",\n  "experimental": true\n}\n',
         mode=0o640)
@@ -429,6 +432,7 @@ def test_apply_failing_midway_rolls_back_what_it_did(tmp_path):
 
 
 def test_restart_daemon_is_never_run_on_a_tree(tmp_path):
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/docker/daemon.json", '{"log-level": "debug"}\n')
     r = apply(tmp_path, "--only", "2.3", "--restart-daemon")

@@ -11,7 +11,7 @@ import time
 
 from hypothesis import given, settings, strategies as st
 
-from helpers import REPO, manifest, put, run_dockfix
+from helpers import REPO, manifest, put, put_units, run_dockfix
 
 from dockfix.host import Host
 from dockfix.sources.jsonedit import remove_member, set_member
@@ -109,6 +109,7 @@ def test_set_member_on_one_line_object():
 
 # ---------------------------------------------------------------------- terminal and JSON
 def test_confirmation_on_a_terminal(tmp_path):
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     put(tmp_path, "etc/docker/", mode=0o733, owner=(1000, 1000))
     put(tmp_path, "etc/docker/daemon.json", '{"icc": true, "log-level": "debug"}\n')

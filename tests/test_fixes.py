@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from helpers import manifest, put
+from helpers import manifest, put, put_units
 
 from dockfix.host import Host
 from dockfix.model import REGISTRY, Status
@@ -27,6 +27,7 @@ def tree_manifest(root) -> dict:
 
 
 def base(root: Path) -> None:
+    put_units(root)
     put(root, "var/lib/")
     put(root, "etc/group", "root:x:0:\ndocker:x:998:\n")
     put(root, "etc/docker/", mode=0o755)
@@ -94,6 +95,8 @@ SECTION2: dict[str, Callable[[Path], None]] = {
     ("icc", "log-level", "iptables", "insecure-registries", "dm-basesize", "no-new-privileges", "live-restore",
      "userland-proxy", "seccomp-profile", "experimental")
 }
+# icc=false with iptables=false: dockerd refuses to start, so the icc fix is tried with iptables on
+SECTION2["icc"] = daemon_json(DAEMON_TEXT.replace('"iptables": false', '"iptables": true'))
 
 NOTES: dict[str, Callable[[Path], None]] = {
     # content trust is off (=0 in /etc/environment): the fix turns it on, with the 2026 warning (only because
@@ -177,11 +180,18 @@ def exercise(root: Path, check_id: str) -> None:
     assert res.error is None and tree_manifest(root) == fixed_state
     edited = first_file(plan)
     hand_edit(root, edited)
+    hand_edited = tree_manifest(root)
     rb = rollback(ctx.host, "last")
     assert rb.restored == [] and any(edited in p for p in rb.refused_paths), rb.refused_paths
     rb = rollback(ctx.host, "last", force=True)
     assert rb.refused_paths == []
-    assert tree_manifest(root) == before
+    # --force restores what the transaction changed. An owner or mode change journals the metadata
+    # only, so a hand edit of the content of such a file stays (a copy is kept in the journal).
+    want = dict(before)
+    rel = edited.lstrip("/")
+    if not any(c.kind == "write" and c.path == edited for c in plan.changes) and rel in want:
+        want[rel] = before[rel][:4] + hand_edited[rel][4:]
+    assert tree_manifest(root) == want
 
 
 @pytest.mark.parametrize("check_id", sorted(CASES))
@@ -208,6 +218,7 @@ def test_socket_behind_var_run_link_is_changed_at_its_real_path(tmp_path):
 
 
 def test_daemon_json_created_when_absent_and_removed_on_rollback(tmp_path):
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     before = tree_manifest(tmp_path)
     ctx, plan = plan_for(tmp_path, "live-restore")
@@ -254,7 +265,10 @@ def test_disruptive_fixes_need_asking(tmp_path):
     assert {it.check_id for it in safe.applicable()} == {"log-level", "live-restore"}
     ctx = Context(Host(str(tmp_path), engine=False))
     every = plan_fixes(ctx, scan(ctx, only=["2"]).findings, include_disruptive=True)
-    assert {"icc", "userland-proxy", "no-new-privileges"} <= {it.check_id for it in every.applicable()}
+    assert {"userland-proxy", "no-new-privileges", "iptables"} <= {it.check_id for it in every.applicable()}
+    # icc=false while iptables is still false: dockerd would refuse to start; the plan says so
+    (icc,) = [it for it in every.items if it.check_id == "icc"]
+    assert not icc.changes and any("ICC=false uses iptables" in n for n in icc.notes), icc.notes
 
 
 # ---------------------------------------------------------------------- audit rules (1.1.3-1.1.18)
@@ -286,6 +300,8 @@ def audit_tree(root: Path) -> None:
         elif rel.endswith("/"):
             put(root, rel)
         else:
+            if rel.endswith((".service", ".socket")) and (root / rel).exists():
+                continue  # base() installed the real units
             put(root, rel, "{}\n" if rel.endswith(".json") else "x\n", mode=0o755 if rel.startswith("usr/bin") else 0o644)
 
 
@@ -313,6 +329,7 @@ def test_audit_fixes_build_one_rules_file(tmp_path):
 
 
 def test_created_directory_holding_other_files_is_not_removed(tmp_path):
+    put_units(tmp_path)
     put(tmp_path, "var/lib/")
     before = tree_manifest(tmp_path)
     ctx, plan = plan_for(tmp_path, "live-restore")  # creates /etc, /etc/docker and daemon.json

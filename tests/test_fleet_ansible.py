@@ -42,8 +42,10 @@ FAULTS = {
     "web-2": "mkdir -p /etc/docker /lib/systemd/system && echo '{\"icc\": false}' > /etc/docker/daemon.json"
              " && printf '[Service]\\nExecStart=/usr/bin/dockerd\\n' > /lib/systemd/system/docker.service"
              " && chmod 0666 /lib/systemd/system/docker.service",
-    # daemon.json writable by everyone and owned by a user, with icc left on
-    "db-1": "mkdir -p /etc/docker && echo '{\"icc\": true}' > /etc/docker/daemon.json"
+    # daemon.json writable by everyone and owned by a user, with icc left on (docker.service passes no
+    # --icc, so the icc fix may edit daemon.json)
+    "db-1": "mkdir -p /etc/docker /lib/systemd/system && echo '{\"icc\": true}' > /etc/docker/daemon.json"
+            " && printf '[Service]\\nExecStart=/usr/bin/dockerd -H fd://\\n' > /lib/systemd/system/docker.service"
             " && chown 1000:1000 /etc/docker/daemon.json && chmod 0666 /etc/docker/daemon.json",
 }
 #: The checks each host fails because of its faults (and no other host fails).

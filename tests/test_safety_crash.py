@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, manifest, put, run_dockfix
+from helpers import REPO, manifest, put, put_units, run_dockfix
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +31,7 @@ TARGETS = 5  # /etc/audit, /etc/audit/rules.d, its docker.rules, daemon.json, /e
 
 
 def bad_tree(root: Path) -> Path:
+    put_units(root)
     put(root, "/etc/docker/", mode=0o777, owner=(1000, 1000))
     put(root, "/etc/docker/daemon.json", '{\n  "icc": true,\n  "log-level": "info"\n}\n', mode=0o666, owner=(1000, 1000))
     put(root, "/etc/group", "root:x:0:\ndocker:x:999:\n")
@@ -40,12 +41,13 @@ def bad_tree(root: Path) -> Path:
 
 def make_plan(root: Path, out: Path):
     from dockfix.host import Host
-    from dockfix.scan import Context, scan
-    from dockfix.workflow import plan_fixes
+    from dockfix.plan import host_key
+    from dockfix.scan import Context
+    from dockfix.workflow import FixSession
 
     ctx = Context(Host(str(root), engine=False))
-    plan = plan_fixes(ctx, scan(ctx, only=CHECKS).findings, include_disruptive=True)
-    out.write_text(plan.dumps())
+    plan, _ = FixSession(ctx).plan_selection(only=CHECKS, include_disruptive=True)
+    out.write_text(plan.dumps(host_key(ctx.host, create=True)))  # a plan file is signed with the host's key
     return plan
 
 

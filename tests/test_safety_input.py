@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, manifest, put
+from helpers import REPO, manifest, put, put_units
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 TIMEOUT = 60  # seconds per case: a hang fails the case instead of the CI job
@@ -82,7 +82,7 @@ EXPECT: dict[str, tuple[str, str | None]] = {
     "compose/bom-crlf.yaml": ("ok", None),
     "compose/deep-block-nesting.yaml": ("error", "nested too deeply"),
     "compose/deep-nesting.yaml": ("error", "nested too deeply"),
-    "compose/duplicate-keys.yaml": ("error", 'line 4: found duplicate key "web"'),
+    "compose/duplicate-keys.yaml": ("error", "line 4, column 3: found duplicate key 'web'"),
     "compose/invalid-utf8.yaml": ("error", "line 3: not valid UTF-8"),
     "compose/recursive-alias.yaml": ("error", "an alias refers to a node that contains it"),
     "compose/scalar-top.yaml": ("error", "a compose file must be a mapping"),
@@ -139,7 +139,7 @@ def base_tree(root: Path) -> None:
     put(root, "/etc/group", "root:x:0:\ndocker:x:999:\n")
     put(root, "/srv/app/", mode=0o755)
     put(root, "/etc/audit/rules.d/", mode=0o750)
-    put(root, "/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n")
+    put_units(root)  # Debian's: passes $DOCKER_OPTS from /etc/default/docker
     put(root, "/run/", mode=0o755)
     put(root, "/var/lib/", mode=0o755)
     os.mknod(root / "run/docker.sock", stat.S_IFSOCK | 0o660)

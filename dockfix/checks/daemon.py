@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockfix.sources.daemon_config import Setting
-from dockfix.model import HIGH, INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, check
+from dockfix.sources.daemon_config import Setting, normalize_host
+from dockfix.model import HIGH, INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Undetermined, check
 from dockfix.context import Context, NotApplicable
 
 
 def option(ctx: Context, key: str, default: Any) -> tuple[Any, str, Location | None]:
-    """(effective value, evidence, location) of a daemon option."""
+    """(effective value, evidence, location) of a daemon option.
+
+    Raises Undetermined (-> manual) when the value would be a default but dockerd's command line
+    is unknown, and when a flag and daemon.json both set it (dockerd refuses to start)."""
     d = ctx.daemon()
     s: Setting | None = d.get(key)
+    if d.problems:
+        raise Undetermined(f"dockerd would not start with its command line: {'; '.join(d.problems)}")
+    if key in d.conflicts:
+        flag, js = d.from_cmdline[key], d.from_json[key]
+        raise Undetermined(f"{key} is set both on dockerd's command line ({flag.source}) and in daemon.json "
+                           f"({js.location}): dockerd refuses to start with this configuration")
     if s is None:
+        if d.unknown:
+            raise Undetermined(f"{key} is not set in {d.json_path}, and dockerd's command line is unknown: {d.unknown}; "
+                               f"look at how dockerd is started (ps -o args= -C dockerd)")
         return default, f"{key} is not set in {d.sources()} (default: {_show(default)})", None
     return s.value, s.describe(key), s.location
 
@@ -82,6 +94,11 @@ def icc(ctx: Context) -> Result:
     remediation='Remove log-level or set "log-level": "info" in daemon.json (the daemon reloads it on SIGHUP).',
 )
 def log_level(ctx: Context) -> Result:
+    d = ctx.daemon()
+    debug = d.get("debug")
+    if debug is not None and debug.value is True and "debug" not in d.conflicts:
+        return Result.fail(f"{debug.describe('debug')}: the daemon logs at debug level", location=debug.location,
+                           subject=_daemon_subject(ctx), data={"key": "debug"})
     value, ev, loc = option(ctx, "log-level", "info")
     return _result(value == "info", ev, loc, _daemon_subject(ctx), key="log-level", want="info")
 
@@ -166,11 +183,22 @@ def aufs(ctx: Context) -> Result:
 )
 def daemon_tls(ctx: Context) -> Result:
     d = ctx.daemon()
-    hosts = [h for s in d.all("hosts") for h in (s.value if isinstance(s.value, list) else [s.value])]
-    tcp = [str(h) for h in hosts if str(h).startswith("tcp://")]
     subject = _daemon_subject(ctx)
+    if "hosts" in d.conflicts:
+        option(ctx, "hosts", None)  # raises: dockerd would not start
+    listeners: list[tuple[str, str]] = []  # (normalized address, where)
+    for s in d.all("hosts"):
+        for h in (s.value if isinstance(s.value, list) else [s.value]):
+            listeners.append((normalize_host(str(h)), s.source if s.source != "daemon.json" else str(s.location)))
+    if listeners and all(h.startswith("fd://") for h, _ in listeners):
+        listeners += [(("tcp://" if _tcp_stream(x.value) else "unix://") + x.value, x.source) for x in d.socket_hosts]
+    tcp = [f"{h} ({w})" for h, w in listeners if h.startswith("tcp://")]
+    if not tcp and d.cmd is not None and d.cmd.socket_unknown and any(h.startswith("fd://") for h, _ in listeners):
+        raise Undetermined(f"{d.cmd.socket_unknown}: whether it listens on TCP is unknown")
     if not tcp:
-        seen = ", ".join(map(str, hosts)) or "none configured: the default unix socket"
+        if not listeners and d.unknown:
+            option(ctx, "hosts", None)  # raises Undetermined naming what is unknown
+        seen = ", ".join(h for h, _ in listeners) or "none configured: the default unix socket"
         return Result.ok(f"no TCP listener (hosts: {seen}; looked at {d.sources()})", subject=subject)
     verify = d.get("tlsverify")
     missing = [k for k in ("tlscacert", "tlscert", "tlskey") if d.get(k) is None]
@@ -178,6 +206,12 @@ def daemon_tls(ctx: Context) -> Result:
         return Result.ok(f"listens on {', '.join(tcp)} with tlsverify and certificates", subject=subject)
     why = "tlsverify is not set" if not (verify and verify.value is True) else f"missing {', '.join(missing)}"
     return Result.fail(f"listens on {', '.join(tcp)} and {why}", subject=subject)
+
+
+def _tcp_stream(listen: str) -> bool:
+    from dockfix.sources.systemd import listen_is_tcp
+
+    return listen_is_tcp(listen)
 
 
 @check(
@@ -307,16 +341,50 @@ def no_new_privileges(ctx: Context) -> Result:
     remediation='Set "live-restore": true in daemon.json; the daemon picks it up on reload (SIGHUP). Not available in swarm mode.',
 )
 def live_restore(ctx: Context) -> Result:
+    swarm = swarm_node(ctx)
+    if swarm:
+        return Result.manual(f"this host is a swarm node ({swarm}): dockerd refuses live-restore in swarm mode "
+                             "(\"live-restore daemon configuration is incompatible with swarm mode\"); decide whether "
+                             "the node should leave the swarm", subject=_daemon_subject(ctx))
     if ctx.engine is not None:
         try:
-            info = ctx.info()
-            if (info.get("Swarm") or {}).get("LocalNodeState") == "active":
-                raise NotApplicable("swarm mode is active, and live restore cannot be used with it")
-            if info.get("LiveRestoreEnabled"):
+            if ctx.info().get("LiveRestoreEnabled"):
                 return Result.ok("live restore enabled (docker info)", subject=_daemon_subject(ctx))
         except CheckError:
             pass
     return bool_option("live-restore", True, False)(ctx)
+
+
+DEFAULT_DATA_ROOT = "/var/lib/docker"
+
+
+def effective_data_root(ctx: Context) -> tuple[str, str]:
+    """(data root, where it was learnt) from the effective configuration (Undetermined when unknown)."""
+    d = ctx.daemon()
+    for key in ("data-root", "graph"):
+        s = d.get(key)
+        if s is not None and isinstance(s.value, str):
+            return s.value, s.describe(key)
+    value, ev, _ = option(ctx, "data-root", DEFAULT_DATA_ROOT)
+    return value, ev
+
+
+def swarm_node(ctx: Context) -> str | None:
+    """Why this host is a swarm node (docker info, or <data-root>/swarm/docker-state.json), or None."""
+    if ctx.engine is not None:
+        try:
+            state = (ctx.info().get("Swarm") or {}).get("LocalNodeState")
+            if state in ("active", "pending", "locked"):
+                return f"docker info: swarm {state}"
+            if state is not None:
+                return None
+        except CheckError:
+            pass
+    root, where = effective_data_root(ctx)
+    state_file = f"{root.rstrip('/')}/swarm/docker-state.json"
+    if ctx.host.lstat(state_file) is not None:
+        return f"{state_file} exists; data root from {where}"
+    return None
 
 
 @check(

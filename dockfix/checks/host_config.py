@@ -10,10 +10,10 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from dockfix.model import INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, check
+from dockfix.model import INFO, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Undetermined, check
 from dockfix.context import Context, NotApplicable
 
 DEFAULT_DATA_ROOT = "/var/lib/docker"
@@ -60,6 +60,8 @@ def data_root(ctx: Context) -> tuple[str, str]:
         s = d.get(key)
         if s is not None and isinstance(s.value, str):
             return s.value, f"{key} in {s.location or s.source}"
+    if d.unknown:
+        raise Undetermined(f"no data-root in {d.json_path}, and dockerd's command line is unknown: {d.unknown}")
     return DEFAULT_DATA_ROOT, f"the default: no data-root in {d.sources()}"
 
 
@@ -136,7 +138,11 @@ def data_root_partition(ctx: Context) -> Result:
 
 # ---------------------------------------------------------------------- the docker group
 def _group_of_socket(ctx: Context) -> str:
-    s = ctx.daemon().get("group")
+    d = ctx.daemon()
+    s = d.get("group")
+    if s is None and d.unknown:
+        raise Undetermined(f"the socket's group is not set in {d.json_path}, and dockerd's command line (-G) is "
+                           f"unknown: {d.unknown}")
     return str(s.value) if s is not None and isinstance(s.value, str) else "docker"
 
 
@@ -182,17 +188,36 @@ def docker_group_members(ctx: Context) -> Result:
 # ---------------------------------------------------------------------- audit rules
 @dataclass(frozen=True)
 class AuditRule:
-    path: str
-    perms: str | None  # -p value, None = all
+    """One line of audit rules, as auditctl reads it."""
+
+    path: str  # the path watched or filtered ("" for -D)
+    perms: str | None  # -p / -F perm= value, None = all
     location: Location | None  # None when read from auditctl -l
     text: str
+    kind: str = "watch"  # "watch" (-w, recursive on a directory), "path" (-F path=, that file), "dir" (-F dir=, recursive)
+    action: str = "always"  # "never" suppresses what it matches
+    op: str = "add"  # "add" (-w, -a: appended), "prepend" (-A), "remove" (-W), "delete" (-D: every rule so far)
+    syscalls: tuple[str, ...] = ()
+
+    def covers(self, target: str) -> bool:
+        if self.kind == "path":
+            return self.path == target
+        return self.path == target or (self.path != "/" and target.startswith(self.path + "/")) or self.path == "/"
+
+    def audits_writes(self) -> bool:
+        """A change to the file is recorded: perms include w (or are not limited), or a write syscall."""
+        if self.perms is not None:
+            return "w" in self.perms
+        if self.syscalls and not set(self.syscalls) & WRITE_SYSCALLS:
+            return False
+        return True
 
 
-@dataclass
-class AuditRules:
-    rules: list[AuditRule]
-    source: str  # "auditctl -l", or the files read
-    note: str = ""
+#: System calls that change a file (a syscall rule naming none of these does not audit changes).
+WRITE_SYSCALLS = {"all", "open", "openat", "openat2", "creat", "write", "pwrite64", "writev", "truncate", "ftruncate",
+                  "rename", "renameat", "renameat2", "unlink", "unlinkat", "chmod", "fchmod", "fchmodat", "chown",
+                  "fchown", "fchownat", "lchown", "setxattr", "lsetxattr", "fsetxattr", "link", "linkat", "symlink",
+                  "symlinkat", "mknod", "mknodat", "mkdir", "mkdirat", "rmdir"}
 
 
 def _norm(path: str) -> str:
@@ -201,7 +226,9 @@ def _norm(path: str) -> str:
 
 
 def parse_audit_rules(text: str, path: str | None) -> list[AuditRule]:
-    """Watch rules (``-w PATH [-p PERMS]``) and path filters (``-a ... -F path=PATH``/``dir=``)."""
+    """Audit rule lines as auditctl reads them: ``-w PATH [-p PERMS]``, ``-W PATH`` (removes a
+    watch), ``-a|-A action,list ... -F path=|dir= [-F perm=] [-S call]`` (either order of action
+    and list; ``never`` suppresses), ``-D`` (deletes every rule before it)."""
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         s = line.split("#", 1)[0].strip()
@@ -209,33 +236,79 @@ def parse_audit_rules(text: str, path: str | None) -> list[AuditRule]:
             continue
         words = []
         for w in s.split():  # auditctl takes "-w/etc/docker" and "-pwa" as well as "-w /etc/docker"
-            if len(w) > 2 and w[0] == "-" and w[1] in "wWpFk":
+            if len(w) > 2 and w[0] == "-" and w[1] in "wWpFkaAS" and w[1:2] != "-":
                 words += [w[:2], w[2:]]
             else:
                 words.append(w)
         loc = Location(path, n) if path else None
-        perms = None
-        for i, w in enumerate(words):
-            if w == "-p" and i + 1 < len(words):
-                perms = words[i + 1]
-            elif w.startswith("perm="):
-                perms = w.split("=", 1)[1]
-            elif w == "-F" and i + 1 < len(words) and words[i + 1].startswith("perm="):
-                perms = words[i + 1].split("=", 1)[1]
-        targets = []
-        for i, w in enumerate(words):
-            if w == "-w" and i + 1 < len(words):
-                targets.append(words[i + 1])
-            elif w == "-F" and i + 1 < len(words) and re.match(r"(path|dir)=", words[i + 1]):
-                targets.append(words[i + 1].split("=", 1)[1])
-        if words[0] == "-W":  # removes a watch
+        if words[0] == "-D":
+            out.append(AuditRule("", None, loc, s, kind="all", op="delete"))
             continue
-        for t in targets:
-            out.append(AuditRule(_norm(t), perms, loc, s))
+        perms = None
+        action, op = "always", "add"
+        syscalls: list[str] = []
+        for i, w in enumerate(words):
+            nxt = words[i + 1] if i + 1 < len(words) else ""
+            if w == "-p" and nxt:
+                perms = nxt
+            elif w == "-F" and nxt.startswith("perm="):
+                perms = nxt.split("=", 1)[1]
+            elif w in ("-a", "-A") and nxt:
+                parts = nxt.split(",")
+                action = "never" if "never" in parts else "always"
+                op = "prepend" if w == "-A" else "add"
+            elif w == "-S" and nxt:
+                syscalls += nxt.split(",")
+        if words[0] == "-W":
+            op = "remove"
+        for i, w in enumerate(words):
+            nxt = words[i + 1] if i + 1 < len(words) else ""
+            if w in ("-w", "-W") and nxt:
+                out.append(AuditRule(_norm(nxt), perms, loc, s, "watch", action, op, tuple(syscalls)))
+            elif w == "-F" and re.match(r"(path|dir)=", nxt):
+                kind, target = nxt.split("=", 1)
+                out.append(AuditRule(_norm(target), perms, loc, s, kind, action, op, tuple(syscalls)))
     return out
 
 
+def rule_list(rules: list[AuditRule], removed: list | None = None) -> list[AuditRule]:
+    """The kernel's rule list after loading ``rules`` in order: -D empties it, -W takes out the
+    matching watch, -A puts a rule first, -w/-a append. ``removed`` collects (rule, what removed it)."""
+    current: list[AuditRule] = []
+    gone = removed if removed is not None else []
+    for r in rules:
+        if r.op == "delete":
+            gone += [(c, r) for c in current]
+            current = []
+        elif r.op == "remove":
+            hit = [c for c in current if c.kind == "watch" and c.path == r.path and (r.perms is None or c.perms == r.perms)]
+            gone += [(c, r) for c in hit]
+            current = [c for c in current if c not in hit]
+        elif r.op == "prepend":
+            current.insert(0, r)
+        else:
+            current.append(r)
+    return current
+
+
+def _version_key(name: str) -> list:
+    """``ls -v`` order (augenrules lists rules.d with ls -1v): digit runs compare as numbers."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name)]
+
+
+@dataclass
+class AuditRules:
+    rules: list[AuditRule]  # the effective rule list, in the kernel's order
+    source: str  # "auditctl -l", or the files read
+    note: str = ""
+    removed: list = field(default_factory=list)  # (rule, the -W or -D that took it out)
+
+
 def audit_rules(ctx: Context) -> AuditRules:
+    """The rules the kernel has (live: ``auditctl -l``), else as auditd loads them at boot:
+    augenrules' assembly of /etc/audit/rules.d/*.rules (files in ``ls -v`` order; augenrules moves
+    -D to the top, so it deletes none of them; audit.rules is its output), or audit.rules alone
+    when rules.d has no rules (loaded by auditctl -R in order: a -D deletes what came before)."""
     def load() -> AuditRules:
         note = ""
         if ctx.host.is_live and shutil.which("auditctl"):
@@ -243,18 +316,22 @@ def audit_rules(ctx: Context) -> AuditRules:
                 r = subprocess.run(["auditctl", "-l"], capture_output=True, text=True, timeout=10)
                 if r.returncode == 0:
                     text = "" if r.stdout.strip() == "No rules" else r.stdout
-                    return AuditRules(parse_audit_rules(text, None), "auditctl -l")
+                    return AuditRules(rule_list(parse_audit_rules(text, None)), "auditctl -l")
                 note = f"auditctl -l failed ({(r.stderr or r.stdout).strip().splitlines()[0] if (r.stderr or r.stdout).strip() else r.returncode}); "
             except (OSError, subprocess.TimeoutExpired) as e:
                 note = f"auditctl -l could not run ({e}); "
-        files = ctx.host.glob(AUDIT_RULE_FILES_DIR, "*.rules")
-        if ctx.host.lstat(AUDIT_RULES) is not None:
-            files.append(AUDIT_RULES)
+        files = sorted(ctx.host.glob(AUDIT_RULE_FILES_DIR, "*.rules"), key=lambda p: _version_key(p.rsplit("/", 1)[-1]))
         rules: list[AuditRule] = []
-        for f in files:
-            rules.extend(parse_audit_rules(ctx.host.read_text(f) or "", f))
-        source = ", ".join(files) if files else ""
-        return AuditRules(rules, source, note)
+        if files:
+            for f in files:
+                rules.extend(r for r in parse_audit_rules(ctx.host.read_text(f) or "", f) if r.op != "delete")
+            if ctx.host.lstat(AUDIT_RULES) is not None:
+                note += f"{AUDIT_RULES} is generated from {AUDIT_RULE_FILES_DIR} by augenrules; "
+        elif ctx.host.lstat(AUDIT_RULES) is not None:
+            files = [AUDIT_RULES]
+            rules = parse_audit_rules(ctx.host.read_text(AUDIT_RULES) or "", AUDIT_RULES)
+        removed: list = []
+        return AuditRules(rule_list(rules, removed), ", ".join(files), note, removed)
 
     return ctx.memo("audit_rules", load)
 
@@ -345,19 +422,39 @@ def audit_rule(cis: str) -> Callable[[Context], Result]:
                                f"{AUDIT_RULES} exists (is auditd installed?)", subject=path, data=data)
         want = _norm(path)
         resolved = _norm(ctx.host.resolve(path))
-        exact = [r for r in rules.rules if r.path in (want, resolved)]
-        parents = [r for r in rules.rules if r.path != "/" and any(p.startswith(r.path + "/") for p in (want, resolved))]
-        for r in exact + parents:
-            if r.perms and not set(r.perms) & set("wa"):
+        is_dir = ctx.host.is_dir(path)
+        weak = None
+        dir_path = None
+        for r in rules.rules:  # the kernel's order: the first rule that matches decides
+            if not (r.covers(want) or r.covers(resolved)):
                 continue
-            how = "watched" if r in exact else f"covered by the watch on {r.path} (directory watches are recursive)"
             at = f" ({r.location})" if r.location else f" ({rules.source})"
+            if r.action == "never":
+                return Result.fail(f"{path}: the 'never' rule {r.text}{at} suppresses its events", subject=path,
+                                   location=r.location, data=data)
+            if not r.audits_writes():
+                weak = weak or (r, at)
+                continue
+            exact = r.path in (want, resolved)
+            how = "watched" if exact else f"covered by the {'watch' if r.kind == 'watch' else 'dir= rule'} on {r.path} (recursive)"
+            if is_dir and r.kind == "path":
+                dir_path = dir_path or (r, at)
+                continue  # -F path= on a directory audits the directory entry, not what is inside
             return Result.ok(f"{path} is {how}: {r.text}{at}", subject=path, location=r.location, data=data)
-        weak = [r for r in exact + parents if r.perms]
         if weak:
-            r = weak[0]
-            return Result.fail(f"{path} is watched only for '{r.perms}' (no writes or attribute changes): {r.text}",
+            r, at = weak
+            return Result.fail(f"{path} is watched only for '{r.perms or ','.join(r.syscalls)}' (no writes): {r.text}{at}",
                                subject=path, location=r.location, data=data)
+        gone = [(r, by) for r, by in rules.removed if r.covers(want) or r.covers(resolved)]
+        if gone:
+            r, by = gone[-1]
+            return Result.fail(f"no audit rule watches {path}: {r.text} ({r.location or rules.source}) is removed by "
+                               f"{by.text} ({by.location or rules.source})", subject=path, location=by.location, data=data)
+        if dir_path:
+            r, at = dir_path
+            return Result.fail(f"no audit rule watches what is in {path}: {r.text}{at} names the directory with path=, "
+                               "which audits the directory itself only (dir= is recursive)", subject=path,
+                               location=r.location, data=data)
         return Result.fail(f"no audit rule watches {path} (read {rules.note}{rules.source})", subject=path, data=data)
 
     return run
@@ -408,7 +505,7 @@ check(
 )
 def docker_version(ctx: Context) -> Result:
     if ctx.engine is None:
-        raise NotApplicable("the engine was not scanned (--no-engine): its version is unknown")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host): its version is unknown")
     info = ctx.info()  # one shared request: docker info carries the server version
     version = str(info.get("ServerVersion") or "unknown")
     parts = [f"engine {version} (docker info)"]

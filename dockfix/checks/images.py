@@ -94,7 +94,7 @@ def per_subject(ctx: Context, images_fn, dockerfile_fn) -> list[Result]:
                 r.subject = f"dockerfile:{path}"
                 results.append(r)
     if not results and ctx.engine is None and not ctx.paths:
-        raise NotApplicable("the engine was not scanned (--no-engine) and no --path folder was given")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host) and no --path folder was given")
     return results
 
 
@@ -202,9 +202,12 @@ def container_user(ctx: Context) -> list[Result]:
         results += engine_and_compose(ctx)
     except NotApplicable:
         pass
-    results += per_subject(ctx, None, _dockerfile_user)
+    try:
+        results += per_subject(ctx, None, _dockerfile_user)
+    except NotApplicable:
+        pass  # no Dockerfiles: the compose services (--compose alone) still count
     if not results and ctx.engine is None and not ctx.paths and not ctx.compose:
-        raise NotApplicable("the engine was not scanned (--no-engine) and no --path or --compose was given")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host) and no --path or --compose was given")
     return results
 
 

@@ -7,12 +7,13 @@ comes from one fetch of the engine per scan (see dockfix.engine); no rule talks 
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable
 
-from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Result, Severity, Status, check
+from dockfix.model import CRITICAL, HIGH, INFO, LOW, MEDIUM, CheckError, Location, Result, Severity, Status, check
 from dockfix.context import Context, NotApplicable
 from dockfix.sources.gather import gather
-from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, has_opt, is_docker_socket, is_sensitive
+from dockfix.sources.workload import DEFAULT_CAPS, KINDS, Workload, has_opt, is_docker_socket, is_sensitive, opt_bool
 
 #: A rule's verdict: (status, evidence, compose keys that locate the setting).
 Verdict = tuple[Status, str, tuple]
@@ -41,29 +42,35 @@ def workload_check(id: str, *, cis: str, title: str, severity: Severity, explana
 
     def deco(rule: Rule):
         def run(ctx: Context) -> list[Result]:
-            if gate is not None:
-                gate(ctx)
-            workloads, errors = gather(ctx, kinds)
-            results = list(errors)
-            for w in workloads:
-                if needs is not None and needs not in w.has:
-                    continue
-                if running_only and w.kind == "container" and not w.running:
-                    continue
-                v = rule(ctx, w)
-                if v is None:
-                    continue
-                status, evidence, keys = v
-                if w.kind == "container" and not w.running:
-                    evidence += f" (container is not running: {w.data.get('state') or 'created or stopped'})"
-                results.append(Result(status, evidence, subject=w.subject, location=w.location(*keys),
-                                      data={"kind": w.kind, "name": w.name, **({"compose": w.data["compose"]} if "compose" in w.data else {})}))
-            return results
+            return run_workloads(ctx, rule, kinds, needs, running_only, gate)
 
         return check(id, cis=cis, title=title, severity=severity, explanation=explanation, manual=manual,
                      remediation=remediation)(run)
 
     return deco
+
+
+def run_workloads(ctx: Context, rule: Rule, kinds: tuple, needs: str | None = None, running_only: bool = False,
+                  gate: Callable[[Context], None] | None = None) -> list[Result]:
+    """One result per workload of ``kinds`` that ``rule`` judges."""
+    if gate is not None:
+        gate(ctx)
+    workloads, errors = gather(ctx, kinds)
+    results = list(errors)
+    for w in workloads:
+        if needs is not None and needs not in w.has:
+            continue
+        if running_only and w.kind == "container" and not w.running:
+            continue
+        v = rule(ctx, w)
+        if v is None:
+            continue
+        status, evidence, keys = v
+        if w.kind == "container" and not w.running:
+            evidence += f" (container is not running: {w.data.get('state') or 'created or stopped'})"
+        results.append(Result(status, evidence, subject=w.subject, location=w.location(*keys),
+                              data={"kind": w.kind, "name": w.name, **({"compose": w.data["compose"]} if "compose" in w.data else {})}))
+    return results
 
 
 RECREATE = "Recreate the container (docker run / compose file / service spec) without it."
@@ -124,17 +131,8 @@ def _lsm(ctx: Context, name: str) -> tuple[bool, str]:
     return False, "the kernel has no SELinux: /sys/fs/selinux is absent and docker info lists no name=selinux"
 
 
-def _need_lsm(name: str) -> Callable[[Context], None]:
-    def gate(ctx: Context) -> None:
-        present, why = _lsm(ctx, name)
-        if not present:
-            raise NotApplicable(why)
-
-    return gate
-
-
 @workload_check(
-    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="security_opt", gate=_need_lsm("apparmor"),
+    "apparmor-profile", cis="5.2", severity=MEDIUM, needs="security_opt",
     kinds=("container", "compose"),
     title="An AppArmor profile is applied to each container, where the kernel has AppArmor",
     explanation="AppArmor confines what files, capabilities and mounts a process may use. Docker applies its "
@@ -145,15 +143,18 @@ def _need_lsm(name: str) -> Callable[[Context], None]:
     "loaded through apparmor_parser). " + RECREATE,
 )
 def apparmor_profile(ctx: Context, w: Workload):
-    if has_opt(w.security_opt, "apparmor", "unconfined"):
+    if has_opt(w.security_opt, "apparmor", "unconfined"):  # apparmor=unconfined or apparmor:unconfined
         return bad("security_opt sets apparmor=unconfined", "security_opt")
+    present, why = _lsm(ctx, "apparmor")
+    if not present:
+        return Status.SKIP, why, ()
     if w.kind == "container" and w.running and w.apparmor in ("", "unconfined"):
         return bad(f"runs with AppArmor profile {w.apparmor or '(none)'}")
     return ok(f"AppArmor profile {w.apparmor or 'docker-default (applied at start)'}")
 
 
 @workload_check(
-    "selinux-options", cis="5.3", severity=MEDIUM, needs="security_opt", gate=_need_lsm("selinux"),
+    "selinux-options", cis="5.3", severity=MEDIUM, needs="security_opt",
     kinds=("container", "compose"),
     title="SELinux security options are set, where the kernel has SELinux",
     explanation="With SELinux the daemon labels each container's processes and files so that one container cannot "
@@ -163,8 +164,11 @@ def apparmor_profile(ctx: Context, w: Workload):
     "(use label=type:... for a specific type). " + RECREATE,
 )
 def selinux_options(ctx: Context, w: Workload):
-    if has_opt(w.security_opt, "label", "disable"):
+    if has_opt(w.security_opt, "label", "disable"):  # label=disable or label:disable
         return bad("security_opt sets label=disable", "security_opt")
+    present, why = _lsm(ctx, "selinux")
+    if not present:
+        return Status.SKIP, why, ()
     return ok("SELinux labelling is not disabled" + (f" ({', '.join(w.security_opt)})" if w.security_opt else ""))
 
 
@@ -265,16 +269,44 @@ def sshd_processes(ctx: Context) -> dict[int, dict]:
     return ctx.memo("sshd_processes", find)
 
 
-@workload_check(
-    "sshd", cis="5.7", severity=MEDIUM, kinds=("container",), running_only=True,
+@check(
+    "sshd", cis="5.7", severity=MEDIUM,
     title="sshd is not run within containers",
     explanation="An SSH daemon inside a container is one more service to patch, more credentials to manage, and a "
     "way in that bypasses the engine's own access control and audit. `docker exec` already gives a shell when one "
-    "is needed. dockfix finds sshd in the host's process table: nothing is executed inside the containers.",
-    manual="ps -eo pid,comm | grep sshd; then cat /proc/PID/cgroup to see which container it belongs to",
+    "is needed. dockfix finds sshd in the host's process table (nothing is executed inside the containers) and in "
+    "the Dockerfiles it scans (an openssh-server installed or sshd started).",
+    manual="ps -eo pid,comm | grep sshd; then cat /proc/PID/cgroup to see which container it belongs to; "
+    "grep -nE 'openssh-server|sshd' Dockerfile",
     remediation="Remove sshd from the image and its start command; use docker exec for maintenance.",
 )
-def sshd(ctx: Context, w: Workload):
+def sshd(ctx: Context) -> list[Result]:
+    from dockfix.checks.images import dockerfiles
+
+    results: list[Result] = []
+    if ctx.engine is not None:
+        results += run_workloads(ctx, _sshd_container, ("container",), running_only=True)
+    for path, ins in dockerfiles(ctx):
+        if isinstance(ins, CheckError):
+            results.append(Result.error(str(ins), subject=f"dockerfile:{path}"))
+            continue
+        hits = [i for i in ins if i.cmd in ("RUN", "CMD", "ENTRYPOINT") and _SSHD.search(i.original)]
+        subject = f"dockerfile:{path}"
+        if hits:
+            i = hits[0]
+            results.append(Result.fail(f"line {i.line}: {i.cmd} {'installs' if 'openssh' in i.original else 'starts'} "
+                                       f"sshd: {i.original[:120]}", subject=subject, location=Location(path, i.line)))
+        else:
+            results.append(Result.ok("no sshd installed or started", subject=subject, location=Location(path)))
+    if not results and ctx.engine is None:
+        raise NotApplicable("the engine was not scanned (--no-engine) and no Dockerfile was given with --path")
+    return results
+
+
+_SSHD = re.compile(r"\bopenssh-server\b|\bopenssh\b(?!-client)|(^|[\s/\"'\[])sshd\b")
+
+
+def _sshd_container(ctx: Context, w: Workload):
     cid = w.data.get("id", "")
     hits = [(pid, p["name"]) for pid, p in sshd_processes(ctx).items()
             if (cid and cid in p["cgroup"]) or (w.pid and w.pid in p["ancestors"])]
@@ -400,9 +432,13 @@ def memory_limit(ctx: Context, w: Workload):
     "cpus or deploy.resources.limits.cpus; `docker update` works live).",
 )
 def cpu_priority(ctx: Context, w: Workload):
-    if w.cpu:
-        return ok("CPU settings: " + ", ".join(f"{k}={v}" for k, v in sorted(w.cpu.items())))
-    return bad("no CPU shares or CPU limit", "cpus")
+    # the benchmark: CPU shares of 0 or 1024 mean none are in place (1024 is the default weight)
+    default = {k: v for k, v in w.cpu.items() if k in ("CpuShares", "cpu_shares") and str(v) in ("0", "1024")}
+    cpu = {k: v for k, v in w.cpu.items() if k not in default}
+    if cpu:
+        return ok("CPU settings: " + ", ".join(f"{k}={v}" for k, v in sorted(cpu.items())))
+    shown = f" ({', '.join(f'{k}={v}' for k, v in default.items())} is the default weight)" if default else ""
+    return bad(f"no CPU shares or CPU limit{shown}", "cpu_shares" if default else "cpus")
 
 
 @workload_check(
@@ -543,10 +579,12 @@ def _daemon_nnp(ctx: Context) -> bool:
     "[\"no-new-privileges:true\"]), or set \"no-new-privileges\": true in daemon.json for all new containers.",
 )
 def container_nnp(ctx: Context, w: Workload):
-    if has_opt(w.security_opt, "no-new-privileges", "true"):
+    # the container's value overrides the daemon's default, in both directions
+    value = opt_bool(w.security_opt, "no-new-privileges")
+    if value is True:
         return ok("security_opt sets no-new-privileges")
-    if has_opt(w.security_opt, "no-new-privileges", "false"):
-        return bad("security_opt sets no-new-privileges:false", "security_opt")
+    if value is False:
+        return bad("security_opt sets no-new-privileges to false, overriding any daemon default", "security_opt")
     if _daemon_nnp(ctx):
         return ok("no-new-privileges is set daemon-wide")
     return bad("no-new-privileges is not set (neither on the container nor daemon-wide)", "security_opt")

@@ -32,7 +32,8 @@ def add_host_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None = 
     g.add_argument("--root", default="/", metavar="P", help=h("root", "scan the host tree below P (default /)"))
     e = g.add_mutually_exclusive_group()
     e.add_argument("--docker-host", metavar="URL",
-                   help=h("engine", "engine to scan (default $DOCKER_HOST, else the default socket)"))
+                   help=h("engine", "engine to scan (default with --root /: $DOCKER_HOST, else the default socket; "
+                          "with another --root: none unless given)"))
     e.add_argument("--no-engine", action="store_true", help=h("engine", "leave the engine out: files only"))
     g.add_argument("--path", action="append", default=[], metavar="DIR",
                    help=h("files", "folder with Dockerfiles, compose files and scripts to scan (repeatable)"))
@@ -103,8 +104,12 @@ def make_context(args: argparse.Namespace):
 
     if not os.path.isdir(args.root):
         raise UsageError(f"{args.root}: --root is not a directory")
-    host = Host(root=args.root, docker_host=getattr(args, "docker_host", None),
-                engine=not getattr(args, "no_engine", True))
+    # Engines are named, never assumed: a tree (--root other than /) is not this machine, so its
+    # engine is not $DOCKER_HOST or this machine's socket; only --docker-host names one for it.
+    live = os.path.abspath(args.root) == "/"
+    docker_host = getattr(args, "docker_host", None)
+    engine = not getattr(args, "no_engine", False) and (live or bool(docker_host))
+    host = Host(root=args.root, docker_host=docker_host, engine=engine)
     given_paths, given_compose = getattr(args, "path", []) or [], getattr(args, "compose", []) or []
     paths = [host_path(args.root, p) for p in given_paths]
     for given, p in zip(given_paths, paths):
@@ -135,8 +140,43 @@ def write_output(path: str, text: str, mode: int = 0o666) -> None:
     """Write a report atomically. The temporary file is created fresh (O_EXCL, random name) in the
     target's folder, so a link planted at a guessable name (``report.json.tmp -> /etc/shadow``) is
     never followed by a root-run dockfix; the rename then replaces ``path`` itself, not a link's target."""
+    import stat
     import tempfile
 
+    # Never rename over something that is not a file: `-o /dev/null` as root would otherwise replace
+    # the machine's /dev/null with a regular file (and `-o /dev/stdout` the link in /dev).
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            return  # /dev/null: the report is discarded, the device stays a device
+        from dockfix.host import kind_of
+
+        raise UsageError(f"{path}: is a {kind_of(st.st_mode)}, not a file: dockfix writes reports and plans to "
+                         f"regular files only (leave out -o to print it)")
+    parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    in_dev = parent == "/dev" or parent.startswith("/dev/")
+    if in_dev and st is None:
+        raise UsageError(f"{path}: dockfix creates no file in /dev (leave out -o to print it)")
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.stat(path)
+        except OSError:
+            target = None
+        if target is not None and (in_dev or not stat.S_ISREG(target.st_mode)):
+            # /dev/stdout, /dev/stderr: the link leads to one of our own outputs; write there, never
+            # replace the link (it belongs to /dev)
+            for fd in (1, 2):
+                try:
+                    if os.path.samestat(target, os.fstat(fd)):
+                        os.write(fd, text.encode("utf-8", "backslashreplace"))
+                        return
+                except OSError:
+                    pass
+            raise UsageError(f"{path}: leads to something that is not a file: dockfix writes reports and plans to "
+                             f"regular files only (leave out -o to print it)")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)

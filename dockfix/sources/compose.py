@@ -15,6 +15,8 @@ that refers to itself, is refused before anything walks it.
 
 from __future__ import annotations
 
+from dockfix.sources.yaml_errors import yaml_problem
+
 import os
 import re
 from dataclasses import dataclass, field
@@ -154,6 +156,13 @@ class ComposeFile:
     env_lines: dict[str, int] = field(default_factory=dict, repr=False)
     env_path: str | None = None
     services: dict[str, ServiceSpec] = field(default_factory=dict)
+    override: "ComposeFile | None" = None  # compose.override.yaml beside it, merged when evaluating
+
+    def effective(self, svc: "ServiceSpec") -> "ServiceSpec":
+        """``svc`` with the override file's settings for it merged in (a copy: fixes edit ``svc``)."""
+        if self.override is None or svc.name not in self.override.services:
+            return svc
+        return ServiceSpec(svc.name, merge_service(svc.raw, self.override.services[svc.name].raw), self, svc.line)
 
     @property
     def folder(self) -> str:
@@ -214,11 +223,7 @@ def load_yaml_bounded(text: str, path: str) -> Any:
     except CheckError:
         raise
     except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = (e.problem or e.context or "malformed YAML").strip()
-        problem = re.sub(r'with value ".*?" \(original value: ".*?"\)', "", problem).strip()
-        raise CheckError(f"{path}: {where}{problem}") from None
+        raise CheckError(f"{path}: {yaml_problem(e)}") from None
     except YAMLError as e:
         raise CheckError(f"{path}: malformed YAML: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except RecursionError:
@@ -291,6 +296,9 @@ def load_compose(host: "Host", path: str) -> ComposeFile:
     cf = parse_compose(text, path, env)
     cf.env_lines = lines
     cf.env_path = env_path if env_text is not None else None
+    over = override_of(host, path)
+    if over is not None:
+        cf.override = parse_compose(host.read_text(over, limit=MAX_COMPOSE_BYTES) or "", over, env)
     return cf
 
 
@@ -512,11 +520,13 @@ def parse_dotenv(text: str, path: str) -> tuple[dict[str, str], dict[str, int]]:
             name = s.split()[0] if s.split() else s
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
                 continue  # a bare name: takes its value from the environment of compose
-            raise CheckError(f"{path}: line {n}: expected NAME=VALUE")
+            raise CheckError(f"{path}: line {n}, column 1: expected NAME=VALUE")
         name, value = s.split("=", 1)
         name = name.strip()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
-            raise CheckError(f"{path}: line {n}: {name[:40]!r} is not a variable name")
+            col = next((i for i, ch in enumerate(line) if ch not in " \t"), 0) + 1
+            bad = next((i for i, ch in enumerate(name) if not re.match(r"[A-Za-z0-9_.-]", ch) or (i == 0 and ch.isdigit())), 0)
+            raise CheckError(f"{path}: line {n}, column {col + bad}: not a variable name (NAME=VALUE expected)")
         value = value.strip()
         if value[:1] in ("'", '"'):
             q = value[0]
@@ -558,9 +568,15 @@ def find_compose_files(ctx: Scope) -> list[str]:
     named by running containers' ``com.docker.compose.project.config_files`` labels."""
     found: list[str] = list(ctx.compose)
     for top in ctx.paths:
-        for p in ctx.host.walk(top):
+        refused: list[tuple[str, str]] = []
+        for p in ctx.host.walk(top, refused=refused):
             if is_compose_name(os.path.basename(p)):
                 found.append(p)
+        for link, target in refused:
+            if is_compose_name(os.path.basename(link)):
+                ctx.memo("compose_links_refused", list).append(
+                    f"{link}: a symbolic link to {target}: not followed (links are followed inside the "
+                    "root to regular files only)")
     if ctx.engine is not None:
         try:
             conts = _containers(ctx)
@@ -573,12 +589,87 @@ def find_compose_files(ctx: Scope) -> list[str]:
                         found.append(p)
                 except CheckError:
                     continue
-    return list(dict.fromkeys(found))
+    # compose.override.yaml beside a compose.yaml is merged into it (as compose does), not a project of its own
+    out = []
+    for p in dict.fromkeys(found):
+        if os.path.basename(p) in OVERRIDE_NAMES and base_of_override(ctx.host, p) is not None:
+            continue
+        out.append(p)
+    return out
+
+
+#: The override file compose reads after the base file when no -f is given (compose-spec, "merge").
+OVERRIDE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yml",
+                  "docker-compose.override.yaml")
+
+
+def base_of_override(host: "Host", path: str) -> str | None:
+    folder = os.path.dirname(path) or "/"
+    for name in COMPOSE_NAMES:
+        p = os.path.join(folder, name)
+        if host.is_file(p):
+            return p
+    return None
+
+
+def override_of(host: "Host", path: str) -> str | None:
+    """The override file compose merges into the base file ``path``, if one lies beside it."""
+    if os.path.basename(path) not in COMPOSE_NAMES:
+        return None
+    folder = os.path.dirname(path) or "/"
+    stem = "docker-compose" if os.path.basename(path).startswith("docker-") else "compose"
+    for name in (f"{stem}.override.yaml", f"{stem}.override.yml") + OVERRIDE_NAMES:
+        p = os.path.join(folder, name)
+        if host.is_file(p):
+            return p
+    return None
+
+
+def _mount_target(item: Any) -> str | None:
+    if _is_mapping(item):
+        t = item.get("target")
+        return str(t) if t is not None else None
+    parts = str(item).split(":")
+    return parts[1] if len(parts) >= 2 else parts[0]
+
+
+def merge_service(base: Any, over: Any) -> Any:
+    """A copy of service mapping ``base`` with ``over`` merged in as compose merges files:
+    mappings recursively, scalars and command/entrypoint replaced, volumes and devices by their
+    target, other sequences appended (without repeats)."""
+    import copy
+
+    out = copy.deepcopy(base) if _is_mapping(base) else _empty_map()
+    if not _is_mapping(over):
+        return out
+    for key, value in over.items():
+        old = out.get(key)
+        if _is_mapping(value) and _is_mapping(old):
+            out[key] = merge_service(old, value)
+        elif isinstance(value, list) and isinstance(old, list) and key not in ("command", "entrypoint"):
+            merged = list(old)
+            if key in ("volumes", "devices"):
+                targets = {_mount_target(v): i for i, v in enumerate(merged)}
+                for v in value:
+                    t = _mount_target(v)
+                    if t in targets:
+                        merged[targets[t]] = v
+                    else:
+                        merged.append(v)
+            else:
+                merged += [v for v in value if v not in merged]
+            out[key] = merged
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def iter_compose(ctx: Scope) -> Iterator[ComposeFile | CheckError]:
     """Every compose file to scan, loaded (or the CheckError saying why it could not be)."""
-    for p in ctx.memo("compose_files", lambda: find_compose_files(ctx)):
+    files = ctx.memo("compose_files", lambda: find_compose_files(ctx))
+    for msg in ctx.memo("compose_links_refused", list):
+        yield CheckError(msg)
+    for p in files:
         try:
             yield ctx_compose(ctx, p)
         except CheckError as e:

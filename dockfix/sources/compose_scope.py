@@ -149,7 +149,12 @@ def _int(text: str) -> int | None:
 
 
 def from_compose(svc: ServiceSpec) -> Workload:
-    """What a compose service asks for, as a Workload whose ``where(key)`` is its file and line."""
+    """What a compose service asks for, as a Workload whose ``where(key)`` is its file and line.
+
+    An override file beside the base file (compose.override.yaml) is merged in first."""
+    base = svc
+    svc = svc.file.effective(svc)
+    over = svc.file.override.services.get(svc.name) if svc.file.override is not None else None
     vols = []
     for i, item in enumerate(_list(svc.get("volumes"))):
         m = parse_volume(svc, item)
@@ -194,7 +199,10 @@ def from_compose(svc: ServiceSpec) -> Workload:
     path = svc.file.path
 
     def where(*keys: Any) -> Location:
-        return Location(path, _line(svc, keys))
+        # a setting the override file gives points there; the base file's own settings point into it
+        if over is not None and keys and any(_get(over, *p) is not None for p in ALIASES.get(keys[0], [(keys[0],)])):
+            return Location(over.file.path, _line(over, keys))
+        return Location(path, _line(base if base is not svc else svc, keys))
 
     return Workload(
         kind="compose",

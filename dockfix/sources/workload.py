@@ -245,7 +245,8 @@ def is_sensitive(path: str) -> bool:
 
 def is_docker_socket(path: str) -> bool:
     p = "/" + path.strip("/")
-    return p in DOCKER_SOCKETS or p in ("/run", "/var/run") or p.endswith("/docker.sock")
+    # a bind mount of / /var /run or /var/run carries the socket with it
+    return p in DOCKER_SOCKETS or p in ("/", "/var", "/run", "/var/run") or p.endswith("/docker.sock")
 
 
 def has_opt(opts: list[str], name: str, value: str | None = None) -> bool:
@@ -257,6 +258,25 @@ def has_opt(opts: list[str], name: str, value: str | None = None) -> bool:
         if value is None or (m.group(2) or "true").strip().lower() == value:
             return True
     return False
+
+
+#: Go's strconv.ParseBool, which dockerd uses for a security option's boolean value.
+_GO_BOOL = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
+
+
+def opt_bool(opts: list[str], name: str) -> bool | None:
+    """A boolean security option as dockerd reads it: ``name`` alone is true, ``name=V`` or the
+    legacy ``name:V`` with V one of 1 t true 0 f false (any case); the last one given wins.
+    None when not given (or not a boolean dockerd would take)."""
+    found = None
+    for o in opts:
+        m = re.match(r"\s*([^=:]+)(?:[=:](.*))?$", str(o))
+        if not m or m.group(1).strip() != name:
+            continue
+        raw = (m.group(2) if m.group(2) is not None else "true").strip().lower()
+        if raw in _GO_BOOL:
+            found = _GO_BOOL[raw]
+    return found
 
 
 # ---------------------------------------------------------------------- gathering, once per scan

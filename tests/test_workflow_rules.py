@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from app_helpers import make_app, screen_name, select, settle
-from helpers import REPO, put, run_dockfix
+from helpers import REPO, put, put_units, run_dockfix
 
 #: icc (disruptive) and log-level edit the same daemon.json: log-level's diff is built on icc's.
 CHAINED = '{"icc": true, "log-level": "debug"}\n'
@@ -31,6 +31,7 @@ UNCONFINED = '{"seccomp-profile": "unconfined"}\n'
 
 
 def host(root: Path, daemon_json: str) -> Path:
+    put_units(root)  # Debian's docker.service: the command line is known, so daemon.json is where settings live
     put(root, "var/lib/")
     put(root, "etc/docker/", mode=0o755)
     put(root, "etc/docker/daemon.json", daemon_json, mode=0o644)

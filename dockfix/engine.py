@@ -104,9 +104,11 @@ class RawAPI:
     The Docker SDK costs ~0.2 s to import and ``http.client`` pulls in ``ssl`` and ``email``; a
     scan needs nothing but GETs, so it speaks the little HTTP it needs to the unix socket (or a
     plain TCP endpoint) itself, with one keep-alive connection per thread. A TLS endpoint
-    (``DOCKER_TLS_VERIFY``) goes through ``http.client``. Paths are unversioned: the engine answers
-    in its own current API version.
+    (``DOCKER_TLS_VERIFY``) goes through ``http.client``. Paths are given unversioned; ``prefix``
+    (``/v1.51``, set by :class:`Engine` once the engine told its version) is put before them.
     """
+
+    prefix = ""
 
     def __init__(self, url: str, timeout: float = 5.0, connect_timeout: float = 2.0):
         self.url = url
@@ -156,7 +158,7 @@ class RawAPI:
             if fresh:
                 conn = self._local.conn = self._connect()
             try:
-                status, body = conn.get(path)
+                status, body = conn.get(self.prefix + path)
             except (ConnectionResetError, BrokenPipeError):
                 # a kept-alive connection the engine closed meanwhile: retry once on a new one
                 conn.close()
@@ -319,6 +321,11 @@ class Engine:
     The first request is a ``/_ping`` with a short timeout that every caller waits on; if it
     fails, or any request fails to connect, the engine is marked dead and every later request
     raises the same :class:`CheckError` at once.
+
+    API version: dockfix speaks no fixed version. Right after the ping it asks ``/version`` and
+    sends every later request under the engine's own ``ApiVersion`` (``/v1.41/...`` on 20.10,
+    ``/v1.51/...`` on 28.5), or under ``$DOCKER_API_VERSION`` when that is set (as the docker CLI
+    does). An engine that gives no version is asked without one.
     """
 
     def __init__(self, client_factory: Callable[[], Any], url: str, timeout: float = 5.0,
@@ -333,6 +340,8 @@ class Engine:
         self._pending: dict[str, threading.Lock] = {}
         self._dead: str | None = None
         self._raw: RawAPI | None = None
+        #: the API version every request is sent under ("" until negotiated, or when unknown)
+        self.api_version = ""
 
     def _client(self):
         return self.fetch("client", self._factory)
@@ -385,7 +394,9 @@ class Engine:
         if self._raw is None:
             with self._lock:
                 if self._raw is None:
-                    self._raw = RawAPI(self.url, self.timeout, self.connect_timeout)
+                    raw = RawAPI(self.url, self.timeout, self.connect_timeout)
+                    raw.prefix = f"/v{self.api_version}" if self.api_version else ""
+                    self._raw = raw
         return self._raw.get(path)
 
     def _alive(self) -> None:
@@ -399,9 +410,17 @@ class Engine:
                 raw = RawAPI(self.url, timeout=self.connect_timeout, connect_timeout=self.connect_timeout)
                 try:
                     raw.get("/_ping", decode=False)
+                    # negotiate: /version is answered unversioned by every engine
+                    try:
+                        version = raw.get("/version")
+                    except ApiError:
+                        version = None
                 finally:
                     raw.close()
                 self._cache["ping"] = True
+                if isinstance(version, dict):
+                    self._cache.setdefault("version", version)
+                self.api_version = negotiate_api_version(version)
             except CheckError as e:
                 self._cache["ping"] = e
             except Exception as e:
@@ -479,6 +498,22 @@ class Engine:
     def api(self):
         """The low-level APIClient (docker.APIClient) for writes; imports the Docker SDK."""
         return self._client().api
+
+
+def negotiate_api_version(version: Any, env: dict[str, str] | None = None) -> str:
+    """The API version to speak: ``$DOCKER_API_VERSION`` if set, else the engine's ``ApiVersion``
+    (from its ``/version`` answer), else "" (unversioned paths)."""
+    env = os.environ if env is None else env
+    pinned = (env.get("DOCKER_API_VERSION") or "").strip().lstrip("v")
+    if pinned and _is_api_version(pinned):
+        return pinned
+    api = str((version or {}).get("ApiVersion") or "") if isinstance(version, dict) else ""
+    return api if _is_api_version(api) else ""
+
+
+def _is_api_version(text: str) -> bool:
+    major, dot, minor = text.partition(".")
+    return bool(dot) and major.isdigit() and minor.isdigit()
 
 
 def _is_connection_error(e: Exception) -> bool:

@@ -48,3 +48,30 @@ def test_every_engine_asked_for_ran(_engine_session):
     """Runs after the engine of its parameter started; the last one sees them all."""
     assert _engine_session.version in STARTED
     assert set(STARTED) <= set(TEST_ENGINES)
+
+
+def test_api_version_is_negotiated_never_fixed(engine, monkeypatch):
+    """dockfix asks /version and speaks the engine's own API version (1.41 on 20.10, 1.51 on 28.5)."""
+    from dockfix.engine import Engine
+
+    server = json.loads(engine.cli("version", "--format", "{{json .Server}}").stdout)
+    monkeypatch.delenv("DOCKER_API_VERSION", raising=False)
+    e = Engine(lambda: None, engine.url)
+    assert e.info()["ServerVersion"] == server["Version"]
+    assert e.api_version == server["ApiVersion"]
+    assert e._raw.prefix == f"/v{server['ApiVersion']}"
+    assert e.version()["ApiVersion"] == server["ApiVersion"]  # the negotiation's answer is the scan's version
+    # pinned as the docker CLI pins it: an older version the engine still speaks
+    monkeypatch.setenv("DOCKER_API_VERSION", "1.41")
+    e = Engine(lambda: None, engine.url)
+    assert e.info()["ServerVersion"] == server["Version"] and e.api_version == "1.41"
+
+
+def test_negotiate_api_version():
+    from dockfix.engine import negotiate_api_version as n
+
+    assert n({"ApiVersion": "1.51", "MinAPIVersion": "1.24"}, {}) == "1.51"
+    assert n({"ApiVersion": "1.41"}, {"DOCKER_API_VERSION": "1.40"}) == "1.40"
+    assert n({"ApiVersion": "garbage"}, {}) == ""
+    assert n(None, {}) == ""
+    assert n({"ApiVersion": "1.41"}, {"DOCKER_API_VERSION": "x"}) == "1.41"

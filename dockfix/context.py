@@ -10,7 +10,8 @@ from functools import cached_property
 from typing import Any, Callable
 
 from dockfix.sources.daemon_config import DAEMON_JSON, DaemonConfig, parse_daemon_json, parse_env_file, parse_flags
-from dockfix.engine import Engine, daemon_argv_for, dockerd_processes
+from dockfix.sources.rootless import RootlessDaemon, find_rootless, rootless_for_url
+from dockfix.engine import Engine, _hosts_of, daemon_argv_for, dockerd_processes
 from dockfix.host import Host
 from dockfix.model import CheckError, NotApplicable  # noqa: F401 (NotApplicable: for checks)
 
@@ -61,6 +62,17 @@ class Context:
     def info(self) -> dict[str, Any]:
         return self.need_engine().info()
 
+    # ------------------------------------------------------------------ rootless
+    @cached_property
+    def rootless(self) -> RootlessDaemon | None:
+        """The rootless daemon being scanned (``--docker-host unix:///run/user/UID/docker.sock``), or
+        None for a daemon run by root. Its files are the user's (sources/rootless.py)."""
+        return rootless_for_url(self.host, self.host.docker_host or "")
+
+    def rootless_daemons(self) -> list[RootlessDaemon]:
+        """Every rootless daemon found on the host (sockets, user units, processes)."""
+        return self.memo("rootless_daemons", lambda: find_rootless(self.host))
+
     # ------------------------------------------------------------------ daemon
     def daemon_argv(self) -> list[str] | None:
         """argv of the dockerd serving the scanned socket; None when unknown (or --no-engine)."""
@@ -69,7 +81,11 @@ class Context:
             # The processes are this machine's: only the daemon behind the scanned socket counts.
             if self.engine is None:
                 return None
-            found = daemon_argv_for(self.host.docker_host or "", dockerd_processes())
+            procs = dockerd_processes()
+            found = daemon_argv_for(self.host.docker_host or "", procs)
+            if found is None and self.rootless is not None:
+                # a rootless dockerd listens on $XDG_RUNTIME_DIR/docker.sock without -H: its owner tells
+                found = _rootless_argv(self.rootless.uid, procs)
             return found[1] if found else None
 
         return self.memo("daemon_argv", find)
@@ -82,7 +98,7 @@ class Context:
                 return argv[i + 1]
             if a.startswith("--config-file="):
                 return a.split("=", 1)[1]
-        return DAEMON_JSON
+        return self.rootless.daemon_json if self.rootless is not None else DAEMON_JSON
 
     def daemon_json(self) -> dict:
         """Settings of daemon.json ({} when absent). CheckError when malformed."""
@@ -102,7 +118,10 @@ class Context:
         def build() -> DaemonConfig:
             from_json = self.daemon_json()
             files: dict = {}
-            for path, var in (("/etc/sysconfig/docker", "OPTIONS"), ("/etc/default/docker", "DOCKER_OPTS")):
+            # init scripts' option files feed root's daemon, never a user's rootless one
+            option_files = () if self.rootless is not None else (
+                ("/etc/sysconfig/docker", "OPTIONS"), ("/etc/default/docker", "DOCKER_OPTS"))
+            for path, var in option_files:
                 try:
                     text = self.host.read_text(path)
                     if text:
@@ -121,3 +140,16 @@ class Context:
             return DaemonConfig(self.daemon_json_path(), from_json, files, cmd, argv is not None, info)
 
         return self.memo("daemon", build)
+
+
+def _rootless_argv(uid: int, procs: list[tuple[int, list[str]]]) -> tuple[int, list[str]] | None:
+    """The dockerd of user ``uid`` listening on its default socket (no -H), from /proc."""
+    for pid, argv in procs:
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                owner = next((int(line.split()[1]) for line in f if line.startswith(b"Uid:")), None)
+        except (OSError, ValueError, IndexError):
+            continue
+        if owner == uid and not [h for h in _hosts_of(argv) if not h.startswith(f"unix:///run/user/{uid}/")]:
+            return pid, argv
+    return None

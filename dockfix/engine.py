@@ -177,6 +177,12 @@ class RawAPI:
             return json.loads(body) if body else None
         raise AssertionError("unreachable")
 
+    def header(self, name: str) -> str:
+        """A header of this thread's last answer ("" when absent)."""
+        conn = getattr(self._local, "conn", None)
+        value = getattr(conn, "headers", {}).get(name.lower().encode(), b"") if conn is not None else b""
+        return value.decode("ascii", "replace").strip()
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -192,6 +198,7 @@ class _Connection:
     def __init__(self, sock):
         self.sock = sock
         self.reader = sock.makefile("rb")
+        self.headers: dict[bytes, bytes] = {}  # of the last answer, names in lower case
 
     def get(self, path: str) -> tuple[int, bytes]:
         request = f"GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockfix\r\nAccept: application/json\r\n\r\n"
@@ -224,6 +231,7 @@ class _Connection:
             self.close()
         if headers.get(b"connection", b"").lower() == b"close":
             self.close()
+        self.headers = headers
         return status, body
 
     def _exactly(self, n: int) -> bytes:
@@ -275,6 +283,7 @@ class _TLSConnection:
         try:
             self.conn.request("GET", path, headers={"Accept": "application/json"})
             resp = self.conn.getresponse()
+            self.headers = {k.lower().encode(): v.encode() for k, v in resp.getheaders()}
             return resp.status, resp.read()
         except (http.client.CannotSendRequest, http.client.BadStatusLine) as e:
             raise ConnectionResetError(str(e)) from None
@@ -322,10 +331,11 @@ class Engine:
     fails, or any request fails to connect, the engine is marked dead and every later request
     raises the same :class:`CheckError` at once.
 
-    API version: dockfix speaks no fixed version. Right after the ping it asks ``/version`` and
-    sends every later request under the engine's own ``ApiVersion`` (``/v1.41/...`` on 20.10,
-    ``/v1.51/...`` on 28.5), or under ``$DOCKER_API_VERSION`` when that is set (as the docker CLI
-    does). An engine that gives no version is asked without one.
+    API version: dockfix speaks no fixed version. The engine's answer to the ping names its API
+    version (the ``API-Version`` header, which the docker CLI negotiates from too); an engine whose
+    ping does not is asked ``/version``. Every later request goes under that version
+    (``/v1.41/...`` on 20.10, ``/v1.51/...`` on 28.5), or under ``$DOCKER_API_VERSION`` when that is
+    set (as the docker CLI does). An engine that gives no version is asked without one.
     """
 
     def __init__(self, client_factory: Callable[[], Any], url: str, timeout: float = 5.0,
@@ -410,16 +420,18 @@ class Engine:
                 raw = RawAPI(self.url, timeout=self.connect_timeout, connect_timeout=self.connect_timeout)
                 try:
                     raw.get("/_ping", decode=False)
-                    # negotiate: /version is answered unversioned by every engine
-                    try:
-                        version = raw.get("/version")
-                    except ApiError:
-                        version = None
+                    version: Any = {"ApiVersion": raw.header("API-Version")}
+                    if not _is_api_version(version["ApiVersion"]):
+                        # negotiate: /version is answered unversioned by every engine
+                        try:
+                            version = raw.get("/version")
+                            if isinstance(version, dict):
+                                self._cache.setdefault("version", version)
+                        except ApiError:
+                            version = None
                 finally:
                     raw.close()
                 self._cache["ping"] = True
-                if isinstance(version, dict):
-                    self._cache.setdefault("version", version)
                 self.api_version = negotiate_api_version(version)
             except CheckError as e:
                 self._cache["ping"] = e
@@ -436,7 +448,17 @@ class Engine:
         return self.fetch("info", lambda: self.get("/info"))
 
     def version(self) -> dict[str, Any]:
-        return self.fetch("version", lambda: self.get("/version"))
+        def get() -> dict[str, Any]:
+            try:
+                return self.get("/version")
+            except (OSError, ApiError):
+                # A rootless dockerd 28 behind ``rootlesskit --net=host`` drops /version (it panics filling
+                # in rootlesskit's network details); docker info names the version too. A dead engine
+                # fails the info request as well, with its reason.
+                info = self.info()
+                return {"Version": info.get("ServerVersion"), "ApiVersion": self.api_version or None}
+
+        return self.fetch("version", get)
 
     def containers(self) -> list[dict[str, Any]]:
         """Inspect documents of all containers (running or not), in the engine's list order."""

@@ -65,6 +65,34 @@ def _swarm_session(request, tmp_path_factory):
     eng.stop()
 
 
+@pytest.fixture(scope="session")
+def rootless_engine():
+    """A real rootless dockerd 28 run by the test user dfxrootless (tests/rootless_engine.py)."""
+    if "28" not in TEST_ENGINES:
+        pytest.skip("the rootless engine is Docker 28, and DOCKFIX_TEST_ENGINES leaves 28 out")
+    from rootless_engine import RootlessEngine, why_not
+
+    reason = why_not()
+    eng = None
+    try:
+        if reason:
+            raise RuntimeError(reason)
+        eng = RootlessEngine()
+        eng.start()
+        eng.import_busybox(BUSYBOX_IMAGE)
+        STARTED["28 rootless"] = eng.cli("info", "--format", "{{.ServerVersion}}").stdout.strip()
+    except Exception as e:  # noqa: BLE001
+        if eng is not None:
+            eng.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the rootless dockerd could not be started: {e}", pytrace=False)
+        msg = f"!!! SKIPPING ROOTLESS ENGINE TESTS: the rootless dockerd could not be started: {e}"
+        print(msg, file=sys.stderr)
+        pytest.skip(msg)
+    yield eng
+    eng.stop()
+
+
 @pytest.fixture
 def engine_version(request) -> str:
     """The engine version ("20.10" or "28") the current engine test runs against."""

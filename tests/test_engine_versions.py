@@ -51,7 +51,7 @@ def test_every_engine_asked_for_ran(_engine_session):
 
 
 def test_api_version_is_negotiated_never_fixed(engine, monkeypatch):
-    """dockfix asks /version and speaks the engine's own API version (1.41 on 20.10, 1.51 on 28.5)."""
+    """dockfix speaks the engine's own API version (1.41 on 20.10, 1.51 on 28.5), as its ping answer names it."""
     from dockfix.engine import Engine
 
     server = json.loads(engine.cli("version", "--format", "{{json .Server}}").stdout)
@@ -60,7 +60,7 @@ def test_api_version_is_negotiated_never_fixed(engine, monkeypatch):
     assert e.info()["ServerVersion"] == server["Version"]
     assert e.api_version == server["ApiVersion"]
     assert e._raw.prefix == f"/v{server['ApiVersion']}"
-    assert e.version()["ApiVersion"] == server["ApiVersion"]  # the negotiation's answer is the scan's version
+    assert e.version()["ApiVersion"] == server["ApiVersion"]
     # pinned as the docker CLI pins it: an older version the engine still speaks
     monkeypatch.setenv("DOCKER_API_VERSION", "1.41")
     e = Engine(lambda: None, engine.url)

@@ -165,6 +165,11 @@ def owner_rule(find: Finder, group: str = "root") -> Callable[[Context], list[Re
                 want = f"{r.owner} (the user of the {r.describe()})"
             data = {"path": path, "uid": st.st_uid, "gid": st.st_gid, "want_uid": want_uid, "want_gid": want_g}
             ev = f"owned by {st.st_uid}:{st.st_gid}{note}"
+            if r is not None and r.owns(path) and st.st_uid == want_uid and r.is_subgid(st.st_gid):
+                # made inside the user's namespace with one of its groups (the socket's "docker"):
+                # a subordinate gid of the user, which no one on the host has
+                ok_gids = {st.st_gid}
+                ev += f" (a subordinate gid of {r.user}: a group inside its namespace)"
             if st.st_uid == want_uid and st.st_gid in ok_gids:
                 results.append(Result.ok(f"{ev}, as required ({want})", subject=path, data=data))
             else:

@@ -50,6 +50,12 @@ class RootlessDaemon:
     home: str | None  # None when the user is not in /etc/passwd
     group: str = ""  # name of the user's primary group (its number when unknown)
     found_by: tuple[str, ...] = field(default=(), compare=False)
+    #: the user's subordinate gid ranges (start, count) from /etc/subgid: the ids its namespace's
+    #: groups have on the host (the socket's group is "docker" inside the namespace, say)
+    subgids: tuple[tuple[int, int], ...] = field(default=(), compare=False)
+
+    def is_subgid(self, gid: int) -> bool:
+        return any(start <= gid < start + count for start, count in self.subgids)
 
     @property
     def runtime_dir(self) -> str:
@@ -137,14 +143,30 @@ def socket_uid(url: str) -> int | None:
     return int(m.group(1)) if m and int(m.group(1)) != 0 else None
 
 
+def subordinate_ids(host: Any, path: str, user: str, uid: int) -> tuple[tuple[int, int], ...]:
+    """(start, count) ranges of ``user`` in /etc/subuid or /etc/subgid (by name or number)."""
+    try:
+        text = host.read_text(path) or ""
+    except Exception:  # noqa: BLE001
+        return ()
+    out = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in (user, str(uid)) and parts[1].isdigit() and parts[2].isdigit():
+            out.append((int(parts[1]), int(parts[2])))
+    return tuple(out)
+
+
 def daemon_of(host: Any, uid: int, found_by: tuple[str, ...] = (),
               users: dict[int, Account] | None = None, groups: dict[int, str] | None = None) -> RootlessDaemon:
     users = accounts(host) if users is None else users
     groups = group_names(host) if groups is None else groups
     acct = users.get(uid)
     if acct is None:
-        return RootlessDaemon(uid, uid, str(uid), None, str(uid), found_by)
-    return RootlessDaemon(uid, acct.gid, acct.user, acct.home, groups.get(acct.gid, str(acct.gid)), found_by)
+        return RootlessDaemon(uid, uid, str(uid), None, str(uid), found_by,
+                              subordinate_ids(host, "/etc/subgid", str(uid), uid))
+    return RootlessDaemon(uid, acct.gid, acct.user, acct.home, groups.get(acct.gid, str(acct.gid)), found_by,
+                          subordinate_ids(host, "/etc/subgid", acct.user, uid))
 
 
 def rootless_for_url(host: Any, url: str) -> RootlessDaemon | None:

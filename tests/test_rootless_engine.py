@@ -85,3 +85,10 @@ def test_fix_of_the_users_daemon_json_and_rollback(rootless_engine):
     st = os.lstat(path)
     assert (path.read_bytes(), st.st_uid, st.st_gid, st.st_mode) == before
     assert not os.path.exists("/var/lib/dockfix")  # the machine's /var/lib was never written
+
+
+def test_a_scan_of_roots_daemon_names_the_rootless_one(rootless_engine):
+    r = run_dockfix("scan", "--root", "/", "--no-engine", "--format", "json", "--only", "2.1")
+    [f] = json.loads(r.stdout)["findings"]
+    assert f["status"] == "manual"
+    assert f"dfxrootless (uid {rootless_engine.uid}, {rootless_engine.url}; found by socket" in f["evidence"], f

@@ -45,6 +45,9 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
 
     out = [f"dockfix {__version__} scan of {safe_text(str(host.get('root', '/')))}" +
            (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)")]
+    for d in host.get("rootless") or []:
+        out.append(safe_text(f"  and the rootless daemon of {d['user']} (uid {d['uid']}, {d['url']}): its findings "
+                             f"are named rootless:{d['user']}:... or by the user's paths"))
     by_section: dict[str, list[Finding]] = {}
     for f in findings:
         by_section.setdefault(f.section, []).append(f)

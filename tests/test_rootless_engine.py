@@ -89,6 +89,10 @@ def test_fix_of_the_users_daemon_json_and_rollback(rootless_engine):
 
 def test_a_scan_of_roots_daemon_names_the_rootless_one(rootless_engine):
     r = run_dockfix("scan", "--root", "/", "--no-engine", "--format", "json", "--only", "2.1")
-    [f] = json.loads(r.stdout)["findings"]
+    doc = json.loads(r.stdout)
+    [f] = [f for f in doc["findings"] if f["subject"] == "dockerd"]
     assert f["status"] == "manual"
     assert f"dfxrootless (uid {rootless_engine.uid}, {rootless_engine.url}; found by socket" in f["evidence"], f
+    # and scanned as its own subject in the same run
+    assert [x["status"] for x in doc["findings"] if x["subject"] == "rootless:dfxrootless:dockerd"] == ["pass"]
+

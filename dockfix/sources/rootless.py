@@ -181,7 +181,10 @@ def find_rootless(host: Any, proc: str = "/proc") -> list[RootlessDaemon]:
     users = accounts(host)
     for name in _listdir(host, "/run/user"):
         if name.isdigit() and int(name) != 0:
-            st = host.lstat(f"/run/user/{name}/docker.sock")
+            try:
+                st = host.lstat(f"/run/user/{name}/docker.sock")
+            except Exception:  # noqa: BLE001 - another user's folder we may not read (scan without root)
+                st = None
             if st is not None and stat_mod.S_ISSOCK(st.st_mode):
                 found.setdefault(int(name), []).append(f"socket /run/user/{name}/docker.sock")
     for uid, acct in users.items():

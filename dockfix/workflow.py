@@ -234,11 +234,17 @@ def run_post_actions(host: Host, items: list[PlanItem], restart_daemon: bool) ->
         action = "restart"
     elif any(it.daemon_action == "reload" for it in items):
         action = "reload"
+    # a rootless daemon is the user's unit: `systemctl --user --machine=USER@`, never root's docker
+    from dockfix.sources.rootless import rootless_for_url
+
+    rootless = rootless_for_url(host, host.docker_host or "")
+    systemctl = ["systemctl", "--user", f"--machine={rootless.user}@"] if rootless is not None else ["systemctl"]
+    shown = " ".join(systemctl)
     if not host.is_live:
         for c in cmds:
             notes.append(f"not run (not the live host): {' '.join(c)}")
         if action:
-            notes.append(f"not run (not the live host): systemctl {action} docker")
+            notes.append(f"not run (not the live host): {shown} {action} docker")
         return notes
     for c in cmds:
         if shutil.which(c[0]) is None:
@@ -249,10 +255,10 @@ def run_post_actions(host: Host, items: list[PlanItem], restart_daemon: bool) ->
     if action:
         if not restart_daemon:
             notes.append(f"the Docker daemon needs a {action} to use the new daemon.json: "
-                         f"run `systemctl {action} docker` (or pass --restart-daemon)")
+                         f"run `{shown} {action} docker` (or pass --restart-daemon)")
         else:
-            r = subprocess.run(["systemctl", action, "docker"], capture_output=True, text=True, timeout=300)
-            notes.append(f"ran systemctl {action} docker: " + ("ok" if r.returncode == 0 else f"failed ({r.stderr.strip()[:200]})"))
+            r = subprocess.run([*systemctl, action, "docker"], capture_output=True, text=True, timeout=300)
+            notes.append(f"ran {shown} {action} docker: " + ("ok" if r.returncode == 0 else f"failed ({r.stderr.strip()[:200]})"))
     return notes
 
 

@@ -210,3 +210,14 @@ def test_a_scan_without_a_chosen_engine_scans_each_rootless_daemon_too(tree):
     # choosing an engine scans that one only
     r = run_dockfix("scan", "--root", str(tree), "--docker-host", URL, "--format", "json", "--only", "2.1")
     assert "rootless" not in json.loads(r.stdout)["host"]
+
+
+def test_daemon_reload_of_a_rootless_fix_is_the_users_unit(tree):
+    """--restart-daemon on a rootless daemon's fix must never reload or restart root's docker."""
+    from dockfix.workflow import run_post_actions
+
+    rootless_host(tree)
+    ctx = ctx_for(tree)
+    plan = plan_fixes(ctx, scan(ctx, only=["log-level"]).findings)
+    notes = run_post_actions(ctx.host, plan.items, restart_daemon=True)
+    assert notes == ["not run (not the live host): systemctl --user --machine=alice@ restart docker"], notes

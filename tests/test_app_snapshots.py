@@ -85,7 +85,7 @@ def frozen_journal(list_transactions):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_journal_screen(snap_compare, tmp_path: Path, size) -> None:
+def test_journal_screen(snap_compare, tmp_path: Path, size, monkeypatch) -> None:
     """Two real transactions made by the core: one rolled back, one applied."""
     from dockfix import workflow
     from dockfix.host import Host
@@ -104,7 +104,9 @@ def test_journal_screen(snap_compare, tmp_path: Path, size) -> None:
     workflow.rollback(host, first.txid)
     apply({"daemon-json-mode", "etc-default-docker-owner"})
 
-    app = make_app(root, only=SNAPSHOT_CHECKS, list_transactions=frozen_journal(workflow.list_transactions))
+    frozen = frozen_journal(workflow.list_transactions)
+    monkeypatch.setattr(workflow.FixSession, "transactions", lambda self: frozen(self.host))
+    app = make_app(root, only=SNAPSHOT_CHECKS)
 
     async def run_before(pilot) -> None:
         await settle(pilot.app, pilot)

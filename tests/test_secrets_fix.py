@@ -367,3 +367,36 @@ def test_a_plan_file_holds_no_value_and_is_refused_when_the_source_changed(tmp_p
     assert f"{APP}/" in r.stderr and "changed" in r.stderr and "Plan-" not in r.stdout + r.stderr
     assert {k: v for k, v in manifest(tmp_path).items() if not k.startswith("var")} == \
         {k: v for k, v in before.items() if not k.startswith("var")}
+
+
+@pytest.mark.slow
+def test_a_dsn_with_a_password_never_shows_in_plans_dry_runs_plan_files_or_the_journal(swarm_engine, tmp_path):
+    """A swarm service holds a password variable and a Go DSN with credentials in another variable:
+    neither value appears in the plan's diff, the plan file, a dry run, the apply or the journal."""
+    pw, dsn_pw = "Pw-5e6f7a8b", "Dsn-9c0d1e2f"
+    swarm_engine.cli("tag", BUSYBOX_IMAGE, "shop:1")
+    swarm_engine.cli("service", "create", "-d", "--no-resolve-image", "--name", "shop", "-e", f"MYSQL_PASSWORD={pw}",
+                     "-e", f"DB_DSN=app:{dsn_pw}@tcp(db:3306)/shop", "shop:1", "sleep", "1000")
+    put(tmp_path, "var/lib/")
+    common = ["--root", str(tmp_path), "--docker-host", swarm_engine.url, "--only", "env-password"]
+    try:
+        outputs = []
+        for cmd in (["plan", "--include-disruptive"], ["plan", "--include-disruptive", "--format", "json"],
+                    ["plan", "--include-disruptive", "-o", str(tmp_path / "plan.json")],
+                    ["--apply", "--dry-run", "--include-disruptive"],
+                    ["--apply", "--dry-run", "--include-disruptive", "--format", "json"],
+                    ["--apply", "--yes", "--include-disruptive", "--format", "json"],
+                    ["journal"], ["journal", "--format", "json"]):
+            r = run_dockfix(*cmd, *(common[:-2] if cmd[0] == "journal" else common))
+            assert r.returncode == 0, (cmd, r.stderr)
+            outputs.append(r.stdout + r.stderr)
+        assert any("DB_DSN" in o for o in outputs)  # the variable is shown, by name
+        outputs.append((tmp_path / "plan.json").read_text())
+        journal = tmp_path / "var/lib/dockfix/journal"
+        outputs += [p.read_text(errors="replace") for p in journal.rglob("tx.json")]
+        for text in outputs:
+            assert pw not in text and dsn_pw not in text
+    finally:
+        swarm_engine.cli("service", "rm", "shop", check=False)
+        for sid in swarm_engine.cli("secret", "ls", "-q").stdout.split():
+            swarm_engine.cli("secret", "rm", sid, check=False)

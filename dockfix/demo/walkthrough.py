@@ -149,6 +149,8 @@ class Step:
     diff: str = ""
     txid: str | None = None
     message: str = ""  # what happened last (an error, or what to look at)
+    #: Fixes whose diff changed when others were left out (shown again before applying).
+    changed: list = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -296,6 +298,23 @@ class Walkthrough:
         step.stage = ROLLED_BACK
         step.state = "done"
         step.message = "rolled back: the files are byte for byte as before, owner and mode included"
+        self.save()
+        return step
+
+    def decline(self, declined: list[tuple[str, str]], step: Step | None = None) -> Step:
+        """Leave some of the step's fixes out (keys ``(check_id, subject)``): the others are planned
+        again, and when their diff changed, the new diff is shown again before anything is applied."""
+        step = step or self.step
+        if step.plan is None:
+            self.look(step)
+        replan = self._session().decline(step.plan, declined)
+        step.plan = replan.plan
+        step.diff = replan.plan.diff() if replan.plan.changes else ""
+        step.changed = [(it.check_id, it.subject) for it in replan.changed]
+        step.stage = DIFF
+        step.message = ("without the fixes you left out, these fixes change: "
+                        + ", ".join(cid for cid, _ in step.changed) + " (the diff shows them as they are now)"
+                        if step.changed else "the other fixes are unchanged")
         self.save()
         return step
 

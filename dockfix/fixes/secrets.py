@@ -42,7 +42,7 @@ from dockfix.sources.image_recipes import (
     repository,
 )
 from dockfix.model import CheckError, Finding
-from dockfix.sources.compose import COMPOSE_FILES_LABEL, COMPOSE_SERVICE_LABEL, COMPOSE_WORKDIR_LABEL, STACK_LABEL
+from dockfix.sources.compose import COMPOSE_SERVICE_LABEL, STACK_LABEL, compose_files_of
 from dockfix.changes import CreateSecret, MakeDir, UpdateService, WriteFile, staged_state, staged_text
 from dockfix.changes.swarm import env_value as _env_value
 from dockfix.plan import PlanItem
@@ -201,12 +201,10 @@ def _gitignore(ctx, folder: str, names: list[str], uid: int, gid: int) -> list[W
 def container_item(ctx, finding: Finding, name: str) -> PlanItem | list:
     c = next((c for c in ctx.need_engine().containers() if str(c.get("Name", "")).lstrip("/") == name), None)
     labels = ((c or {}).get("Config") or {}).get("Labels") or {}
-    files = [f.strip() for f in str(labels.get(COMPOSE_FILES_LABEL) or "").split(",") if f.strip()]
+    files = compose_files_of(labels)
     service = labels.get(COMPOSE_SERVICE_LABEL)
     if files and service:
-        workdir = labels.get(COMPOSE_WORKDIR_LABEL) or "/"
-        for f in files:
-            p = os.path.normpath(f if f.startswith("/") else os.path.join(workdir, f))
+        for p in files:
             if not ctx.host.is_file(p):
                 continue
             text = staged_text(ctx, p) or ""

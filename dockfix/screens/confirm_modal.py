@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,10 +12,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from dockfix.model import Safety
+
+if TYPE_CHECKING:  # types only
+    from dockfix.changes import Change
+    from dockfix.plan import Plan, PlanItem
 from dockfix.screens import render
 
 
-def split_plan(plan: Any) -> tuple[list, list]:
+def split_plan(plan: Plan) -> tuple[list[PlanItem], list[PlanItem]]:
     """Plan items that change something, and those that only advise (manual, or no changes)."""
     applicable, manual = [], []
     for item in plan.items:
@@ -26,7 +30,7 @@ def split_plan(plan: Any) -> tuple[list, list]:
     return applicable, manual
 
 
-def change_line(change: Any) -> str:
+def change_line(change: Change) -> str:
     """One line for a change: what it does and to which file."""
     for attr in ("summary", "describe"):
         fn = getattr(change, attr, None)
@@ -50,7 +54,7 @@ def describe_plan(items: list, manual: list | None = None) -> str:
     return "\n".join(lines)
 
 
-def describe_changes(plan: Any) -> str:
+def describe_changes(plan: Plan) -> str:
     return "\n".join(f"  {change_line(c)}" for item in plan.items for c in item.changes)
 
 

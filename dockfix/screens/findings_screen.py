@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -18,6 +18,9 @@ from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 
 from dockfix.model import STATUS_ORDER, Finding, Safety, Status
 from dockfix.screens import render
+
+if TYPE_CHECKING:  # types only: the fix core is imported when the first plan is made
+    from dockfix.plan import Plan
 from dockfix.screens.messages import (
     FindingsRescanned,
     FixesApplied,
@@ -485,14 +488,14 @@ class FindingsScreen(Screen):
         else:
             self.action_apply_plan(m.plan, m.findings)
 
-    def action_apply_plan(self, plan: Any, findings: list[Finding]) -> None:
+    def action_apply_plan(self, plan: Plan, findings: list[Finding]) -> None:
         if self.app.refusal:
             self.notify(f"Cannot apply: {self.app.refusal}", severity="error", timeout=8)
             return
         self.confirm_and_apply(plan, findings)
 
     @work(exclusive=True, group="confirm")
-    async def confirm_and_apply(self, plan: Any, findings: list[Finding]) -> None:
+    async def confirm_and_apply(self, plan: Plan, findings: list[Finding]) -> None:
         """List what will change, confirm; confirm each disruptive fix on its own; apply as one."""
         from dockfix.screens.confirm_modal import ConfirmModal, describe_plan, split_plan
 
@@ -550,12 +553,13 @@ class FindingsScreen(Screen):
         self._apply(plan)
 
     @work(thread=True, exclusive=True, group="apply")
-    def _apply(self, plan: Any) -> None:
+    def _apply(self, plan: Plan) -> None:
         try:
             result = self.session.apply(plan)
+            verdicts = self.session.verify(plan) if result.txid and not result.error else []
         except Exception as e:  # refused before changing anything (drift, another apply running)
-            result = _Failure(str(e) or type(e).__name__)
-        self.post_message(FixesApplied(plan, result))
+            result, verdicts = _Failure(str(e) or type(e).__name__), []
+        self.post_message(FixesApplied(plan, result, verdicts))
 
     def on_fixes_applied(self, m: FixesApplied) -> None:
         from dockfix.screens.confirm_modal import MessageModal, describe_changes
@@ -579,8 +583,11 @@ class FindingsScreen(Screen):
             self.marked -= {(i.check_id, i.subject) for i in m.plan.items}
             n = len(r.applied or [])
             actions = list(getattr(r, "actions", None) or [])
+            not_fixed = [v for v in m.verdicts if not v.fixed]
             self.notify(f"Applied {render.plural(n, 'change')} in transaction {r.txid}."
-                        + "".join(f"\n{a}" for a in actions), timeout=10)
+                        + "".join(f"\nNOT FIXED {v.check_id} {v.subject} ({v.status}: {v.evidence})" for v in not_fixed)
+                        + "".join(f"\n{a}" for a in actions), timeout=10,
+                        severity="warning" if not_fixed else "information")
             self.set_status(f"Applied transaction {r.txid}; rescanning…")
         self._rescan(ids)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -16,15 +16,18 @@ from textual.widgets import DataTable, Footer, Static
 
 from dockfix.screens import render
 
+if TYPE_CHECKING:  # types only: the fix core is imported when the journal is opened
+    from dockfix.workflow import RollbackResult, TxInfo
+
 
 class TransactionsLoaded(Message):
-    def __init__(self, txs: list[Any], error: str | None = None) -> None:
+    def __init__(self, txs: list[TxInfo], error: str | None = None) -> None:
         super().__init__()
         self.txs, self.error = txs, error
 
 
 class RolledBack(Message):
-    def __init__(self, txid: str, result: Any, error: str | None = None) -> None:
+    def __init__(self, txid: str, result: RollbackResult | None, error: str | None = None) -> None:
         super().__init__()
         self.txid, self.result, self.error = txid, result, error
 
@@ -48,7 +51,7 @@ def change_line(change: Any) -> str:
     return str(change)
 
 
-def tx_text(tx: Any) -> Text:
+def tx_text(tx: TxInfo) -> Text:
     t = Text()
     t.append(f"Transaction {tx.txid}\n", style="bold")
     t.append(f"state: {tx.state} · by {tx.user}\n")
@@ -80,7 +83,7 @@ class JournalScreen(Screen[bool]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.txs: list[Any] = []
+        self.txs: list[TxInfo] = []
         self.changed = False
 
     def compose(self) -> ComposeResult:
@@ -132,7 +135,7 @@ class JournalScreen(Screen[bool]):
         else:
             self.show_detail()
 
-    def selected(self) -> Any | None:
+    def selected(self) -> TxInfo | None:
         table = self.query_one(DataTable)
         if not table.row_count:
             return None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from dockfix.model import Finding
+
+if TYPE_CHECKING:  # types only: the fix core is imported when the first plan is made
+    from dockfix.plan import Plan
+    from dockfix.workflow import Verdict
 
 
 class ScanProgressed(Message):
@@ -32,7 +36,7 @@ class ScanFailed(Message):
 class PlanBuilt(Message):
     """A plan was built for some findings; ``purpose`` is "diff" or "apply"."""
 
-    def __init__(self, plan: Any, findings: list[Finding], purpose: str) -> None:
+    def __init__(self, plan: Plan, findings: list[Finding], purpose: str) -> None:
         super().__init__()
         self.plan, self.findings, self.purpose = plan, findings, purpose
 
@@ -44,11 +48,12 @@ class PlanFailed(Message):
 
 
 class FixesApplied(Message):
-    """apply_plan returned (successfully or after rolling back)."""
+    """The apply returned (successfully or after rolling back); ``verdicts`` say per applied fix
+    whether its check now passes (the workflow's one rule), empty when nothing was applied."""
 
-    def __init__(self, plan: Any, result: Any) -> None:
+    def __init__(self, plan: Plan, result: Any, verdicts: list[Verdict] | None = None) -> None:
         super().__init__()
-        self.plan, self.result = plan, result
+        self.plan, self.result, self.verdicts = plan, result, verdicts or []
 
 
 class FindingsRescanned(Message):

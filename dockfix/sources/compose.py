@@ -546,6 +546,13 @@ def _containers(ctx: Scope) -> list[dict]:
     return ctx.need_engine().containers()
 
 
+def compose_files_of(labels: dict) -> list[str]:
+    """The compose files (host paths) that docker compose named in a container's labels."""
+    workdir = labels.get(COMPOSE_WORKDIR_LABEL) or "/"
+    return [os.path.normpath(f if f.startswith("/") else os.path.join(workdir, f))
+            for f in (x.strip() for x in str(labels.get(COMPOSE_FILES_LABEL) or "").split(",")) if f]
+
+
 def find_compose_files(ctx: Scope) -> list[str]:
     """Host paths of compose files: ``--compose`` files, those under ``--path`` folders, and those
     named by running containers' ``com.docker.compose.project.config_files`` labels."""
@@ -560,16 +567,7 @@ def find_compose_files(ctx: Scope) -> list[str]:
         except CheckError:  # a dead engine is reported by the engine checks themselves
             conts = []
         for c in conts:
-            labels = ((c.get("Config") or {}).get("Labels")) or {}
-            files = labels.get(COMPOSE_FILES_LABEL)
-            if not files:
-                continue
-            workdir = labels.get(COMPOSE_WORKDIR_LABEL) or "/"
-            for f in str(files).split(","):
-                f = f.strip()
-                if not f:
-                    continue
-                p = os.path.normpath(f if f.startswith("/") else os.path.join(workdir, f))
+            for p in compose_files_of(((c.get("Config") or {}).get("Labels")) or {}):
                 try:
                     if ctx.host.is_file(p):
                         found.append(p)

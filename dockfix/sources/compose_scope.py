@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from dockfix.sources.compose import COMPOSE_FILES_LABEL, COMPOSE_SERVICE_LABEL, COMPOSE_WORKDIR_LABEL, STACK_LABEL, ServiceSpec, _is_mapping, _is_sequence, ctx_compose, iter_compose
+from dockfix.sources.compose import COMPOSE_SERVICE_LABEL, STACK_LABEL, compose_files_of, ServiceSpec, _is_mapping, _is_sequence, ctx_compose, iter_compose
 from dockfix.model import CheckError, Location
 from dockfix.sources.workload import Mount, Port, Workload, _cap, _health_enabled
 
@@ -270,14 +270,9 @@ def compose_workloads(ctx) -> tuple[list[Workload], list[CheckError]]:
 def compose_service_for(ctx, w: Workload) -> Workload | None:
     """The compose service a container or stack service was created from, if its file is known."""
     labels = w.labels
-    files = labels.get(COMPOSE_FILES_LABEL)
+    files = compose_files_of(labels)
     if files and labels.get(COMPOSE_SERVICE_LABEL):
-        workdir = labels.get(COMPOSE_WORKDIR_LABEL) or "/"
-        for f in str(files).split(","):
-            f = f.strip()
-            if not f:
-                continue
-            path = os.path.normpath(f if f.startswith("/") else os.path.join(workdir, f))
+        for path in files:
             try:
                 if not ctx.host.is_file(path):
                     continue

@@ -221,3 +221,11 @@ def test_daemon_reload_of_a_rootless_fix_is_the_users_unit(tree):
     plan = plan_fixes(ctx, scan(ctx, only=["log-level"]).findings)
     notes = run_post_actions(ctx.host, plan.items, restart_daemon=True)
     assert notes == ["not run (not the live host): systemctl --user --machine=alice@ restart docker"], notes
+
+
+def test_the_data_root_of_a_rootless_daemon_is_the_users(tree):
+    from dockfix.checks.host_config import data_root
+
+    rootless_host(tree)
+    path, where = data_root(ctx_for(tree))
+    assert path == f"{HOME}/.local/share/docker" and "rootless daemon of alice" in where

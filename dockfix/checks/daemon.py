@@ -188,11 +188,6 @@ def storage_driver(ctx: Context) -> tuple[str | None, str]:
     if ctx.engine is not None:
         try:
             info = ctx.info()
-            status = {str(k): str(v) for k, v in (x for x in info.get("DriverStatus") or [] if len(x) == 2)}
-            if status.get("driver-type") == "io.containerd.snapshotter.v1":
-                # the containerd image store (Docker 24+ with the feature, the default of fresh installs
-                # from 29.0): Driver names a containerd snapshotter, not a graph driver
-                return info.get("Driver"), "docker info; a snapshotter of the containerd image store"
             return info.get("Driver"), "docker info"
         except CheckError:
             pass
@@ -215,8 +210,21 @@ def aufs(ctx: Context) -> Result:
     driver, where = storage_driver(ctx)
     if driver is None:
         raise NotApplicable("the storage driver is only known from the engine or a storage-driver setting; neither is available")
+    if where == "docker info" and containerd_store(ctx):
+        where += "; a snapshotter of the containerd image store"
     ev = f"storage driver {driver} ({where})"
     return Result.fail(ev, subject="dockerd") if driver == "aufs" else Result.ok(ev, subject="dockerd")
+
+
+def containerd_store(ctx: Context) -> bool:
+    """True when the engine keeps images in the containerd image store (Docker 24+ with the feature,
+    the default of fresh installs from 29.0): docker info's Driver then names a containerd
+    snapshotter (overlayfs, native, ...), not a graph driver."""
+    try:
+        status = ctx.info().get("DriverStatus") or []
+    except CheckError:
+        return False
+    return any(isinstance(x, list) and x[:2] == ["driver-type", "io.containerd.snapshotter.v1"] for x in status)
 
 
 @check(

@@ -212,6 +212,7 @@ class RootlessEngine:
                 self.proc.wait(timeout=10)
         self._kill_leftovers()
         self._clean()
+        self.log.unlink(missing_ok=True)
         if self._lock is not None:
             self._lock.close()
             self._lock = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,13 +76,18 @@ def test_fix_of_the_users_daemon_json_and_rollback(rootless_engine):
               f"{dockfix} --apply --yes --root / --docker-host {eng.url} --only log-level --format json > {out}/apply.json; "
               f"echo $? > {out}/apply.rc; stat -c '%u %g' {eng.daemon_json} > {out}/owner; cp {eng.daemon_json} {out}/after; "
               f"{dockfix} rollback --last > {out}/rollback.txt 2>&1; echo $? > {out}/rollback.rc")
-    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], env=env,
-                       capture_output=True, text=True, timeout=300)
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], env=env,
+                           capture_output=True, text=True, timeout=300)
+        results = {name: (out / name).read_text() if (out / name).exists() else "" for name in
+                   ("apply.json", "apply.rc", "owner", "after", "rollback.txt", "rollback.rc")}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     assert r.returncode == 0, r.stderr
-    assert (out / "apply.rc").read_text().strip() == "0", (out / "apply.json").read_text()
-    assert json.loads((out / "after").read_text()) == {"log-level": "info"}
-    assert (out / "owner").read_text().split() == [str(eng.uid), str(eng.gid)]  # the user's, never root's
-    assert (out / "rollback.rc").read_text().strip() == "0", (out / "rollback.txt").read_text()
+    assert results["apply.rc"].strip() == "0", results["apply.json"]
+    assert json.loads(results["after"]) == {"log-level": "info"}
+    assert results["owner"].split() == [str(eng.uid), str(eng.gid)]  # the user's, never root's
+    assert results["rollback.rc"].strip() == "0", results["rollback.txt"]
     st = os.lstat(path)
     assert (path.read_bytes(), st.st_uid, st.st_gid, st.st_mode) == before
     assert not os.path.exists("/var/lib/dockfix")  # the machine's /var/lib was never written

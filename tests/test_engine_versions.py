@@ -75,3 +75,50 @@ def test_negotiate_api_version():
     assert n({"ApiVersion": "garbage"}, {}) == ""
     assert n(None, {}) == ""
     assert n({"ApiVersion": "1.41"}, {"DOCKER_API_VERSION": "x"}) == "1.41"
+
+
+def test_an_engine_whose_ping_names_no_version_is_asked_version(tmp_path):
+    """The ping's API-Version header first (as the docker CLI); without it, /version; every later path
+    goes under the version found."""
+    import socket
+    import threading
+
+    from dockfix.engine import Engine
+
+    path = str(tmp_path / "fake.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(8)
+    seen: list[str] = []
+
+    def answer(c: socket.socket) -> None:
+        f = c.makefile("rb")
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            target = line.split()[1].decode()
+            while f.readline() not in (b"\r\n", b""):
+                pass
+            seen.append(target)
+            body = {"/_ping": b"OK", "/version": b'{"Version": "99.0.0", "ApiVersion": "1.99"}',
+                    "/v1.99/info": b'{"ServerVersion": "99.0.0"}'}.get(target, b'{"message": "no"}')
+            status = b"200 OK" if target in ("/_ping", "/version", "/v1.99/info") else b"404 Not Found"
+            c.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        c.close()
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        e = Engine(lambda: None, f"unix://{path}")
+        assert e.info() == {"ServerVersion": "99.0.0"}
+        assert e.api_version == "1.99" and seen == ["/_ping", "/version", "/v1.99/info"]
+    finally:
+        srv.close()

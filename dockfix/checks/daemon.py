@@ -78,7 +78,8 @@ def daemon_rootless(ctx: Context) -> Result:
     others = ctx.rootless_daemons()
     also = ""
     if others:
-        also = "; rootless daemons on this host, each scanned on its own with --docker-host: " + ", ".join(
+        also = "; rootless daemons on this host (each is its own subject: dockfix scan covers them when no engine " \
+               "is chosen, --docker-host URL selects one): " + ", ".join(
             f"{d.user} (uid {d.uid}, {d.url}; found by {', '.join(d.found_by)})" for d in others)
     return Result.manual("whether rootless mode fits this host's workloads is a judgment: look at who runs dockerd "
                          f"(ps -o user= -C dockerd){also}", subject="dockerd")

@@ -13,8 +13,8 @@ everything in that user's folders::
     unit         ~/.config/systemd/user/docker.service   (a user unit)
 
 They are found three ways (:func:`find_rootless`): per-user sockets ``/run/user/*/docker.sock``,
-user units ``docker.service`` in the users' ``~/.config/systemd/user`` (homes from
-``/etc/passwd``), and, on the live machine, ``dockerd-rootless.sh`` processes and dockerd
+user units ``docker.service`` in the ``~/.config/systemd/user`` of ordinary users (uid 1000-59999,
+homes from ``/etc/passwd``), and, on the live machine, ``dockerd-rootless.sh`` processes and dockerd
 processes of ordinary users (their owner from ``/proc/PID/status``).
 """
 
@@ -188,7 +188,9 @@ def find_rootless(host: Any, proc: str = "/proc") -> list[RootlessDaemon]:
             if st is not None and stat_mod.S_ISSOCK(st.st_mode):
                 found.setdefault(int(name), []).append(f"socket /run/user/{name}/docker.sock")
     for uid, acct in users.items():
-        if uid == 0 or not acct.home or acct.home == "/":
+        # ordinary users only (login.defs' UID_MIN..UID_MAX): system accounts and nobody are found by
+        # socket or process if ever, and their homes (/nonexistent, /var/...) are not looked into
+        if not 1000 <= uid < 60000 or not acct.home or acct.home == "/":
             continue
         unit = f"{acct.home}/.config/systemd/user/docker.service"
         try:

@@ -235,9 +235,13 @@ def run_post_actions(host: Host, items: list[PlanItem], restart_daemon: bool) ->
     elif any(it.daemon_action == "reload" for it in items):
         action = "reload"
     # a rootless daemon is the user's unit: `systemctl --user --machine=USER@`, never root's docker
-    from dockfix.sources.rootless import rootless_for_url
+    # (a rollback has no --docker-host: the daemon.json a plan item changed names the user then)
+    from dockfix.sources.rootless import rootless_for_url, rootless_of_path
 
     rootless = rootless_for_url(host, host.docker_host or "")
+    for it in items:
+        for c in it.changes if it.daemon_action and rootless is None else ():
+            rootless = rootless or rootless_of_path(host, str(getattr(c, "path", "") or ""))
     systemctl = ["systemctl", "--user", f"--machine={rootless.user}@"] if rootless is not None else ["systemctl"]
     shown = " ".join(systemctl)
     if not host.is_live:

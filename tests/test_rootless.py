@@ -229,3 +229,14 @@ def test_the_data_root_of_a_rootless_daemon_is_the_users(tree):
     rootless_host(tree)
     path, where = data_root(ctx_for(tree))
     assert path == f"{HOME}/.local/share/docker" and "rootless daemon of alice" in where
+
+
+def test_rollback_reloads_the_users_unit_too(tree):
+    """A rollback is run without --docker-host: the daemon.json its plan changed names the user."""
+    rootless_host(tree)
+    ctx = ctx_for(tree)
+    plan = plan_fixes(ctx, scan(ctx, only=["log-level"]).findings)
+    assert apply_plan(ctx.host, plan).error is None
+    rb = rollback(Host(str(tree), engine=False), "last", restart_daemon=True)
+    assert rb.restored
+    assert rb.actions == ["not run (not the live host): systemctl --user --machine=alice@ restart docker"], rb.actions

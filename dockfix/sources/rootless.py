@@ -175,6 +175,15 @@ def rootless_for_url(host: Any, url: str) -> RootlessDaemon | None:
     return daemon_of(host, uid, ("--docker-host",)) if uid is not None else None
 
 
+def rootless_of_path(host: Any, path: str) -> RootlessDaemon | None:
+    """The rootless daemon whose configuration ``path`` is (``~USER/.config/docker/...``), or None."""
+    users = accounts(host)
+    for uid, acct in users.items():
+        if uid != 0 and acct.home not in ("", "/") and path.startswith(acct.home.rstrip("/") + "/.config/docker/"):
+            return daemon_of(host, uid, ("path",), users)
+    return None
+
+
 def find_rootless(host: Any, proc: str = "/proc") -> list[RootlessDaemon]:
     """Every rootless daemon on the host: by socket, by user unit and (live host) by process."""
     found: dict[int, list[str]] = {}

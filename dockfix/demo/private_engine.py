@@ -162,7 +162,10 @@ class PrivateEngine:
         self.import_busybox()
         if self.swarm:
             port = free_port()
-            self.client().swarm.init(advertise_addr="127.0.0.1", listen_addr=f"127.0.0.1:{port}")
+            # the data-path address too: Docker 28's overlay networks otherwise lose it after a while
+            # ("the local data-plane address is not currently known") and reject new tasks
+            self.client().swarm.init(advertise_addr="127.0.0.1", listen_addr=f"127.0.0.1:{port}",
+                                     data_path_addr="127.0.0.1")
 
     def _start_containerd(self, deadline: float) -> str:
         """A containerd of our own under ``base`` (its own config, root, state and socket)."""

@@ -161,8 +161,8 @@ def test_stack_reads_the_secret_after_the_fix(swarm_engine, tmp_path):
         if swarm_engine.version == "28" and "the local data-plane address is not currently known" in tasks.stdout:
             # Docker 28 on this single-node test swarm (127.0.0.1) sometimes rejects every task of a new
             # overlay network ("overlay: cannot determine address family of transport"); seen in about
-            # half the runs of this module, never in the test alone. Not dockfix's doing: the fix is
-            # already applied and checked above; what the engine does with the stack is its own.
+            # half the runs of this module, never in the test alone. Not dockfix's doing: the compose fix
+            # itself is shown by test_compose_fix_moves_every_password_and_rolls_back_byte_for_byte.
             pytest.xfail("Docker 28 rejected the stack's tasks: the local data-plane address is not currently known")
         raise AssertionError(f"{e}: {tasks.stdout} {tasks.stderr}") from None
     assert swarm_engine.cli("exec", cid, "cat", "/run/secrets/app_DB_PASSWORD").stdout == pw

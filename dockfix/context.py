@@ -12,6 +12,7 @@ from typing import Any, Callable
 from dockfix.sources.daemon_config import DAEMON_JSON, DaemonConfig, parse_daemon_json, parse_env_file, parse_flags
 from dockfix.sources.rootless import RootlessDaemon, find_rootless, rootless_for_url
 from dockfix.engine import Engine, _hosts_of, daemon_argv_for, dockerd_processes
+from dockfix.benchmarks import DEFAULT as DEFAULT_BENCHMARK
 from dockfix.host import Host
 from dockfix.model import CheckError, NotApplicable  # noqa: F401 (NotApplicable: for checks)
 
@@ -25,6 +26,10 @@ class Context:
     host: Host
     paths: list[str] = field(default_factory=list)  # host paths given with --path
     compose: list[str] = field(default_factory=list)  # host paths given with --compose
+    #: CIS Docker Benchmark version whose numbers findings carry (--benchmark)
+    benchmark: str = DEFAULT_BENCHMARK
+    #: --offline: contact nothing beyond the engine's socket (image signatures come from stored bundles)
+    offline: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
     _key_locks: dict[str, threading.RLock] = field(default_factory=dict, repr=False)
@@ -56,7 +61,7 @@ class Context:
 
     def need_engine(self) -> Engine:
         if self.engine is None:
-            raise NotApplicable("the engine was not scanned (--no-engine)")
+            raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host)")
         return self.engine
 
     def info(self) -> dict[str, Any]:

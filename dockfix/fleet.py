@@ -126,11 +126,27 @@ def _section_sort_key(sec: str) -> tuple:
     return (0, int(sec), sec) if sec.isdigit() else (1, 0, sec)
 
 
+def _one_benchmark(scans: list[HostScan]) -> str:
+    """The CIS Docker Benchmark version every scan is numbered in (documents before --benchmark existed
+    are v1.6.0). ReportInputError naming two files when they differ: their numbers would be mixed up."""
+    seen: dict[str, str] = {}
+    for s in scans:
+        b = s.doc.get("benchmark")
+        version = str(b.get("version")) if isinstance(b, dict) and b.get("version") else "1.6.0"
+        seen.setdefault(version, s.file)
+    if len(seen) > 1:
+        (v1, f1), (v2, f2) = list(seen.items())[:2]
+        raise ReportInputError(f"{f2}: numbered as in CIS Docker Benchmark v{v2}, but {f1} as in v{v1}: "
+                               "scan every host with the same --benchmark")
+    return next(iter(seen), "1.8.0")
+
+
 def merge(scans: list[HostScan]) -> dict[str, Any]:
     """The fleet view as a JSON-ready dict (the `--format json` output)."""
     from dockfix.model import SECTIONS
 
     _unique_names(scans)
+    benchmark = _one_benchmark(scans)
     checks: dict[str, dict[str, Any]] = {}
     hosts = []
     all_sections: set[str] = set()
@@ -189,6 +205,7 @@ def merge(scans: list[HostScan]) -> dict[str, Any]:
     return {
         "dockfix": __version__,
         "kind": "fleet-report",
+        "benchmark": benchmark,
         "hosts": hosts,
         "sections": {sec: SECTIONS.get(sec, sec) for sec in sections},
         "checks": ordered,
@@ -205,7 +222,8 @@ def merge(scans: list[HostScan]) -> dict[str, Any]:
 def render_text(fleet: dict[str, Any]) -> str:
     hosts, summary = fleet["hosts"], fleet["summary"]
     out = [f"dockfix {__version__} fleet report: {summary['hosts']} hosts, "
-           f"{summary['hosts_failing']} with failures, {summary['checks_failing']} checks failing somewhere"]
+           f"{summary['hosts_failing']} with failures, {summary['checks_failing']} checks failing somewhere"
+           + (f"; mapped to CIS Docker Benchmark v{fleet['benchmark']}" if fleet.get("benchmark") else "")]
     width = max([len("host")] + [len(h["name"]) for h in hosts])
     out.append("")
     out.append(f"{'host':{width}}  " + "  ".join(f"{st:>6}" for st in STATUSES))

@@ -53,7 +53,7 @@ class FileState:
 
     @classmethod
     def from_json(cls, d: dict | None) -> "FileState | None":
-        return None if d is None else cls(**d)
+        return None if d is None else cls(**{k: v for k, v in d.items() if k != "mtime_ns"})
 
     def same_as(self, other: "FileState | None") -> bool:
         if other is None:
@@ -159,7 +159,7 @@ def state_of(host: Host, path: str) -> FileState:
             kind = _kind(st.st_mode)
             digest = None
             if kind == "file":
-                digest = sha256(_read_at(pfd, name, path))
+                digest = _hash_at(pfd, name, path)  # streamed: a huge file is never held in memory
             return FileState(True, kind, st.st_uid, st.st_gid, stat_mod.S_IMODE(st.st_mode), digest, st.st_size)
     except FsError as e:
         if "does not exist" in str(e):
@@ -182,6 +182,25 @@ def _read_at(pfd: int, name: str, path: str) -> bytes:
                 break
             chunks.append(b)
         return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _hash_at(pfd: int, name: str, path: str) -> str:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=pfd)
+    except OSError as e:
+        raise FsError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise FsError(f"{path}: not a regular file")
+        h = hashlib.sha256()
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            h.update(b)
+        return h.hexdigest()
     finally:
         os.close(fd)
 
@@ -271,6 +290,111 @@ def _nofollow_fd(host: Host, path: str) -> Iterator[int]:
             yield fd
         finally:
             os.close(fd)
+
+
+FS_IOC_GETFLAGS = 0x80086601
+FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
+
+
+def _flags(fd: int) -> int:
+    import fcntl
+
+    try:
+        buf = fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 8)
+    except OSError:
+        return 0  # a filesystem without attributes (or a special file): nothing to refuse
+    return int.from_bytes(buf[:4], "little")
+
+
+@dataclass(frozen=True)
+class Obstacles:
+    """What could make a change of ``path`` fail half-way, looked at before the first change."""
+
+    immutable: bool = False  # chattr +i on the path
+    append_only: bool = False  # chattr +a on the path
+    parent_immutable: bool = False  # chattr +i/+a on its directory: no rename, create or remove in it
+    read_only: bool = False  # the filesystem is mounted read-only
+    nlink: int = 1
+    free: int | None = None  # bytes free on its filesystem
+
+
+def obstacles(host: Host, path: str) -> Obstacles:
+    """Attributes (``lsattr``), the mount's read-only flag, hard links and free space of ``path``
+    (or of its directory when it does not exist); no link is followed."""
+    with open_parent(host, path) as (pfd, name):
+        dfd = _dir_rw_fd(pfd)
+        try:
+            pflags = _flags(dfd)
+            vfs = os.statvfs(dfd)
+            flags, nlink = 0, 1
+            try:
+                st = os.lstat(name, dir_fd=dfd)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISDIR(st.st_mode)):
+                nlink = st.st_nlink if stat_mod.S_ISREG(st.st_mode) else 1
+                try:
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY,
+                                 dir_fd=dfd)
+                except OSError:
+                    fd = -1
+                if fd >= 0:
+                    try:
+                        flags = _flags(fd)
+                        vfs = os.fstatvfs(fd)
+                    finally:
+                        os.close(fd)
+        finally:
+            os.close(dfd)
+    return Obstacles(immutable=bool(flags & FS_IMMUTABLE_FL), append_only=bool(flags & FS_APPEND_FL),
+                     parent_immutable=bool(pflags & (FS_IMMUTABLE_FL | FS_APPEND_FL)),
+                     read_only=bool(vfs.f_flag & os.ST_RDONLY), nlink=nlink, free=vfs.f_bavail * vfs.f_frsize)
+
+
+def other_names(host: Host, path: str, limit: int = 200000) -> list[str]:
+    """Other names (hard links) of the regular file at ``path`` found under the root, on the same
+    filesystem, looking at no more than ``limit`` entries (links are not followed)."""
+    real = host.real(path)
+    try:
+        st = os.lstat(real)
+    except OSError:
+        return []
+    found, seen = [], 0
+    for top, dirs, files in os.walk(host.root):
+        try:
+            if os.lstat(top).st_dev != st.st_dev:
+                dirs[:] = []
+                continue
+        except OSError:
+            continue
+        if top == host.root:
+            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
+        for f in files:
+            seen += 1
+            p = os.path.join(top, f)
+            try:
+                s2 = os.lstat(p)
+            except OSError:
+                continue
+            if (s2.st_ino, s2.st_dev) == (st.st_ino, st.st_dev) and p != real:
+                found.append(host.unreal(p))
+        if seen > limit or len(found) >= st.st_nlink - 1:
+            break
+    return sorted(found)
+
+
+def mtime_ns(host: Host, path: str) -> int | None:
+    with _nofollow_fd(host, path) as fd:
+        return os.fstat(fd).st_mtime_ns
+
+
+def set_mtime(host: Host, path: str, mtime: int) -> None:
+    """Put back a file's modification time (never through a link)."""
+    with _nofollow_fd(host, path) as fd:
+        try:
+            os.utime(f"/proc/self/fd/{fd}", ns=(os.fstat(fd).st_atime_ns, mtime))
+        except OSError as e:
+            raise FsError(f"{path}: cannot set the modification time: {e.strerror}") from None
 
 
 def chown(host: Host, path: str, uid: int, gid: int) -> None:

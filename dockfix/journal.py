@@ -24,6 +24,7 @@ since the transaction (unless forced).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -64,6 +65,11 @@ class JournalBusy(JournalError):
     pass
 
 
+class JournalWriteError(JournalError):
+    """The journal could not be written (no space, read-only, not permitted) before the first
+    change: nothing was applied. Names the journal folder and the reason, in one line."""
+
+
 class Interrupted(Exception):
     pass
 
@@ -75,7 +81,9 @@ def _fault(phase: str, step: int) -> None:
     DOCKFIX_FAULT_KILL_AFTER=apply:3 kills the process with SIGKILL right after step 3 of an apply
     is done and recorded; apply-inflight:3 after the change is made but before it is recorded;
     rollback:2 after the second target is restored. DOCKFIX_FAULT_FAIL_AT=apply:3 makes step 3 of
-    an apply fail (as a failed write would) after its before-image is recorded."""
+    an apply fail (as a failed write would) after its before-image is recorded; apply:3:ENOSPC
+    fails it with that errno (ENOSPC, EROFS, EPERM, ...); rollback:2:EIO fails the restore of the
+    second target of a rollback."""
     slow = os.environ.get("DOCKFIX_FAULT_SLOW")
     if slow and phase in ("apply", "rollback"):
         # DOCKFIX_FAULT_SLOW=0.5 waits that many seconds after each step, so that a test can send
@@ -84,9 +92,13 @@ def _fault(phase: str, step: int) -> None:
     var = "DOCKFIX_FAULT_FAIL_AT" if phase.endswith("-fail") else "DOCKFIX_FAULT_KILL_AFTER"
     for part in (os.environ.get(var) or "").split(","):
         name, _, n = part.partition(":")
+        n, _, err = n.partition(":")  # apply:3:ENOSPC fails step 3 with that errno
         if name == phase.removesuffix("-fail") and n.isdigit() and int(n) == step:
             if var == "DOCKFIX_FAULT_KILL_AFTER":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if err:
+                code = getattr(errno, err)
+                raise OSError(code, os.strerror(code))
             raise FsError(f"step {step}: injected failure ({var})")
 
 
@@ -120,14 +132,21 @@ def _write_private(path: str, data: bytes) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)  # ENOSPC half-way: no stray temporary file is left behind
+        except OSError:
+            pass
+        raise
     _fsync_dir(os.path.dirname(path))
 
 
@@ -204,9 +223,13 @@ class Journal:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        self.ensure()
         path = os.path.join(self.dir, "lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            self.ensure()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise JournalWriteError(f"{self.host.unreal(self.dir)}: cannot keep the journal: {e.strerror}; "
+                                    f"nothing was changed") from None
         os.fchmod(fd, 0o600)
         try:
             try:
@@ -293,7 +316,9 @@ class Tx:
             _fsync_dir(self.dir)
 
     def put_blob(self, n: int, data: bytes) -> str:
-        name = f"blob-{n}"
+        return self.put_blob_named(f"blob-{n}", data)
+
+    def put_blob_named(self, name: str, data: bytes) -> str:
         _write_private(os.path.join(self.dir, name), data)
         return name
 
@@ -335,6 +360,8 @@ class TxState:
     error: str | None
     damaged: str | None
     restored: set[str] = field(default_factory=set)
+    #: Who rolled it back, when, what was restored and kept (from the rollback's own records).
+    rollback: dict | None = None
 
 
 def tx_state(tx: Tx) -> TxState:
@@ -344,6 +371,7 @@ def tx_state(tx: Tx) -> TxState:
     types = []
     error = None
     restored: set[str] = set()
+    rb: dict | None = None
     for rec in log.records:
         t = rec.get("type")
         types.append(t)
@@ -356,6 +384,11 @@ def tx_state(tx: Tx) -> TxState:
             error = rec.get("error")
         elif t == "restored":
             restored.add(rec["target"])
+        elif t == "rollback-begin":
+            rb = {"user": rec.get("user", "?"), "started": rec.get("at"), "force": bool(rec.get("force"))}
+        elif t == "rollback-end":
+            rb = {**(rb or {}), "finished": rec.get("at"), "restored": rec.get("restored", []),
+                  "kept": rec.get("kept", [])}
     if "rollback-end" in types:
         state = "failed (rolled back)" if "abort" in types else "rolled back"
     elif "rollback-begin" in types:
@@ -364,7 +397,7 @@ def tx_state(tx: Tx) -> TxState:
         state = "applied"
     else:
         state = "incomplete"
-    return TxState(tx.id, header, [steps[k] for k in sorted(steps)], state, error, log.damaged, restored)
+    return TxState(tx.id, header, [steps[k] for k in sorted(steps)], state, error, log.damaged, restored, rb)
 
 
 # ---------------------------------------------------------------------- apply
@@ -376,7 +409,8 @@ class Progress:
 
 
 class _Signals:
-    """SIGINT/SIGTERM during an apply set a flag; the apply stops between steps and rolls back."""
+    """SIGINT/SIGTERM/SIGHUP (a closed terminal or SSH session) during an apply set a flag; the apply
+    stops between steps and rolls back."""
 
     def __init__(self):
         self.got: int | None = None
@@ -384,7 +418,7 @@ class _Signals:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._old[s] = signal.signal(s, self._handle)
         return self
 
@@ -437,6 +471,43 @@ def stale_targets(host: Host, plan: Plan) -> list[str]:
     return out
 
 
+def preflight(host: Host, journal: Journal, changes: list[Change]) -> list[str]:
+    """What would make the transaction fail half-way, found before its first change: per target
+    (immutable or append-only attributes, hard links, a read-only filesystem, content too large,
+    no room for new content) and for the journal (room for every before-image)."""
+    by_target: dict[str, list[Change]] = {}
+    for c in changes:
+        by_target.setdefault(c.target, []).append(c)
+    out: list[str] = []
+    need = 65536 * (len(changes) + 4)  # records, tx.json, slack
+    for t, cs in by_target.items():
+        kind, name = _kind(t)
+        try:
+            problems, kept = kind.preflight(host, name, cs)
+        except (FsError, OSError, TargetError) as e:
+            problems, kept = [f"{target_label(t)}: {getattr(e, 'strerror', None) or e}"], 0
+        out += problems
+        need += kept
+    try:
+        vfs = os.statvfs(journal.dir)
+    except OSError as e:
+        return out + [f"{host.unreal(journal.dir)}: {e.strerror}"]
+    free = vfs.f_bavail * vfs.f_frsize
+    if vfs.f_flag & os.ST_RDONLY:
+        out.append(f"{host.unreal(journal.dir)}: the journal's filesystem is read-only")
+    elif free < need:
+        out.append(f"{host.unreal(journal.dir)}: not enough free space for the journal's before-images "
+                   f"({need} bytes needed, {free} free)")
+    return out
+
+
+def _errtext(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    return str(e) or type(e).__name__
+
+
 def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = None) -> tuple[str | None, list[str], bool, str | None]:
     """Apply the plan's changes as one transaction. Returns (txid, applied targets, rolled_back, error).
 
@@ -460,15 +531,27 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
             raise PlanError("the host changed since the plan was made; nothing was applied. Changed: " + "; ".join(stale))
         if not changes:
             return None, [], False, None
-        tx = journal.begin(plan)
+        if os.environ.get("DOCKFIX_FAULT_NO_PREFLIGHT") != "1":  # tests of real faults mid-apply only
+            problems = preflight(host, journal, changes)
+            if problems:
+                raise PlanError("refused before the first change (nothing was applied): " + "; ".join(problems))
+        try:
+            tx = journal.begin(plan)
+        except OSError as e:
+            _remove_partial_tx(journal)
+            raise JournalWriteError(f"{host.unreal(journal.dir)}: cannot write the transaction: {e.strerror}; "
+                                    f"nothing was applied") from None
+        content_targets = {c.target for c in changes if c.touches_content}
         done: list[str] = []
+        c = None
         with _Signals() as sig:
             try:
                 for n, c in enumerate(changes, 1):
                     sig.check()
                     kind, name = _kind(c.target)
-                    state, blob = kind.capture(host, name)
                     first = c.target not in done
+                    # a copy of the content is kept only when the transaction changes content
+                    state, blob = kind.capture(host, name, content=first and c.target in content_targets)
                     # Checked before the step is recorded: a target that changed under us is never
                     # touched, so the rollback must not try to "restore" it either.
                     if first and not plan.same_pre(kind, state, c.pre):
@@ -490,13 +573,41 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                 tx.append({"type": "commit"})
                 return tx.id, done, False, None
             except (Exception, Interrupted) as e:
-                msg = str(e) or type(e).__name__
-                tx.append({"type": "abort", "error": msg})
+                msg = _errtext(e)
+                if isinstance(e, OSError) and not isinstance(e, FsError) and c is not None:
+                    msg = f"{target_label(c.target)}: {msg}"
+                _try_append(tx, {"type": "abort", "error": msg})
                 try:
                     _rollback_tx(host, tx, force=True)
                 except Exception as e2:  # noqa: BLE001 — report both
-                    return tx.id, done, False, f"{msg}; rolling back failed too: {e2} (run `dockfix rollback {tx.id}`)"
+                    return tx.id, done, False, f"{msg}; rolling back failed too: {_errtext(e2)} (run `dockfix rollback {tx.id}`)"
                 return tx.id, done, True, msg
+
+
+def _try_append(tx: Tx, rec: dict) -> bool:
+    """Append a record if the disk lets us (a full or read-only disk must not stop a rollback:
+    restores are idempotent, so a rollback whose records are missing is simply run again)."""
+    try:
+        tx.append(rec)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_partial_tx(journal: Journal) -> None:
+    """A transaction whose header could not be written (no change made yet): remove what exists."""
+    for txid in sorted(os.listdir(journal.dir), reverse=True)[:1]:
+        d = os.path.join(journal.dir, txid)
+        if os.path.isdir(d) and not os.path.exists(os.path.join(d, "log")):
+            for f in os.listdir(d):
+                try:
+                    os.unlink(os.path.join(d, f))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
 
 
 def unfinished_tx(journal: Journal) -> str | None:
@@ -521,6 +632,8 @@ class RollbackOutcome:
     refused: list[str]
     already: bool = False
     damaged: str | None = None
+    #: With --force: copies kept of files changed since the transaction ("path -> journal file").
+    kept: list[str] = field(default_factory=list)
 
 
 def find_tx(journal: Journal, txid: str | None) -> Tx:
@@ -564,7 +677,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
     created = {t for t, s0 in first.items() if not s0.before.get("existed")}
     for target, s0 in first.items():
         kind, name = _kind(target)
-        if s0.before.get("kind") == "file" and tx.get_blob(s0.blob, s0.blob_sha256) is None:
+        if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None:
             refused.append(f"{target_label(target)} (its before-image in the journal is missing or damaged)")
             continue
         now = kind.state(host, name)
@@ -596,22 +709,86 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
                                    f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}; --force keeps it)")
     if refused:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
-    tx.append({"type": "rollback-begin", "force": force})
+    _try_append(tx, {"type": "rollback-begin", "force": force, "user": _user(), "pid": os.getpid()})
+    kept: list[str] = []
+    if force:
+        # --force overwrites what changed since the transaction: keep a copy of each such file first
+        for n, (target, s0) in enumerate(first.items(), 1):
+            kind, name = _kind(target)
+            sl = last[target]
+            now = kind.state(host, name)
+            if any(kind.same(now, o) for o in (s0.before, sl.after, sl.expected, sl.before) if o is not None):
+                continue
+            try:
+                _state, blob = kind.capture(host, name, content=True)
+            except (FsError, OSError, TargetError):
+                blob = None
+            if blob is None:
+                continue
+            fname = f"overwritten-{n}"
+            try:
+                tx.put_blob_named(fname, blob)
+            except OSError as e:
+                raise JournalError(f"{target_label(target)}: cannot keep a copy before --force overwrites it "
+                                   f"({e.strerror}); nothing was rolled back") from None
+            _try_append(tx, {"type": "kept", "target": target, "blob": fname, "blob_sha256": sha256(blob)})
+            kept.append(f"{target_label(target)} -> {host.unreal(os.path.join(tx.dir, fname))}")
     restored = []
     for i, target in enumerate(reversed(list(first)), 1):
         s0 = first[target]
         kind, name = _kind(target)
         blob = tx.get_blob(s0.blob, s0.blob_sha256)
         if target in keep_dirs:
-            tx.append({"type": "restored", "target": target, "kept": True})
+            _try_append(tx, {"type": "restored", "target": target, "kept": True})
             continue
         try:
+            _fault("rollback-fail", i)
             kind.restore(host, name, s0.before, blob)
         except (FsError, OSError, TargetError) as e:
-            raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {e}; put it right and run "
-                               f"`dockfix rollback {tx.id}` again") from None
-        tx.append({"type": "restored", "target": target})
+            raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {_errtext(e)}; put it right "
+                               f"and run `dockfix rollback {tx.id}` again") from None
+        _try_append(tx, {"type": "restored", "target": target})
         restored.append(target_label(target))
         _fault("rollback", i)
-    tx.append({"type": "rollback-end"})
-    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged)
+    _try_append(tx, {"type": "rollback-end", "user": _user(), "restored": restored, "kept": kept})
+    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept)
+
+
+# ---------------------------------------------------------------------- housekeeping
+def prune(host: Host, keep: int | None = None, older_than_days: float | None = None) -> tuple[list[str], list[str]]:
+    """Remove old transactions: all but the ``keep`` latest, or those older than the given number of
+    days. A transaction that is incomplete or half rolled back is never removed (it is what a
+    rollback needs). Returns (removed, kept back with the reason)."""
+    import shutil
+
+    journal = Journal(host)
+    removed: list[str] = []
+    held: list[str] = []
+    with journal.lock():
+        ids = journal.txids()
+        if keep is not None:
+            candidates = ids[:max(len(ids) - keep, 0)]
+        else:
+            limit = time.time() - (older_than_days or 0) * 86400
+            candidates = []
+            for txid in ids:
+                try:
+                    when = journal.open(txid).header().get("time", 0)
+                except JournalError:
+                    when = 0
+                if when < limit:
+                    candidates.append(txid)
+        for txid in candidates:
+            tx = journal.open(txid)
+            try:
+                state = tx_state(tx).state
+            except (JournalError, KeyError, TypeError):
+                state = "damaged"
+            if state in ("incomplete", "rolling back", "damaged"):
+                held.append(f"{txid} ({state}: roll it back first)")
+                continue
+            shutil.rmtree(tx.dir)
+            removed.append(txid)
+        if removed:
+            _fsync_dir(journal.dir)
+    return removed, held

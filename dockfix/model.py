@@ -256,6 +256,8 @@ class Finding:
     fix: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict, repr=False)
     team_notes: list[str] = field(default_factory=list)
+    #: "automated" or "manual" as the chosen CIS Docker Benchmark version assesses the item; None outside it.
+    assessment: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -265,6 +267,7 @@ class Finding:
         return {
             "id": self.id,
             "cis": self.cis,
+            "assessment": self.assessment,
             "title": self.title,
             "severity": str(self.severity),
             "section": self.section,

@@ -10,6 +10,7 @@ files, whose hashes are keyed with a per-host key and which never hold secret co
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import stat as stat_mod
@@ -39,6 +40,9 @@ class PlanItem:
     daemon_action: str | None = None
     #: Commands run after apply and after rollback, on a live host only (e.g. augenrules --load).
     post: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.safety = Safety(self.safety)  # "safe" and Safety.SAFE alike; anything else is refused
 
     def diff(self, mask_secrets: bool = True) -> str:
         head = f"# [{self.safety.value}] {self.check_id}  {self.subject}\n#   {self.title}\n#   impact: {self.impact}\n"
@@ -73,6 +77,46 @@ class PlanItem:
 
 PLAN_FORMAT = "dockfix-plan"
 PLAN_KEY = "/var/lib/dockfix/plan.key"
+
+
+class PlanStale(PlanError):
+    """A reviewed plan no longer describes what dockfix would do on this host (the host changed,
+    or the plan names another engine): refused, nothing is changed (exit 3)."""
+
+
+# ---------------------------------------------------------------------- the whole plan, authenticated
+# A plan file is a review record: every field of it (not only content hashes) is covered by an
+# HMAC with the host's key over its canonical JSON, so an added chmod, an edited owner or a
+# removed key field is refused before anything looks at the plan's changes.
+def canonical_json(doc: dict) -> bytes:
+    return json.dumps({k: v for k, v in doc.items() if k != "hmac"}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, allow_nan=False).encode()
+
+
+def sign(doc: dict, key: bytes) -> str:
+    return "hmac-sha256:" + hmac.new(key, canonical_json(doc), "sha256").hexdigest()
+
+
+def authenticate(doc: Any, source: str, host: Host) -> bytes:
+    """The host key, once the plan document ``doc`` is shown to be signed with it (else PlanError)."""
+    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+        raise PlanError(f"{source}: not a dockfix plan file")
+    mac = doc.get("hmac")
+    key = host_key(host)
+    if key is None:
+        raise PlanError(f"{source}: this host has no {PLAN_KEY}: the plan was made on another host (or the key was "
+                        f"removed); make a new plan here")
+    if not isinstance(mac, str):
+        raise PlanError(f"{source}: the plan is not signed with this host's key (edited, or made by an older "
+                        f"dockfix); make a new plan and review it")
+    try:
+        good = hmac.compare_digest(mac.encode("ascii", "replace"), sign(doc, key).encode())
+    except (TypeError, ValueError, RecursionError):
+        good = False
+    if not good:
+        raise PlanError(f"{source}: the plan's signature does not match this host's key: the plan was edited after "
+                        f"it was made (or made on another host); nothing was applied")
+    return key
 
 
 # ---------------------------------------------------------------------- keyed hashes in plan files
@@ -134,6 +178,13 @@ class Plan:
     created: float = field(default_factory=time.time)
     #: Set when the plan came from a plan file with keyed hashes (see host_key).
     key: bytes | None = field(default=None, repr=False)
+    #: What was asked for (--only, --skip, --include-disruptive, --path, --compose): a reviewed
+    #: plan is planned again with it at apply time and applied only if nothing differs.
+    selection: dict = field(default_factory=dict)
+    #: The engine whose objects the plan's engine changes target (None: no engine).
+    engine: str | None = None
+    #: The document a plan file was read from (compared with a fresh plan at apply time).
+    doc: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def changes(self) -> list[Change]:
@@ -152,7 +203,7 @@ class Plan:
         if key is not None:
             items = key_hashes(items, key)
         return {"format": PLAN_FORMAT, "version": 1, "root": self.root, "created": self.created,
-                "keyed": key is not None, "items": items}
+                "keyed": key is not None, "selection": self.selection, "engine": self.engine, "items": items}
 
     @classmethod
     def from_json(cls, d: Any, source: str = "plan", host: Host | None = None) -> "Plan":
@@ -162,7 +213,8 @@ class Plan:
             raise PlanError(f"{source}: plan format version {d.get('version')!r} is not supported")
         try:
             plan = cls(items=[PlanItem.from_json(i) for i in d.get("items") or []], root=d.get("root", "/"),
-                       created=float(d.get("created", 0)))
+                       created=float(d.get("created", 0)), selection=d.get("selection") or {},
+                       engine=d.get("engine"))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise PlanError(f"{source}: malformed plan ({type(e).__name__}: {e})") from None
         except PlanError as e:
@@ -226,7 +278,11 @@ class Plan:
                 last[c.path] = c.after
 
     def dumps(self, key: bytes | None = None) -> str:
-        return json.dumps(self.to_json(key), indent=2) + "\n"
+        """The plan file: with ``key``, content hashes keyed and the whole document signed."""
+        doc = self.to_json(key)
+        if key is not None:
+            doc["hmac"] = sign(doc, key)
+        return json.dumps(doc, indent=2) + "\n"
 
 
 #: The only commands a plan may run after it is applied or rolled back (a plan file is input
@@ -241,6 +297,19 @@ def validate(plan: "Plan", source: str) -> None:
     def bad(what: str) -> PlanError:
         return PlanError(f"{source}: {what} (plan file damaged or edited)")
 
+    sel = plan.selection
+    if not isinstance(sel, dict) or not set(sel) <= {"only", "skip", "include_disruptive", "paths", "compose",
+                                                     "benchmark", "offline"}:
+        raise bad("the selection is not an object of known options")
+    if not isinstance(sel.get("benchmark", ""), str) or not isinstance(sel.get("offline", False), bool):
+        raise bad("selection benchmark or offline has the wrong type")
+    for name in ("only", "skip", "paths", "compose"):
+        if not isinstance(sel.get(name, []), list) or not all(isinstance(v, str) for v in sel.get(name, [])):
+            raise bad(f"selection {name} is not a list of text")
+    if not isinstance(sel.get("include_disruptive", False), bool):
+        raise bad("selection include_disruptive is not true or false")
+    if plan.engine is not None and not isinstance(plan.engine, str):
+        raise bad("engine is not text")
     for it in plan.items:
         for name in ("check_id", "subject", "title", "impact"):
             if not isinstance(getattr(it, name), str):
@@ -257,8 +326,9 @@ def validate(plan: "Plan", source: str) -> None:
 
 
 def load_plan(path: str, host: Host | None = None) -> Plan:
-    """Read a plan file. It must be a regular file (a FIFO would block), not writable by anyone
-    but its owner (root applies it: anyone else who can write it could change it after review)."""
+    """Read a plan file. It must be a regular file (a FIFO would block), owned by root or the user
+    applying it and writable by no one else (root applies it: anyone else who can write it could
+    change it after review), and signed with this host's key (every field, see :func:`sign`)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
@@ -269,6 +339,9 @@ def load_plan(path: str, host: Host | None = None) -> Plan:
         st = os.fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
             raise PlanError(f"{path}: is a {kind_of(st.st_mode)}, not a plan file")
+        if st.st_uid not in (0, os.geteuid()):
+            raise PlanError(f"{path}: is owned by uid {st.st_uid}, not by root or the user applying it: its owner could "
+                            f"have changed it after it was reviewed; make a new plan")
         if st.st_mode & 0o022:
             raise PlanError(f"{path}: is writable by other users (mode {stat_mod.S_IMODE(st.st_mode):04o}): anyone could "
                             f"have changed it after it was reviewed; chmod go-w it, or make a new plan")
@@ -285,5 +358,79 @@ def load_plan(path: str, host: Host | None = None) -> Plan:
         raise PlanError(f"{path}: cannot read the plan: {e}") from None
     finally:
         os.close(fd)
-    return Plan.from_json(data, path, host)
+    if host is None:
+        raise PlanError(f"{path}: a plan file is checked on the host that made it (give --root)")
+    authenticate(data, path, host)
+    plan = Plan.from_json(data, path, host)
+    plan.doc = data
+    return plan
 
+
+
+# ---------------------------------------------------------------------- reviewed plan vs fresh plan
+def _change_label(c: Any) -> str:
+    if not isinstance(c, dict):
+        return repr(c)[:60]
+    what = c.get("path") or c.get("name") or c.get("service_id") or "?"
+    return f"{c.get('kind')} {what}"
+
+
+def _field_diff(a: Any, b: Any, where: str = "") -> str | None:
+    """The first field (dotted) where two JSON values differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                return f"{where}{k}"
+            d = _field_diff(a[k], b[k], f"{where}{k}.")
+            if d is not None:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{where.rstrip('.')} (length)" if where else "(length)"
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = _field_diff(x, y, f"{where}{i}.")
+            if d is not None:
+                return d
+        return None
+    return None if a == b and type(a) is type(b) else (where.rstrip(".") or "(value)")
+
+
+def plan_differences(reviewed: list, fresh: list) -> list[str]:
+    """What differs, change for change, between the items of a reviewed plan file and those of a
+    plan made again now (both in plan-file form, hashes keyed): item added or missing, and per
+    change the kind, path, owner, mode, content hash, precondition, engine objects or commands."""
+    out: list[str] = []
+
+    def key(it: Any) -> tuple:
+        return (it.get("check_id"), it.get("subject")) if isinstance(it, dict) else ("?", "?")
+
+    rv = {key(it): it for it in reviewed}
+    fr = {key(it): it for it in fresh}
+    for k in rv:
+        if k not in fr:
+            out.append(f"{k[0]} ({k[1]}) is in the plan but dockfix would not do it now")
+    for k in fr:
+        if k not in rv:
+            out.append(f"{k[0]} ({k[1]}) would be done now but is not in the plan")
+    if [k for k in rv if k in fr] != [k for k in fr if k in rv]:
+        out.append("the fixes are in another order")
+    for k, a in rv.items():
+        b = fr.get(k)
+        if b is None:
+            continue
+        ca, cb = a.get("changes") or [], b.get("changes") or []
+        for i in range(max(len(ca), len(cb))):
+            if i >= len(ca):
+                out.append(f"{k[0]}: change {i + 1} ({_change_label(cb[i])}) is not in the plan")
+            elif i >= len(cb):
+                out.append(f"{k[0]}: change {i + 1} ({_change_label(ca[i])}) would not be made now")
+            else:
+                d = _field_diff(ca[i], cb[i])
+                if d is not None:
+                    out.append(f"{k[0]}: change {i + 1} ({_change_label(ca[i])}): {d} differs")
+        rest = {f: a.get(f) for f in a if f != "changes"}
+        d = _field_diff(rest, {f: b.get(f) for f in b if f != "changes"})
+        if d is not None:
+            out.append(f"{k[0]}: {d} differs")
+    return out

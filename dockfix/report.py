@@ -8,7 +8,7 @@ from urllib.parse import quote
 from collections import Counter
 from typing import Any
 
-from dockfix import __version__
+from dockfix import __version__, benchmarks
 from dockfix.model import SECTIONS, STATUS_ORDER, Finding, Status
 
 COLOURS = {
@@ -39,12 +39,19 @@ def counts(findings: list[Finding]) -> Counter:
     return Counter(f.status for f in findings)
 
 
-def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = False, verbose: bool = False) -> str:
+def mapped_to(benchmark: str) -> str:
+    """How every output names the numbering it uses (never "compliant": those are CIS's terms)."""
+    return f"mapped to {benchmarks.NAME} v{benchmark}"
+
+
+def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = False, verbose: bool = False,
+                benchmark: str = benchmarks.DEFAULT) -> str:
     def paint(status: Status, text: str) -> str:
         return f"\033[{COLOURS[status]}m{text}\033[0m" if colour else text
 
     out = [f"dockfix {__version__} scan of {safe_text(str(host.get('root', '/')))}" +
-           (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)")]
+           (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)") +
+           f", {mapped_to(benchmark)}"]
     for d in host.get("rootless") or []:
         out.append(safe_text(f"  and the rootless daemon of {d['user']} (uid {d['uid']}, {d['url']}): its findings "
                              f"are named rootless:{d['user']}:... or by the user's paths"))
@@ -81,10 +88,11 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
     return "\n".join(out) + "\n"
 
 
-def render_json(findings: list[Finding], host: dict[str, Any]) -> str:
+def render_json(findings: list[Finding], host: dict[str, Any], benchmark: str = benchmarks.DEFAULT) -> str:
     c = counts(findings)
     doc = {
         "dockfix": __version__,
+        "benchmark": {"name": benchmarks.NAME, "version": benchmark, "mapping": mapped_to(benchmark)},
         "host": host,
         "summary": {s.value: c[s] for s in STATUS_ORDER},
     }
@@ -98,7 +106,7 @@ def render_json(findings: list[Finding], host: dict[str, Any]) -> str:
 SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 
 
-def render_sarif(findings: list[Finding], host: dict[str, Any]) -> str:
+def render_sarif(findings: list[Finding], host: dict[str, Any], benchmark: str = benchmarks.DEFAULT) -> str:
     """SARIF 2.1.0 for the failing findings that are located in files."""
     located = [f for f in findings if f.location and f.status == Status.FAIL]
     rules: dict[str, dict] = {}
@@ -110,7 +118,7 @@ def render_sarif(findings: list[Finding], host: dict[str, Any]) -> str:
             "shortDescription": {"text": f.title},
             "fullDescription": {"text": f.explanation},
             "help": {"text": f.remediation + "\nCheck by hand: " + f.manual_check},
-            "properties": {"cis": f.cis, "severity": str(f.severity)},
+            "properties": {"cis": f.cis, "benchmark": benchmark, "severity": str(f.severity)},
         })
         region = {"startLine": f.location.line} if f.location.line else {}
         loc = {"physicalLocation": {"artifactLocation": {"uri": "file://" + quote(f.location.path)}}}
@@ -131,6 +139,7 @@ def render_sarif(findings: list[Finding], host: dict[str, Any]) -> str:
                                 "informationUri": "https://github.com/dockfix/dockfix",
                                 "rules": list(rules.values())}},
             "results": results,
+            "properties": {"benchmark": {"name": benchmarks.NAME, "version": benchmark, "mapping": mapped_to(benchmark)}},
         }],
     }
     return json.dumps(doc, indent=2) + "\n"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import dockfix.checks  # noqa: F401  (registers every check)
+from dockfix import benchmarks
 from dockfix.context import Context, NotApplicable  # noqa: F401  (re-exported)
 from dockfix.model import REGISTRY, Check, CheckError, Finding, Result, Status
 
@@ -17,30 +18,30 @@ from dockfix.model import REGISTRY, Check, CheckError, Finding, Result, Status
 class ScanResult:
     findings: list[Finding]
     host: dict[str, Any]
+    #: The CIS Docker Benchmark version whose numbers the findings carry.
+    benchmark: str = benchmarks.DEFAULT
 
 
-def selected_checks(only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[Check]:
-    """Checks chosen by id or CIS number (``--only``/``--skip``). ValueError on an unknown id."""
-    only, skip = list(only), list(skip)
-    known = set(REGISTRY) | {c.cis for c in REGISTRY.values() if c.cis} | {c.section for c in REGISTRY.values()}
-    for name in only + skip:
-        if name not in known and not any((c.cis or "").startswith(name + ".") for c in REGISTRY.values()):
-            raise ValueError(f"unknown check id {name!r}")
-
-    def matches(c: Check, names: list[str]) -> bool:
-        return any(n == c.id or n == c.cis or n == c.section or (c.cis or "").startswith(n + ".") for n in names)
-
-    checks = [c for c in REGISTRY.values() if (not only or matches(c, only)) and not matches(c, skip)]
-    return sorted(checks, key=sort_key)
+def selected_checks(only: Iterable[str] = (), skip: Iterable[str] = (),
+                    benchmark: str = benchmarks.DEFAULT) -> list[Check]:
+    """Checks chosen by id, or by number, section or group in ``benchmark`` (``--only``/``--skip``).
+    ValueError on a name that selects nothing, or an unknown benchmark version."""
+    sections = {c.id: c.section for c in REGISTRY.values()}
+    chosen = set(benchmarks.resolve(only, benchmark, sections)) if only else set(REGISTRY)
+    left_out = set(benchmarks.resolve(skip, benchmark, sections))
+    checks = [c for c in REGISTRY.values() if c.id in chosen and c.id not in left_out]
+    return sorted(checks, key=lambda c: sort_key(c, benchmark))
 
 
-def sort_key(c: Check) -> tuple:
-    if c.cis:
-        return (0, tuple(int(x) for x in c.cis.split(".")), c.id)
+def sort_key(c: Check, benchmark: str = benchmarks.DEFAULT) -> tuple:
+    num = benchmarks.number(c.id, benchmark)
+    if num:
+        return (0, tuple(int(x) for x in num.split(".")), c.id)
     return (1, (), c.id)
 
 
-def run_check(check: Check, ctx: Context) -> list[Finding]:
+def run_check(check: Check, ctx: Context, benchmark: str | None = None) -> list[Finding]:
+    benchmark = benchmark or ctx.benchmark
     try:
         out = check.fn(ctx)
         results = [out] if isinstance(out, Result) else list(out)
@@ -52,16 +53,16 @@ def run_check(check: Check, ctx: Context) -> list[Finding]:
         results = [Result.error(f"internal error in check {check.id}: {type(e).__name__}: {e}")]
     if not results:
         results = [Result.skip("nothing of this kind on this host")]
-    return [to_finding(check, r) for r in results]
+    return [to_finding(check, r, benchmark) for r in results]
 
 
-def to_finding(check: Check, r: Result) -> Finding:
+def to_finding(check: Check, r: Result, benchmark: str = benchmarks.DEFAULT) -> Finding:
     fix = None
     if check.fix_spec is not None and r.status == Status.FAIL:
         fix = check.fix_spec.to_json()
     return Finding(
         id=check.id,
-        cis=check.cis,
+        cis=benchmarks.number(check.id, benchmark),
         title=check.title,
         severity=r.severity if r.severity is not None else check.severity,
         section=check.section,
@@ -74,6 +75,7 @@ def to_finding(check: Check, r: Result) -> Finding:
         location=r.location,
         fix=fix,
         data=r.data,
+        assessment=benchmarks.assessment(check.id, benchmark),
     )
 
 
@@ -83,9 +85,12 @@ def scan(
     skip: Iterable[str] = (),
     on_progress: Callable[[int, int, list[Finding]], None] | None = None,
     workers: int = 8,
+    benchmark: str | None = None,
 ) -> ScanResult:
-    """Run the selected checks (concurrently: engine fetches overlap) and return their findings."""
-    checks = selected_checks(only, skip)
+    """Run the selected checks (concurrently: engine fetches overlap) and return their findings,
+    numbered as in CIS Docker Benchmark ``benchmark`` (default: the context's, --benchmark)."""
+    benchmark = benchmarks.check_version(benchmark or ctx.benchmark)
+    checks = selected_checks(only, skip, benchmark)
     total = len(checks)
     by_check: dict[str, list[Finding]] = {}
     done = 0
@@ -93,7 +98,7 @@ def scan(
 
     def one(c: Check) -> None:
         nonlocal done
-        found = run_check(c, ctx)
+        found = run_check(c, ctx, benchmark)
         with lock:
             by_check[c.id] = found
             done += 1
@@ -104,7 +109,7 @@ def scan(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(one, checks))
     findings = [f for c in checks for f in by_check[c.id]]
-    return ScanResult(findings, host_summary(ctx))
+    return ScanResult(findings, host_summary(ctx), benchmark)
 
 
 #: Sections about a daemon: what is scanned again for each rootless daemon found.
@@ -123,14 +128,15 @@ def scan_rootless(ctx: Context, only: Iterable[str] = (), skip: Iterable[str] = 
 
     found: list[Finding] = []
     summaries: list[dict[str, Any]] = []
-    checks = [c for c in selected_checks(only, skip) if c.section in DAEMON_SECTIONS]
+    checks = [c for c in selected_checks(only, skip, ctx.benchmark) if c.section in DAEMON_SECTIONS]
     ids = [c.id for c in checks]
     if not ids:
         return found, summaries
     for d in ctx.rootless_daemons():
         # its socket is only reachable when scanning this machine
         engine = ctx.engine is not None and ctx.host.is_live
-        sub = Context(Host(ctx.host.root, docker_host=d.url, engine=engine, engine_timeout=ctx.host.engine_timeout))
+        sub = Context(Host(ctx.host.root, docker_host=d.url, engine=engine, engine_timeout=ctx.host.engine_timeout),
+                      benchmark=ctx.benchmark, offline=ctx.offline)
         result = scan(sub, only=ids, workers=workers)
         for f in result.findings:
             if not f.subject.startswith("/"):

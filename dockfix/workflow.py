@@ -14,21 +14,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from dockfix import journal as jr
-from dockfix.changes import PlanError, PlanRefused, WriteFile, staging
+from dockfix.changes import PlanError, PlanRefused, staging
 from dockfix.fixes import ManualFix, load_all
-from dockfix.fsops import sha256
 from dockfix.host import Host
 from dockfix.model import REGISTRY, CheckError, Finding, Safety, Status
-from dockfix.plan import Plan, PlanItem, load_plan
+from dockfix.plan import Plan, PlanItem, PlanStale, load_plan, plan_differences
 
 __all__ = ["FixSession", "Verdict", "Replan", "plan_fixes", "apply_plan", "rollback", "list_transactions", "rescan",
-           "fresh_context", "ApplyResult", "RollbackResult", "TxInfo", "PlanError"]
+           "fresh_context", "ApplyResult", "RollbackResult", "TxInfo", "PlanError", "PlanStale", "engine_of"]
+
+
+def engine_of(host: Host) -> str | None:
+    """The engine a host's engine changes go to (None with --no-engine)."""
+    return host.docker_host if host.engine else None
 
 
 def _matches(f: Finding, names: Iterable[str]) -> bool:
@@ -97,7 +102,8 @@ def fresh_context(ctx):
 
     host = ctx.host
     return Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout),
-                   paths=list(ctx.paths), compose=list(ctx.compose))
+                   paths=list(ctx.paths), compose=list(ctx.compose), benchmark=ctx.benchmark,
+                   offline=ctx.offline)
 
 
 def subset_plan(ctx, plan: Plan, keep: list[PlanItem]) -> Plan:
@@ -135,6 +141,7 @@ class RollbackResult:
     already: bool = False
     damaged: str | None = None
     actions: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # --force: copies of overwritten files, in the journal
 
 
 @dataclass
@@ -147,10 +154,12 @@ class TxInfo:
     state: str
     error: str | None = None
     damaged: str | None = None
+    rollback: dict | None = None  # who rolled it back, when, what it restored and kept
 
     def to_json(self) -> dict:
         return {"txid": self.txid, "time": self.time, "user": self.user, "items": self.items,
-                "changes": self.changes, "state": self.state, "error": self.error, "damaged": self.damaged}
+                "changes": self.changes, "state": self.state, "error": self.error, "damaged": self.damaged,
+                "rollback": self.rollback}
 
 
 def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[jr.Progress], None] | None = None,
@@ -177,7 +186,7 @@ def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[j
 
 def rollback(host: Host, txid: str | None = None, force: bool = False, restart_daemon: bool = False) -> RollbackResult:
     out = jr.rollback(host, txid, force)
-    res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged)
+    res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged, kept=out.kept)
     if out.restored:
         tx = jr.Journal(host).open(out.txid)
         header = tx.header().get("plan") or {}
@@ -202,7 +211,7 @@ def list_transactions(host: Host) -> list[TxInfo]:
         changes = [{"step": s.n, "target": jr.target_label(s.target), **s.change,
                     "done": s.after is not None} for s in st.steps]
         out.append(TxInfo(txid, st.header.get("time", 0), st.header.get("user", "?"), items, changes, st.state,
-                          st.error, st.damaged))
+                          st.error, st.damaged, st.rollback))
     return out
 
 
@@ -323,38 +332,61 @@ class FixSession:
         changed = [it for it in sub.applicable() if before.get((it.check_id, it.subject)) != it.diff()]
         return Replan(sub, changed)
 
+    def plan_selection(self, only: Iterable[str] = (), skip: Iterable[str] = (),
+                       include_disruptive: bool = False) -> tuple[Plan, list[Finding]]:
+        """Scan with --only/--skip and plan the failing checks' fixes; the plan records the selection
+        and the engine (so that a plan file can be planned again, and compared, when applied).
+        Raises ValueError for an unknown check id."""
+        from dockfix.scan import scan
+
+        only, skip = list(only), list(skip)
+        result = scan(self.ctx, only, skip)
+        plan = self.plan(result.findings, include_disruptive=include_disruptive)
+        plan.selection = {"only": only, "skip": skip, "include_disruptive": bool(include_disruptive),
+                          "paths": list(self.ctx.paths), "compose": list(self.ctx.compose),
+                          "benchmark": self.ctx.benchmark, "offline": bool(self.ctx.offline)}
+        plan.engine = engine_of(self.host)
+        return plan, result.findings
+
     def load(self, path: str) -> Plan:
-        """A reviewed plan file, with the content it withholds (secrets) rebuilt from the host and
-        used only when it is byte for byte what was reviewed."""
-        plan = load_plan(path, self.host)
-        self._fill_secret_content(plan, path)
-        return plan
+        """A reviewed plan file, checked and then *planned again*: the plan file is a review record,
+        not a program. It must be signed with this host's key (every field); dockfix then plans
+        again from the host as it is now, with the plan's selection, and returns that fresh plan
+        only if it equals the reviewed one change for change (kind, path, owner, mode, content hash,
+        precondition, engine objects, commands). Any difference raises PlanStale naming it.
+        Secret content withheld from the plan file comes from the fresh plan (checked by its hash)."""
+        from dockfix.context import Context
 
-    def _fill_secret_content(self, plan: Plan, source: str) -> None:
-        from dockfix.scan import run_check
-
-        missing = [c for c in plan.changes if isinstance(c, WriteFile) and c.after is None]
-        if not missing:
-            return
-        load_all()
-        # plan again, in the same order, every item of the plan: fixes of one file build on each other
-        ctx = fresh_context(self.ctx)
-        keys = [(it.check_id, it.subject) for it in plan.items]
-        found = {}
-        for cid in dict.fromkeys(k[0] for k in keys):
-            if cid in REGISTRY:
-                for f in run_check(REGISTRY[cid], ctx):
-                    found[(f.id, f.subject)] = f
-        rebuilt = plan_fixes(ctx, [found[k] for k in keys if k in found], include_disruptive=True)
-        fresh = [(c.path, c.after) for c in rebuilt.changes if isinstance(c, WriteFile) and c.after is not None]
-        for c in missing:
-            data = next((d for p, d in fresh if p == c.path and plan.content_matches(d, c.after_sha256)), None)
-            if data is None:
-                raise PlanError(f"{source}: the secret content for {c.path} cannot be rebuilt as reviewed "
-                                f"(the source changed): make a new plan")
-            c.after = data
-            c.after_sha256 = sha256(data)
-        plan.load_before(self.host)
+        reviewed = load_plan(path, self.host)
+        if os.path.abspath(reviewed.root) != self.host.root:
+            raise PlanError(f"{path}: the plan was made for --root {reviewed.root}, not {self.host.root}")
+        engine = engine_of(self.host)
+        engine_targets = sorted({c.target for c in reviewed.changes_all() if not c.target.startswith("file:")})
+        if engine_targets and reviewed.engine != engine:
+            raise PlanStale(f"{path}: the plan changes engine objects ({', '.join(engine_targets[:3])}) of "
+                            f"{reviewed.engine or 'no engine'}, but this apply talks to "
+                            f"{engine or 'no engine (--no-engine, or --root without --docker-host)'}; nothing was applied")
+        sel = reviewed.selection
+        host = self.host
+        ctx = Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout),
+                      paths=list(sel.get("paths", [])), compose=list(sel.get("compose", [])),
+                      benchmark=sel.get("benchmark") or self.ctx.benchmark, offline=bool(sel.get("offline")))
+        try:
+            fresh, _ = FixSession(ctx, self.restart_daemon).plan_selection(
+                sel.get("only", []), sel.get("skip", []), sel.get("include_disruptive", False))
+        except ValueError as e:
+            raise PlanError(f"{path}: {e}") from None
+        diffs = plan_differences((reviewed.doc or {}).get("items") or [], fresh.to_json(reviewed.key)["items"])
+        if diffs:
+            stale = jr.stale_targets(self.host, reviewed)
+            if stale:
+                raise PlanStale("the host changed since the plan was made; nothing was applied. Changed: "
+                                + "; ".join(stale))
+            raise PlanStale(f"{path}: dockfix would now do something else than the reviewed plan: "
+                            + "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+                            + ". Nothing was applied: make a new plan and review it")
+        fresh.created = reviewed.created
+        return fresh
 
     def apply(self, plan: Plan, on_step: Callable[[jr.Progress], None] | None = None) -> ApplyResult:
         return apply_plan(self.host, plan, on_step=on_step, restart_daemon=self.restart_daemon)

@@ -174,6 +174,10 @@ SECTION_2 = [
     Case("2.6", "fail", dj({"storage-driver": "aufs"}), "fail"),
     Case("2.6", "pass", dj({"storage-driver": "overlay2"}), "pass"),
     Case("2.6", "unknown", dj({}), "skip"),
+    # CIS v1.8.0 2.7 (no number in 1.6.0: named by id)
+    Case("devicemapper", "fail", dj({"storage-driver": "devicemapper"}), "fail", evidence="storage driver devicemapper"),
+    Case("devicemapper", "pass", dj({"storage-driver": "overlay2"}), "pass"),
+    Case("devicemapper", "unknown", dj({}), "skip"),
     Case("2.7", "fail", dj({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}), "fail",
          evidence="tlsverify is not set"),
     Case("2.7", "pass", dj({"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": True, "tlscacert": "/c", "tlscert": "/s",
@@ -446,7 +450,8 @@ def test_every_check_has_a_problem_case_and_a_clean_case():
         problem.setdefault(chk.id, set()).update(statuses)
     missing = []
     # sections 4-7 are engine checks with their own real-engine tests (tests/test_engine_checks.py ...)
-    mine = {"dockfix.checks.host_config", "dockfix.checks.daemon", "dockfix.checks.files", "dockfix.checks.notes"}
+    mine = {"dockfix.checks.host_config", "dockfix.checks.daemon", "dockfix.checks.files", "dockfix.checks.notes",
+            "dockfix.checks.storage"}
     checks = [c for c in REGISTRY.values() if c.fn.__module__ in mine]
     assert {c.section for c in checks} >= {"1", "2", "3", "notes"}
     for chk in checks:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.engine
 
 
 def scan(root, url: str, only: str) -> dict:
-    r = run_dockfix("scan", "--root", str(root), "--docker-host", url, "--format", "json", "--only", only)
+    r = run_dockfix("scan", "--benchmark", "1.6.0", "--root", str(root), "--docker-host", url, "--format", "json", "--only", only)
     assert r.returncode in (0, 1), r.stderr
     return {f["cis"]: f for f in json.loads(r.stdout)["findings"]}
 

@@ -176,8 +176,10 @@ def test_second_apply_while_one_runs_is_refused(tmp_path):
     assert apply(root).returncode == 0
 
 
-def test_sigterm_during_apply_rolls_back(tmp_path):
-    """A real second process: apply is slowed by a step hook, gets SIGTERM, and rolls back."""
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_during_apply_rolls_back(tmp_path, sig):
+    """A real second process: apply is slowed by a step hook, gets SIGTERM (or SIGHUP: its terminal
+    or SSH session closed), and rolls back."""
     root = faulty_tree(tmp_path)
     before = tree_manifest(root)
     code = (
@@ -197,10 +199,10 @@ def test_sigterm_during_apply_rolls_back(tmp_path):
     while "step2" not in line:
         line = p.stdout.readline()
         assert line, p.stderr.read()
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(getattr(signal, sig))
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
-    assert "rolled back" in err and "SIGTERM" in err
+    assert "rolled back" in err and sig in err
     assert tree_manifest(root) == before
 
 

@@ -40,8 +40,8 @@ def ct_finding() -> Finding:
 def test_content_trust_fix_sets_the_variable_with_the_2026_warning(tmp_path):
     """The benchmark's reading (fails while unset): the fix sets it, and tells the truth about it."""
     put(tmp_path, "var/lib/")
-    put(tmp_path, "etc/environment", 'PATH="/usr/local/bin:/usr/bin:/bin"\nHTTP_PROXY=http://bob:pa55w0rd@proxy:3128\n',
-        mode=0o644)
+    put(tmp_path, "etc/environment", 'PATH="/usr/local/bin:/usr/bin:/bin"\nHTTP_PROXY=http://bob:pa55w0rd@proxy:3128\n'
+        "DOCKER_CONTENT_TRUST_SERVER=https://notary.corp.example:4443\n", mode=0o644)
     before = tree_manifest(tmp_path)
     ctx = Context(Host(str(tmp_path), engine=False))
     assert plan_fixes(ctx, [ct_finding()]).items == []  # disruptive: not without asking
@@ -63,7 +63,7 @@ def test_content_trust_plan_file_rebuilds_hidden_content(tmp_path):
     """A plan file never holds a line that looks secret; --apply --plan rebuilds it on the host and
     applies it only when it is byte for byte what was reviewed."""
     put(tmp_path, "var/lib/")
-    put(tmp_path, "etc/environment", "API_TOKEN=abcdef123456\n")
+    put(tmp_path, "etc/environment", "API_TOKEN=abcdef123456\nDOCKER_CONTENT_TRUST_SERVER=https://notary.corp.example\n")
     ctx = Context(Host(str(tmp_path), engine=False))
     plan = plan_fixes(ctx, [ct_finding()], include_disruptive=True)
     text = plan.dumps()

@@ -96,8 +96,10 @@ SECTION2: dict[str, Callable[[Path], None]] = {
 }
 
 NOTES: dict[str, Callable[[Path], None]] = {
-    # content trust is off (=0 in /etc/environment): the fix turns it on, with the 2026 warning
-    "content-trust": lambda r: (put(r, "etc/environment", 'PATH="/usr/bin:/bin"\nDOCKER_CONTENT_TRUST=1\n'),
+    # content trust is off (=0 in /etc/environment): the fix turns it on, with the 2026 warning (only because
+    # DOCKER_CONTENT_TRUST_SERVER names the admin's own notary: tests/test_content_trust_clis.py)
+    "content-trust": lambda r: (put(r, "etc/environment", 'PATH="/usr/bin:/bin"\nDOCKER_CONTENT_TRUST=1\n'
+                                    "DOCKER_CONTENT_TRUST_SERVER=https://notary.corp.example\n"),
                                 put(r, "etc/profile.d/dct.sh", "export DOCKER_CONTENT_TRUST=0\n")),
 }
 
@@ -111,7 +113,10 @@ SECRETS: dict[str, Callable[[Path], None]] = {
 #: Extra Context arguments for cases whose files are not at fixed places.
 CONTEXT_ARGS: dict[str, dict] = {k: {"compose": ["/srv/app/compose.yaml"]} for k in SECRETS}
 #: Manual fixes (shown, never applied) and the test that shows their steps.
-MANUAL_ONLY = {"registry-https": "tests/test_secrets_fix.py::test_registry_s3_encryption_in_compose_and_config"}
+MANUAL_ONLY = {"registry-https": "tests/test_secrets_fix.py::test_registry_s3_encryption_in_compose_and_config",
+               "devicemapper": "tests/test_benchmarks.py::test_devicemapper_fix_is_manual"}
+#: Fixes whose cases need a real registry or engine, and the test that applies and rolls them back.
+ENGINE_ONLY = {"image-digest": "tests/test_image_digest.py::test_pin_compose_and_dockerfile_from_a_real_registry"}
 
 CASES = {**SECTION3, **SECTION2, **NOTES, **SECRETS}
 
@@ -122,7 +127,7 @@ def test_every_fix_has_a_case():
     load_all()
 
     fixable = {c.id for c in REGISTRY.values() if c.builder is not None}
-    covered = set(CASES) | set(AUDIT_IDS) | set(MANUAL_ONLY)
+    covered = set(CASES) | set(AUDIT_IDS) | set(MANUAL_ONLY) | set(ENGINE_ONLY)
     assert fixable <= covered, f"fixes without a test case: {sorted(fixable - covered)}"
 
 
@@ -221,7 +226,7 @@ def test_daemon_json_edits_keep_the_rest_of_the_file(tmp_path):
     text = '{\n\t"log-driver": "json-file",\n\t"log-opts": {"max-size": "10m"},\n\t"icc": true\n}\n'
     put(tmp_path, "etc/docker/daemon.json", text, mode=0o640, owner=(0, 0))
     ctx = Context(Host(str(tmp_path), engine=False))
-    plan = plan_fixes(ctx, scan(ctx, only=["2.2", "2.14"]).findings, include_disruptive=True)
+    plan = plan_fixes(ctx, scan(ctx, only=["2.2", "2.15"]).findings, include_disruptive=True)
     assert apply_plan(ctx.host, plan).error is None
     assert (tmp_path / "etc/docker/daemon.json").read_text() == (
         '{\n\t"log-driver": "json-file",\n\t"log-opts": {"max-size": "10m"},\n\t"icc": false,\n\t"no-new-privileges": true\n}\n')

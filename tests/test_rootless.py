@@ -96,7 +96,7 @@ def test_rootless_daemons_are_found_by_socket_and_user_unit(tree):
 
 def test_root_daemon_scan_names_the_rootless_daemons_in_2_1(tree):
     rootless_host(tree)
-    r = run_dockfix("scan", "--root", str(tree), "--no-engine", "--format", "json", "--only", "2.1")
+    r = run_dockfix("scan", "--benchmark", "1.6.0", "--root", str(tree), "--no-engine", "--format", "json", "--only", "2.1")
     [f] = [f for f in json.loads(r.stdout)["findings"] if f["subject"] == "dockerd"]
     assert f["status"] == "manual"
     assert f"alice (uid {UID}, {URL}; found by socket" in f["evidence"], f
@@ -106,7 +106,7 @@ def test_rootless_daemon_is_scanned_as_its_own_subject(tree):
     rootless_host(tree)
     # selected with --docker-host, as a user would (the engine is not reachable from a tree: its
     # findings are errors; the file and configuration checks are what this test is about)
-    r = run_dockfix("scan", "--root", str(tree), "--docker-host", URL, "--format", "json", "--only", "2,3")
+    r = run_dockfix("scan", "--benchmark", "1.6.0", "--root", str(tree), "--docker-host", URL, "--format", "json", "--only", "2,3")
     assert r.returncode in (0, 1), r.stderr
     doc = json.loads(r.stdout)
     by = {(f["cis"], f["subject"]): f for f in doc["findings"]}
@@ -191,7 +191,7 @@ def test_owner_fix_gives_a_root_owned_user_file_back_to_the_user(tree):
 
 def test_a_scan_without_a_chosen_engine_scans_each_rootless_daemon_too(tree):
     rootless_host(tree)
-    r = run_dockfix("scan", "--root", str(tree), "--no-engine", "--format", "json", "--only", "2.1,2.3,2.9,3.15,3.17")
+    r = run_dockfix("scan", "--benchmark", "1.6.0", "--root", str(tree), "--no-engine", "--format", "json", "--only", "2.1,2.3,2.9,3.15,3.17")
     doc = json.loads(r.stdout)
     [d] = doc["host"]["rootless"]
     assert (d["user"], d["uid"], d["url"]) == ("alice", UID, URL) and d["engine"] is None
@@ -205,10 +205,10 @@ def test_a_scan_without_a_chosen_engine_scans_each_rootless_daemon_too(tree):
     assert by[("2.9", "rootless:alice:host")] == "skip"
     assert by[("3.15", f"/run/user/{UID}/docker.sock")] == "pass"
     assert by[("3.17", f"{HOME}/.config/docker/daemon.json")] == "fail"  # root-owned in alice's folder
-    text = run_dockfix("scan", "--root", str(tree), "--no-engine", "--only", "2.1").stdout
+    text = run_dockfix("scan", "--benchmark", "1.6.0", "--root", str(tree), "--no-engine", "--only", "2.1").stdout
     assert f"and the rootless daemon of alice (uid {UID}, {URL})" in text
     # choosing an engine scans that one only
-    r = run_dockfix("scan", "--root", str(tree), "--docker-host", URL, "--format", "json", "--only", "2.1")
+    r = run_dockfix("scan", "--benchmark", "1.6.0", "--root", str(tree), "--docker-host", URL, "--format", "json", "--only", "2.1")
     assert "rootless" not in json.loads(r.stdout)["host"]
 
 

@@ -37,7 +37,7 @@ def test_rootless_daemon_scanned_as_its_own_subject(rootless_engine, tmp_path):
     eng = rootless_engine
     eng.cli("create", "--name", "rl-priv", "--privileged", "--network", "none", BUSYBOX_IMAGE, "true")
     try:
-        r = run_dockfix("scan", "--root", "/", "--docker-host", eng.url, "--format", "json", "--only", "2,3,5.5")
+        r = run_dockfix("scan", "--benchmark", "1.6.0", "--root", "/", "--docker-host", eng.url, "--format", "json", "--only", "2,3,5.5")
     finally:
         eng.cli("rm", "-f", "rl-priv", check=False)
     assert r.returncode in (0, 1), r.stderr
@@ -94,7 +94,7 @@ def test_fix_of_the_users_daemon_json_and_rollback(rootless_engine):
 
 
 def test_a_scan_of_roots_daemon_names_the_rootless_one(rootless_engine):
-    r = run_dockfix("scan", "--root", "/", "--no-engine", "--format", "json", "--only", "2.1")
+    r = run_dockfix("scan", "--benchmark", "1.6.0", "--root", "/", "--no-engine", "--format", "json", "--only", "2.1")
     doc = json.loads(r.stdout)
     [f] = [f for f in doc["findings"] if f["subject"] == "dockerd"]
     assert f["status"] == "manual"

@@ -40,12 +40,13 @@ def bad_tree(root: Path) -> Path:
 
 def make_plan(root: Path, out: Path):
     from dockfix.host import Host
-    from dockfix.scan import Context, scan
-    from dockfix.workflow import plan_fixes
+    from dockfix.plan import host_key
+    from dockfix.scan import Context
+    from dockfix.workflow import FixSession
 
     ctx = Context(Host(str(root), engine=False))
-    plan = plan_fixes(ctx, scan(ctx, only=CHECKS).findings, include_disruptive=True)
-    out.write_text(plan.dumps())
+    plan, _ = FixSession(ctx).plan_selection(only=CHECKS, include_disruptive=True)
+    out.write_text(plan.dumps(host_key(ctx.host, create=True)))  # a plan file is signed with the host's key
     return plan
 
 

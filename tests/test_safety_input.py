@@ -463,7 +463,9 @@ def test_terminal_escapes_in_diffs_are_shown_not_sent(tmp_path: Path) -> None:
     in the dry run, the apply and the journal listing."""
     root = tmp_path / "root"
     base_tree(root)
-    put(root, "/etc/environment", 'PATH="/usr/bin"\nMOTD="\x1b]0;owned\x07\x1b[2J\x1b[31mhello\x9b2J"\n'.encode())
+    # the content-trust fix edits /etc/environment (its own notary named: the fix is not refused)
+    put(root, "/etc/environment", ('PATH="/usr/bin"\nMOTD="\x1b]0;owned\x07\x1b[2J\x1b[31mhello\x9b2J"\n'
+                                   "DOCKER_CONTENT_TRUST_SERVER=https://notary.corp.example\n").encode())
     put(root, "/etc/docker/daemon.json", "{}\n")
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
     outs = []

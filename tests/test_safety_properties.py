@@ -331,7 +331,9 @@ def test_plan_round_trip(tmp_path) -> None:
     plan = plan_fixes(ctx, scan(ctx).findings, include_disruptive=True)
     assert len(plan.changes) >= 5
     f = tmp_path / "plan.json"
-    f.write_text(plan.dumps())
+    from dockfix.plan import host_key
+
+    f.write_text(plan.dumps(host_key(host, create=True)))
     os.chmod(f, 0o600)
     again = load_plan(str(f), host)
     assert [c.summary() for c in again.changes] == [c.summary() for c in plan.changes]

@@ -66,9 +66,16 @@ class Target:
         raise NotImplementedError
 
     @classmethod
-    def capture(cls, host, name: str) -> tuple[dict, bytes | None]:
-        """The state and the before-image (bytes to keep in the journal, or None)."""
+    def capture(cls, host, name: str, content: bool = True) -> tuple[dict, bytes | None]:
+        """The state and the before-image (bytes to keep in the journal, or None). ``content``
+        False: the transaction changes only metadata of this target; keep no copy of its content."""
         return cls.state(host, name), None
+
+    @classmethod
+    def preflight(cls, host, name: str, changes: list["Change"]) -> tuple[list[str], int]:
+        """Before the first change of a transaction: what would make these changes of the target
+        fail half-way (one line each), and the bytes its before-image will take in the journal."""
+        return [], 0
 
     @staticmethod
     def same(a: dict | None, b: dict | None) -> bool:
@@ -134,6 +141,9 @@ class Change:
 
     kind: ClassVar[str] = ""
     target_type: ClassVar[type[Target] | None] = None
+    #: False for changes of metadata only (owner, mode, a new directory): the journal then keeps
+    #: the target's state, never a copy of its content.
+    touches_content: ClassVar[bool] = True
     #: Target state this change was planned against (set by bind()).
     pre: dict | None = field(default=None, kw_only=True)
 

@@ -28,7 +28,7 @@ from dockfix.changes.base import (
     target_kind_of,
 )
 from dockfix.changes.staging import Staging, canonical, staged_state
-from dockfix.fsops import FileState, chmod, chown, make_dir, read_file, sha256, state_of, write_file
+from dockfix.fsops import FileState, FsError, chmod, chown, make_dir, read_file, sha256, state_of, write_file
 from dockfix.host import Host
 from dockfix.sources.secrets import has_secret_lines, mask_file_text, mask_line
 
@@ -71,7 +71,17 @@ def content_diff(path: str, before: bytes | None, after: bytes, existed: bool, s
     return "".join(out)
 
 
+#: The largest file dockfix rewrites or keeps a before-image of (configuration files are small;
+#: a bigger one is refused before the first change, with a clear message).
+MAX_CONTENT = 32 * 1024 * 1024
+
+
 # ---------------------------------------------------------------------- the file target
+def _fs(d: dict) -> FileState:
+    """A FileState from a target state (journal states also carry ``mtime_ns``)."""
+    return FileState(**{k: v for k, v in d.items() if k != "mtime_ns"})
+
+
 @target_kind_of
 class FileTarget(Target):
     prefix = "file"
@@ -81,31 +91,80 @@ class FileTarget(Target):
         return state_of(host, path).to_json()
 
     @classmethod
-    def capture(cls, host: Host, path: str) -> tuple[dict, bytes | None]:
+    def capture(cls, host: Host, path: str, content: bool = True) -> tuple[dict, bytes | None]:
         st = state_of(host, path)
-        blob = read_file(host, path) if st.existed and st.kind == "file" else None
+        blob = read_file(host, path) if content and st.existed and st.kind == "file" else None
         if blob is not None and sha256(blob) != st.sha256:  # changed between stat and read
             st = FileState(True, "file", st.uid, st.gid, st.mode, sha256(blob), len(blob))
-        return st.to_json(), blob
+        out = st.to_json()
+        if blob is not None:
+            out["mtime_ns"] = fsops.mtime_ns(host, path)  # put back when the content is restored
+        return out, blob
+
+    @classmethod
+    def preflight(cls, host: Host, path: str, changes: list[Change]) -> tuple[list[str], int]:
+        try:
+            st = state_of(host, path)
+            at = path  # a path below folders the same transaction creates: look at the nearest one that exists
+            while True:
+                try:
+                    ob = fsops.obstacles(host, at)
+                    break
+                except FsError as e:
+                    if "does not exist" not in str(e) or os.path.dirname(at) == at:
+                        raise
+                    at = os.path.dirname(at)
+        except FsError as e:
+            return [str(e)], 0
+        out: list[str] = []
+        content = any(c.touches_content for c in changes)
+        creates = not st.existed
+        if ob.read_only:
+            out.append(f"{path}: is on a read-only filesystem")
+        if ob.immutable or ob.append_only:
+            out.append(f"{path}: has the {'immutable' if ob.immutable else 'append-only'} attribute "
+                       f"(chattr +{'i' if ob.immutable else 'a'}; see lsattr): dockfix cannot change it; "
+                       f"remove the attribute first if the change is meant")
+        if ob.parent_immutable and (content or creates or any(isinstance(c, MakeDir) for c in changes)):
+            out.append(f"{os.path.dirname(path)}: has the immutable or append-only attribute (lsattr): dockfix "
+                       f"cannot replace or create {path} in it")
+        if st.existed and st.kind == "file" and ob.nlink > 1:
+            names = fsops.other_names(host, path)
+            out.append(f"{path}: has {ob.nlink} hard links ({', '.join(names) or 'other names outside the root'}): "
+                       f"a change would change them all; fix it by hand")
+        kept = 0
+        if content:
+            if st.existed and st.kind == "file":
+                kept = st.size or 0
+                if kept > MAX_CONTENT:
+                    out.append(f"{path}: is {kept} bytes, more than dockfix rewrites ({MAX_CONTENT} bytes)")
+            new = max((len(c.after) for c in changes if isinstance(c, WriteFile) and c.after is not None), default=0)
+            if new > MAX_CONTENT:
+                out.append(f"{path}: the new content is {new} bytes, more than dockfix writes ({MAX_CONTENT} bytes)")
+            elif ob.free is not None and new + 65536 > ob.free:
+                out.append(f"{path}: not enough free space on its filesystem for the new content "
+                           f"({new} bytes, {ob.free} free)")
+        return out, kept
 
     @staticmethod
     def same(a: dict | None, b: dict | None) -> bool:
         if a is None or b is None:
             return False
-        return FileState(**a).same_as(FileState(**b))
+        return _fs(a).same_as(_fs(b))
 
     @staticmethod
     def describe(state: dict) -> str:
-        return FileState(**state).describe()
+        return _fs(state).describe()
 
     @classmethod
     def changes(cls, old: dict, now: dict) -> str:
-        return FileState(**now).changes_from(FileState(**old))
+        return _fs(now).changes_from(_fs(old))
 
     @classmethod
     def restore(cls, host: Host, path: str, state: dict, blob: bytes | None) -> None:
         fsops.remove_stale_temporaries(host, path)  # an apply killed in the middle of writing this file
-        want = FileState(**state)
+        want = _fs(state)
+        mtime = state.get("mtime_ns")
         now = state_of(host, path)
         if not want.existed:
             if not now.existed:
@@ -116,12 +175,15 @@ class FileTarget(Target):
                 fsops.remove_file(host, path)
             return
         if want.kind == "file":
-            if blob is None or sha256(blob) != want.sha256:
-                raise TargetError(f"{path}: the before-image in the journal is missing or damaged")
             if now.existed and now.kind not in ("file",):
                 raise TargetError(f"{path}: is now a {now.kind}; not replacing it with the old file")
-            if not (now.existed and now.sha256 == want.sha256):
+            # no before-image: the transaction changed only owner or mode, so content is left alone
+            if not now.existed or (now.sha256 != want.sha256 and blob is not None):
+                if blob is None or sha256(blob) != want.sha256:
+                    raise TargetError(f"{path}: the before-image in the journal is missing or damaged")
                 fsops.write_file(host, path, blob, want.uid, want.gid, want.mode)  # type: ignore[arg-type]
+                if isinstance(mtime, int):
+                    fsops.set_mtime(host, path, mtime)
                 return
         elif want.kind == "dir":
             if not now.existed:
@@ -129,16 +191,40 @@ class FileTarget(Target):
                 return
         elif not now.existed:
             raise TargetError(f"{path}: was a {want.kind} and is gone; dockfix cannot recreate it")
-        if (now.uid, now.gid) != (want.uid, want.gid):
+        # only what the transaction changed is touched: an untouched attribute is never re-applied
+        # (an immutable file the apply could not change stays as it is, and so does the rollback)
+        chowned = (now.uid, now.gid) != (want.uid, want.gid)
+        if chowned:
             fsops.chown(host, path, want.uid, want.gid)  # type: ignore[arg-type]
-        fsops.chmod(host, path, want.mode)  # type: ignore[arg-type]  (also puts back set-id bits chown cleared)
+        if chowned or now.mode != want.mode:
+            fsops.chmod(host, path, want.mode)  # type: ignore[arg-type]  (also puts back set-id bits chown cleared)
 
 # ---------------------------------------------------------------------- file changes
+def keep_line_endings(before: bytes | None, after: bytes) -> bytes:
+    """A file whose every line ended in CRLF keeps CRLF in the lines an edit adds (an editor that
+    writes LF would otherwise leave it with mixed line endings)."""
+    if not before or b"\r\n" not in before or before.count(b"\n") != before.count(b"\r\n"):
+        return after
+    return after.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def _file_pre(host: Host, stage: Staging, path: str, change: str) -> FileState:
     st = stage.state(path)
     if st.existed and st.kind == "link":
         raise PlanRefused(f"{path} is a symbolic link to {host.resolve(path)}; dockfix does not {change} through "
                           f"links (the link policy is in dockfix/fsops.py): fix the target by hand if it is meant")
+    if st.existed and st.kind == "file":
+        try:
+            nlink = os.lstat(host.real(path)).st_nlink
+        except OSError:
+            nlink = 1
+        if nlink > 1:
+            # owner, mode and content belong to the inode: a change would reach every other name too
+            # (perhaps outside the root), and a rollback could not give the names back their inode
+            names = fsops.other_names(host, path)
+            where = ", ".join(names) if names else "no other name under the root: the others are outside it"
+            raise PlanRefused(f"{path} has {nlink} hard links ({where}); dockfix does not {change} a file with "
+                              f"several names: fix it by hand, or replace the extra links")
     return st
 
 
@@ -200,6 +286,7 @@ class WriteFile(FileChange):
         if self.mode is None:
             self.mode = pre.mode if pre.existed else 0o644
         assert self.after is not None
+        self.after = keep_line_endings(self.before, self.after)
         self.after_sha256 = sha256(self.after)
         if not self.secret:
             self.secret_lines = self.secret_lines or has_secret_lines(self.after) or has_secret_lines(self.before)
@@ -269,6 +356,7 @@ class WriteFile(FileChange):
 @change_kind
 @dataclass
 class Chown(FileChange):
+    touches_content: ClassVar[bool] = False
     kind: ClassVar[str] = "chown"
     uid: int = 0
     gid: int = 0
@@ -279,7 +367,7 @@ class Chown(FileChange):
         if not pre.existed:
             raise PlanRefused(f"{self.path} does not exist")
         self.pre = pre.to_json()
-        stage.set(self.path, replace(pre, uid=self.uid, gid=self.gid), stage.content(self.path))
+        stage.set_meta(self.path, replace(pre, uid=self.uid, gid=self.gid))
 
     def expected(self, before: dict | None = None) -> dict:
         base = FileState.from_json(before) or self.pre_state()
@@ -307,6 +395,7 @@ class Chown(FileChange):
 @change_kind
 @dataclass
 class Chmod(FileChange):
+    touches_content: ClassVar[bool] = False
     kind: ClassVar[str] = "chmod"
     mode: int = 0o644
 
@@ -316,7 +405,7 @@ class Chmod(FileChange):
         if not pre.existed:
             raise PlanRefused(f"{self.path} does not exist")
         self.pre = pre.to_json()
-        stage.set(self.path, replace(pre, mode=self.mode), stage.content(self.path))
+        stage.set_meta(self.path, replace(pre, mode=self.mode))
 
     def expected(self, before: dict | None = None) -> dict:
         base = FileState.from_json(before) or self.pre_state()
@@ -342,6 +431,7 @@ class Chmod(FileChange):
 @change_kind
 @dataclass
 class MakeDir(FileChange):
+    touches_content: ClassVar[bool] = False
     kind: ClassVar[str] = "mkdir"
     mode: int = 0o755
     uid: int = 0

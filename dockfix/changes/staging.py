@@ -39,6 +39,10 @@ class Staging:
             self._content[path] = data
         return self._content[path]
 
+    def set_meta(self, path: str, st: FileState) -> None:
+        """A planned change of owner or mode: the content stays what it is (read only if asked for)."""
+        self._states[path] = st
+
     def set(self, path: str, st: FileState, content: bytes | None = None) -> None:
         self._states[path] = st
         self._content[path] = content

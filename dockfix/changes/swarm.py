@@ -67,7 +67,7 @@ class SecretTarget(Target):
         return {"existed": s is not None, "id": s.id if s else None}
 
     @classmethod
-    def capture(cls, host: Host, name: str) -> tuple[dict, bytes | None]:
+    def capture(cls, host: Host, name: str, content: bool = True) -> tuple[dict, bytes | None]:
         return cls.state(host, name), None
 
     @staticmethod
@@ -106,7 +106,7 @@ class ServiceTarget(Target):
         return {"existed": True, "spec_sha256": sha256(json.dumps(svc["Spec"], sort_keys=True).encode())}
 
     @classmethod
-    def capture(cls, host: Host, sid: str) -> tuple[dict, bytes | None]:
+    def capture(cls, host: Host, sid: str, content: bool = True) -> tuple[dict, bytes | None]:
         svc = host.docker.api.inspect_service(sid)
         spec = json.dumps(svc["Spec"], sort_keys=True).encode()
         return {"existed": True, "spec_sha256": sha256(spec)}, spec

@@ -410,7 +410,7 @@ check(
 )
 def docker_version(ctx: Context) -> Result:
     if ctx.engine is None:
-        raise NotApplicable("the engine was not scanned (--no-engine): its version is unknown")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host): its version is unknown")
     info = ctx.info()  # one shared request: docker info carries the server version
     version = str(info.get("ServerVersion") or "unknown")
     parts = [f"engine {version} (docker info)"]

@@ -94,7 +94,7 @@ def per_subject(ctx: Context, images_fn, dockerfile_fn) -> list[Result]:
                 r.subject = f"dockerfile:{path}"
                 results.append(r)
     if not results and ctx.engine is None and not ctx.paths:
-        raise NotApplicable("the engine was not scanned (--no-engine) and no --path folder was given")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host) and no --path folder was given")
     return results
 
 
@@ -124,13 +124,41 @@ def _dockerfile_user(path: str, ins: list) -> Result:
     return Result.ok(f"runs as {last.args.strip()} (USER at line {last.line})", location=Location(path, last.line))
 
 
+def effective_uid(ctx: Context, w) -> int | None:
+    """The effective UID, as the container sees it, of a running container's first process; None when
+    its processes are not on this machine (an engine reached over TCP) or cannot be read."""
+    if w.kind != "container" or not w.running or not w.pid or \
+            not (ctx.host.docker_host or "unix://").startswith("unix://"):
+        return None
+    try:
+        with open(f"/proc/{w.pid}/status", encoding="utf-8", errors="replace") as f:
+            status = f.read()
+        with open(f"/proc/{w.pid}/uid_map", encoding="utf-8", errors="replace") as f:
+            uid_map = f.read()
+    except OSError:
+        return None
+    line = next((ln for ln in status.splitlines() if ln.startswith("Uid:")), "")
+    fields = line.split()
+    if len(fields) < 3 or not fields[2].isdigit():
+        return None
+    host_uid = int(fields[2])
+    for row in uid_map.splitlines():  # user namespace: inside outside count
+        parts = row.split()
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            inside, outside, count = map(int, parts)
+            if outside <= host_uid < outside + count:
+                return inside + host_uid - outside
+    return host_uid
+
+
 @check(
     "container-user", cis="4.1", severity=MEDIUM,
     title="Containers run as a non-root user",
     explanation="A process that runs as root inside a container is one kernel bug or one misconfiguration away "
     "from root on the host. Images should create an ordinary user and switch to it with USER; containers may also "
     "set one with --user.",
-    manual="docker ps -q | xargs docker inspect --format '{{.Name}} user={{.Config.User}}'; grep -n USER Dockerfile",
+    manual="docker ps -q | xargs -I{} docker exec {} grep '^Uid:' /proc/1/status   # effective UID: 2nd number; "
+    "docker ps -q | xargs docker inspect --format '{{.Name}} user={{.Config.User}}'; grep -n USER Dockerfile",
     remediation="Create a user in the Dockerfile (RUN useradd -r app) and add USER app to the final stage, or run "
     "the container with --user UID:GID (compose user:).",
 )
@@ -155,6 +183,13 @@ def container_user(ctx: Context) -> list[Result]:
                                              subject=w.subject, location=w.location("user")))
                     continue
                 user, where = (img.get("Config") or {}).get("User") or "", f"from the image {w.image}"
+            euid = effective_uid(ctx, w)
+            if euid is not None:  # CIS v1.8.0 4.1 reads the effective UID of the container's first process
+                ev = (f"runs as {user or 'root (no user set)'}: its first process (pid {w.pid}) has effective "
+                      f"UID {euid} in the container")
+                out.append((Result.fail if euid == 0 else Result.ok)(ev, subject=w.subject,
+                                                                    location=w.location("user")))
+                continue
             if user.split(":")[0] in ROOT_USERS:
                 out.append(Result.fail(f"runs as {user or 'root (no user set)'}" + (f" ({where})" if user else ""),
                                        subject=w.subject, location=w.location("user")))
@@ -169,7 +204,7 @@ def container_user(ctx: Context) -> list[Result]:
         pass
     results += per_subject(ctx, None, _dockerfile_user)
     if not results and ctx.engine is None and not ctx.paths and not ctx.compose:
-        raise NotApplicable("the engine was not scanned (--no-engine) and no --path or --compose was given")
+        raise NotApplicable("the engine was not scanned (--no-engine, or a --root tree without --docker-host) and no --path or --compose was given")
     return results
 
 

@@ -39,6 +39,17 @@ TRUE_WORDS = {"1", "t", "T", "true", "TRUE", "True"}  # Go's strconv.ParseBool, 
 CLI_PATHS = ("/usr/local/bin/docker", "/usr/bin/docker")  # the order of the default PATH
 
 
+def cli_version(binary: str) -> str | None:
+    """The version a docker CLI binary reports (``docker --version``), or None when it cannot tell."""
+    try:
+        r = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10,
+                           env={"PATH": "/usr/bin:/bin", "DOCKER_CLI_HINTS": "false"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"version (\d+\.\d+\.\d+[^\s,]*)", r.stdout)
+    return m.group(1) if m else None
+
+
 def docker_cli_versions(ctx: Context) -> list[tuple[str, str | None]]:
     """(path, version or None when unknown) of every docker CLI binary under the root, PATH order."""
 
@@ -47,16 +58,8 @@ def docker_cli_versions(ctx: Context) -> list[tuple[str, str | None]]:
         for p in CLI_PATHS:
             if not ctx.host.is_file(p):
                 continue
-            version = None
-            if ctx.host.is_live:  # never run a binary from a foreign tree
-                try:
-                    r = subprocess.run([p, "--version"], capture_output=True, text=True, timeout=10,
-                                       env={"PATH": "/usr/bin:/bin", "DOCKER_CLI_HINTS": "false"})
-                    m = re.search(r"version (\d+\.\d+\.\d+[^\s,]*)", r.stdout)
-                    version = m.group(1) if m else None
-                except (OSError, subprocess.TimeoutExpired):
-                    version = None
-            out.append((p, version))
+            # never run a binary from a foreign tree
+            out.append((p, cli_version(p) if ctx.host.is_live else None))
         return out
 
     return ctx.memo("docker_cli_versions", find)
@@ -67,11 +70,11 @@ def _major(version: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def content_trust_settings(ctx: Context) -> list[tuple[str, int, str]]:
-    """(file, line, value) where DOCKER_CONTENT_TRUST is set for the host's users."""
+def content_trust_settings(ctx: Context, var: str = "DOCKER_CONTENT_TRUST") -> list[tuple[str, int, str]]:
+    """(file, line, value) where ``var`` is set for the host's users (/etc/environment, /etc/profile.d)."""
     files = ["/etc/environment"] + ctx.host.glob("/etc/profile.d", "*.sh")
     out = []
-    pat = re.compile(r"^\s*(?:export\s+)?DOCKER_CONTENT_TRUST\s*=\s*(['\"]?)([^'\"\s;#]*)\1")
+    pat = re.compile(r"^\s*(?:export\s+)?" + re.escape(var) + r"\s*=\s*(['\"]?)([^'\"\s;#]*)\1")
     for f in files:
         text = ctx.host.read_text(f)
         for n, line in enumerate((text or "").splitlines(), 1):
@@ -79,6 +82,29 @@ def content_trust_settings(ctx: Context) -> list[tuple[str, int, str]]:
             if m:
                 out.append((f, n, m.group(2)))
     return out
+
+
+#: The notary Docker ran for Docker Hub; it shuts down on 2026-12-08.
+DOCKER_HUB_NOTARY = "notary.docker.io"
+
+
+def own_notary(ctx: Context) -> tuple[str | None, str]:
+    """(the notary server the admin runs, or None; what was seen) from DOCKER_CONTENT_TRUST_SERVER, the
+    last setting of /etc/environment and /etc/profile.d/*.sh winning."""
+    from urllib.parse import urlsplit
+
+    found = content_trust_settings(ctx, "DOCKER_CONTENT_TRUST_SERVER")
+    if not found:
+        return None, f"DOCKER_CONTENT_TRUST_SERVER is not set, so the CLI uses {DOCKER_HUB_NOTARY}"
+    f, n, value = found[-1]
+    host = (urlsplit(value if "://" in value else "https://" + value).hostname or "").lower()
+    if not host or host == DOCKER_HUB_NOTARY or host.endswith(".docker.io") or host.endswith(".docker.com"):
+        return None, f"DOCKER_CONTENT_TRUST_SERVER={value or '(empty)'} at {f}:{n} is Docker's own notary"
+    return value, f"DOCKER_CONTENT_TRUST_SERVER={value} at {f}:{n}"
+
+
+#: The checks that verify images once content trust does nothing.
+IMAGE_TRUST_CHECKS = "image-digest (images pinned by digest) and image-signature (cosign or Notation signatures)"
 
 
 @check(
@@ -91,12 +117,15 @@ def content_trust_settings(ctx: Context) -> list[tuple[str, int, str]]:
     "Official Images: their signing certificates have been expiring since August 2025, so with the variable set, "
     "pulls of official images fail. The Docker CLI stopped enforcing the variable in release 29.0, so on a current "
     "CLI it does nothing. notary.docker.io shuts down on 2026-12-08, after which no content-trust pull works. The "
-    "evidence says what the setting does with the CLI installed on this host. Verifying images today means checking "
-    "signatures with Sigstore cosign or Notation, in CI and at deploy time, or with an admission policy.",
+    "evidence says what the setting does with the CLI installed on this host. With a 29.0 or later CLI the finding "
+    "is manual: image trust is then checked by the image-digest and image-signature checks, and a waiver naming "
+    "them as the compensating control is how to close 4.5. With an older CLI the fix that sets the variable is "
+    "only applied when DOCKER_CONTENT_TRUST_SERVER points at a notary the admin runs.",
     manual="grep -rn DOCKER_CONTENT_TRUST /etc/environment /etc/profile.d/; docker --version",
-    remediation="Set DOCKER_CONTENT_TRUST=1 in /etc/environment if this host's CLI still enforces it and the images "
-    "it pulls are signed; in any case verify the images you deploy with cosign verify (Sigstore) or notation verify "
-    "against the publisher's key or identity.",
+    remediation="Pin the images you run by digest and verify their signatures with cosign verify (Sigstore) or "
+    "notation verify against the publisher's key or identity (dockfix's image-digest and image-signature checks). "
+    "Set DOCKER_CONTENT_TRUST=1 only where the CLI is older than 29.0 and DOCKER_CONTENT_TRUST_SERVER names a "
+    "notary you run for your own signed images.",
 )
 def content_trust(ctx: Context) -> list[Result]:
     clis = docker_cli_versions(ctx)
@@ -120,24 +149,27 @@ def content_trust(ctx: Context) -> list[Result]:
                       "Images fail (expired signing certificates) and every content-trust pull fails once "
                       "notary.docker.io shuts down on 2026-12-08")
     settings = content_trust_settings(ctx)
+    server, server_text = own_notary(ctx)
     # /etc/environment is read first (PAM), /etc/profile.d/*.sh after it in name order: the last one wins
     on = [settings[-1]] if settings and settings[-1][2] in TRUE_WORDS else []
-    data = {"cli": [{"path": p, "version": v} for p, v in clis]}
+    data = {"cli": [{"path": p, "version": v} for p, v in clis], "cli_major": major, "notary": server}
     ignored = major is not None and major >= 29
+    # with a CLI that ignores the variable, 4.5 is a judgment: say so, and where image trust is checked now
+    closing = (f". Image trust is checked by {IMAGE_TRUST_CHECKS}; to close 4.5, record a waiver with that "
+               "compensating control")
     if not on:
         seen = "; ".join(f"set to {v or 'empty'} at {f}:{n}" for f, n, v in settings) or \
             "not set in /etc/environment or /etc/profile.d/*.sh"
         ev = f"DOCKER_CONTENT_TRUST {seen}; {cli_text}; if set, on this host: {effect}"
-        if ignored:  # the benchmark's setting would change nothing here: a judgment, not a failure
-            return [Result.manual(ev + ". Check how this host's images are verified (cosign or Notation)", data=data)]
-        return [Result.fail(ev, data=data)]
+        if ignored:
+            return [Result.manual(ev + closing, data=data)]
+        return [Result.fail(f"{ev}; {server_text}", data=data)]
     where = ", ".join(f"{f}:{n}" for f, n, _ in on)
     ev = f"DOCKER_CONTENT_TRUST={on[0][2]} at {where}; {cli_text}; on this host: {effect}"
     loc = Location(on[0][0], on[0][1])
     if ignored:
-        return [Result.manual(ev + ". Check how this host's images are verified (cosign or Notation)",
-                              location=loc, data=data)]
-    return [Result.ok(ev, location=loc, data=data)]
+        return [Result.manual(ev + closing, location=loc, data=data)]
+    return [Result.ok(f"{ev}; {server_text}", location=loc, data=data)]
 
 
 # ====================================================================== files under --path

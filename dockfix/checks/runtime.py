@@ -210,7 +210,7 @@ def privileged(ctx: Context, w: Workload):
 @workload_check(
     "sensitive-mounts", cis="5.6", severity=HIGH, needs="mounts",
     title="Sensitive host system directories are not mounted into containers",
-    explanation="Mounting /, /etc, /usr, /lib, /boot, /dev, /proc or /sys (or a folder under them) lets the "
+    explanation="Mounting /, /etc, /usr, /lib, /lib64, /boot, /dev, /proc or /sys (or a folder under them) lets the "
     "container read host secrets such as /etc/shadow and, when writable, change the host's programs and "
     "configuration.",
     manual="docker inspect --format '{{.Name}} {{range .Mounts}}{{.Source}}:{{.Destination}}:{{.RW}} {{end}}' $(docker ps -aq)",

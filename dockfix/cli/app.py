@@ -20,7 +20,7 @@ def run_app(args: argparse.Namespace) -> int:
     ctx = make_context(args)  # bad options fail here, before the terminal is taken over
     only, skip = split_ids(getattr(args, "only", []) or []), split_ids(getattr(args, "skip", []) or [])
     try:
-        selected_checks(only, skip)
+        selected_checks(only, skip, ctx.benchmark)
     except ValueError as e:
         raise UsageError(str(e)) from None
     notes = load_notes(args)  # team notes (--notes or the config file), shown beside each finding

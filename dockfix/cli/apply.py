@@ -49,24 +49,22 @@ def _err(text: str) -> None:
 
 def build_plan(args: argparse.Namespace, session):
     from dockfix.changes import PlanError
-    from dockfix.scan import scan
+    from dockfix.plan import PlanStale
 
-    ctx = session.ctx
     if getattr(args, "plan", None):
         try:
             plan = session.load(args.plan)
+        except PlanStale:
+            raise
         except PlanError as e:
             raise UsageError(str(e)) from None
-        if os.path.abspath(plan.root) != ctx.host.root:
-            raise UsageError(f"{args.plan}: the plan was made for --root {plan.root}, not {ctx.host.root}")
         return plan, []
     only, skip = split_ids(args.only), split_ids(args.skip)
     try:
-        result = scan(ctx, only, skip)
+        plan, findings = session.plan_selection(only, skip, getattr(args, "include_disruptive", False))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    plan = session.plan(result.findings, include_disruptive=getattr(args, "include_disruptive", False))
-    return plan, result.findings
+    return plan, findings
 
 
 def print_plan(plan, args) -> None:
@@ -118,14 +116,21 @@ def _ask(question: str) -> bool:
 # ---------------------------------------------------------------------- dockfix --apply
 def cmd_apply(args: argparse.Namespace) -> int:
     from dockfix.changes import PlanError
-    from dockfix.journal import JournalBusy, JournalError
+    from dockfix.journal import JournalBusy, JournalError, JournalWriteError
+    from dockfix.plan import PlanStale
     from dockfix.workflow import FixSession
 
     if not args.dry_run:
         need_root(args, "dockfix --apply")
     ctx = make_context(args)
     session = FixSession(ctx, restart_daemon=args.restart_daemon)
-    plan, _ = build_plan(args, session)
+    try:
+        plan, _ = build_plan(args, session)
+    except PlanStale as e:
+        _err(f"dockfix: {e}")
+        if args.format == "json":
+            _out(args, json.dumps({"root": ctx.host.root, "error": str(e), "txid": None}, indent=2) + "\n")
+        return EXIT_REFUSED
     as_json = args.format == "json"
     doc: dict = {"root": ctx.host.root, "dry_run": args.dry_run, "plan": _plan_summary(plan), "txid": None,
                  "applied": [], "results": [], "actions": [], "error": None, "rolled_back": False}
@@ -149,7 +154,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     try:
         res = session.apply(chosen, on_step=on_step)
-    except (JournalBusy, PlanError) as e:
+    except (JournalBusy, JournalWriteError, PlanError) as e:
         _err(f"dockfix: {e}")
         if as_json:
             doc["error"] = str(e)
@@ -264,7 +269,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             return EXIT_BROKEN
         raise UsageError(str(e)) from None
     doc = {"txid": res.txid, "restored": res.restored, "refused": res.refused_paths, "already_rolled_back": res.already,
-           "damaged": res.damaged, "actions": res.actions}
+           "damaged": res.damaged, "actions": res.actions, "kept": res.kept}
     if args.format == "json":
         _out(args, json.dumps(doc, indent=2) + "\n")
     if res.damaged:
@@ -280,6 +285,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             _out(args, f"Rolled back {res.txid}: restored {len(res.restored)} path(s).\n")
             for p in res.restored:
                 _out(args, f"  restored {p}\n")
+            for k in res.kept:
+                _out(args, f"  kept a copy of what --force overwrote: {k}\n")
             for a in res.actions:
                 _out(args, f"  {a}\n")
     return EXIT_OK
@@ -298,10 +305,34 @@ def build_rollback_parser(sub) -> None:
 
 # ---------------------------------------------------------------------- dockfix journal
 def cmd_journal(args: argparse.Namespace) -> int:
-    from dockfix.journal import JournalError
+    from dockfix.journal import JournalBusy, JournalError, prune
     from dockfix.workflow import list_transactions
 
     ctx = make_context(args)
+    if args.action == "prune":
+        if (args.keep is None) == (args.older_than is None):
+            raise UsageError("journal prune: give --keep N or --older-than DAYS")
+        if (args.keep is not None and args.keep < 0) or (args.older_than is not None and args.older_than < 0):
+            raise UsageError("journal prune: --keep and --older-than take a number of at least 0")
+        need_root(args, "dockfix journal prune")
+        try:
+            removed, held = prune(ctx.host, args.keep, args.older_than)
+        except JournalBusy as e:
+            _err(f"dockfix: {e}")
+            return EXIT_REFUSED
+        except JournalError as e:
+            raise UsageError(str(e)) from None
+        if args.format == "json":
+            _out(args, json.dumps({"removed": removed, "kept_incomplete": held}, indent=2) + "\n")
+        else:
+            _out(args, f"Removed {len(removed)} transaction(s) from the journal.\n")
+            for t in removed:
+                _out(args, f"  removed {t}\n")
+            for t in held:
+                _out(args, f"  kept {t}\n")
+        return EXIT_OK
+    if args.keep is not None or args.older_than is not None:
+        raise UsageError("--keep and --older-than go with `dockfix journal prune`")
     try:
         txs = list_transactions(ctx.host)
     except JournalError as e:
@@ -324,14 +355,27 @@ def cmd_journal(args: argparse.Namespace) -> int:
             _out(args, f"    {c['step']:>3}. {c['summary']}{'' if c['done'] else '  (not completed)'}\n")
         if t.error:
             _out(args, f"  error: {t.error}\n")
+        rb = t.rollback
+        if rb:
+            at = rb.get("finished") or rb.get("started")
+            at_text = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at else "?"
+            _out(args, f"  rolled back by {rb.get('user', '?')} at {at_text}"
+                       + (" (--force)" if rb.get("force") else "")
+                       + (f": restored {', '.join(rb['restored'])}" if rb.get("restored") else "")
+                       + ("" if rb.get("finished") else " (not finished: run the rollback again)") + "\n")
+            for k in rb.get("kept") or []:
+                _out(args, f"    kept a copy of what --force overwrote: {k}\n")
         if t.damaged:
             _out(args, f"  warning: {t.damaged}\n")
     return EXIT_OK
 
 
 def build_journal_parser(sub) -> None:
-    p = sub.add_parser("journal", help="list applied transactions and their changes")
+    p = sub.add_parser("journal", help="list applied transactions and their changes; `journal prune` removes old ones")
+    p.add_argument("action", nargs="?", choices=["prune"],
+                   help="prune: remove old transactions (never one that is incomplete)")
+    p.add_argument("--keep", type=int, metavar="N", help="with prune: keep the N latest transactions")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="with prune: remove transactions older than DAYS")
     p.add_argument("--format", choices=["text", "json"], default="text")
     add_host_options(p)
     p.set_defaults(func=cmd_journal)
-

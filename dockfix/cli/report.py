@@ -12,9 +12,10 @@ from dockfix.fleet import RENDERERS, ReportInputError, load_scan, merge
 def cmd_report(args: argparse.Namespace) -> int:
     try:
         scans = [load_scan(path) for path in args.files]
+        fleet = merge(scans)
     except ReportInputError as e:
         raise UsageError(str(e)) from None
-    text = RENDERERS[args.format](merge(scans))
+    text = RENDERERS[args.format](fleet)
     if args.output:
         write_output(args.output, text)
     else:

@@ -45,9 +45,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.format == "text":
         to_tty = args.output is None and sys.stdout.isatty()
         colour = to_tty and not os.environ.get("NO_COLOR")
-        text = render_text(result.findings, result.host, colour=colour, verbose=args.verbose)
+        text = render_text(result.findings, result.host, colour=colour, verbose=args.verbose,
+                           benchmark=result.benchmark)
     else:
-        text = RENDERERS[args.format](result.findings, result.host)
+        text = RENDERERS[args.format](result.findings, result.host, benchmark=result.benchmark)
     if args.output:
         write_output(args.output, text)
     else:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -236,7 +235,9 @@ class DemoHost:
                 if left:
                     self.problems.append(f"{self.folder} not removed: still mounted: {', '.join(left)}")
                 else:
-                    shutil.rmtree(self.folder, ignore_errors=True)
+                    from dockfix.demo.private_engine import remove_own_tree
+
+                    self.problems += remove_own_tree(self.folder)[:5]
             return self.problems
 
 
@@ -320,9 +321,13 @@ def start_engine(demo: DemoHost, say: Callable[[str], None]) -> None:
     if base.exists():
         from dockfix.demo.private_engine import mounts_below
 
+        from dockfix.demo.private_engine import remove_own_tree
+
         if mounts_below(base):
             raise DemoError(f"{base}: an engine of an earlier demo still has mounts here; is it still running?")
-        shutil.rmtree(base)
+        left = remove_own_tree(base)
+        if left:
+            raise DemoError(f"{base}: cannot remove the earlier demo's engine folder: {left[0]}")
     say("starting a private dockerd (its own data root and socket; no bridge, no iptables)")
     eng = PrivateEngine(base, swarm=True)
     demo.engine = eng

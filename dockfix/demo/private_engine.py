@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import stat as stat_mod
 import subprocess
 import tarfile
 import time
@@ -79,6 +80,76 @@ def mounts_below(path: Path) -> list[str]:
     except OSError:
         return []
     return sorted(set(found), key=len, reverse=True)
+
+
+def unmount_below(path: Path) -> list[str]:
+    """Unmount everything at or below ``path`` (deepest first) and return what is still mounted.
+    A mount point whose path now leads elsewhere (a link swapped in along the way: ``umount``
+    follows links) is never unmounted: unmounting, say, a bind mount of /dev through such a path
+    would leave /dev/null as a missing name that the next ``> /dev/null`` creates as a file."""
+    top = os.path.realpath(path)
+    for lazy in (False, True):
+        for mp in mounts_below(path):
+            real = os.path.realpath(mp)
+            if real != mp or not (real == top or real.startswith(top + "/")):
+                continue
+            subprocess.run(["umount", *(["-l"] if lazy else []), "--no-canonicalize", mp], capture_output=True)
+    return mounts_below(path)
+
+
+def remove_own_tree(path: Path) -> list[str]:
+    """Remove the folder ``path`` and what is in it, but never anything that is not ours: nothing
+    on another filesystem or behind a mount point (a /dev, /proc or bind mount left by a container
+    is left alone and named, a file bind-mounted from /dev included), and no link followed (every step is relative to an
+    ``O_NOFOLLOW`` directory descriptor). Returns what was left, one line each."""
+    left: list[str] = []
+    try:
+        top = os.lstat(path)
+    except FileNotFoundError:
+        return []
+    if not stat_mod.S_ISDIR(top.st_mode):
+        return [f"{path}: not a directory; left alone"]
+    mounted = set(mounts_below(path))
+
+    def rm(dirfd: int, name: str, where: str) -> None:
+        try:
+            st = os.lstat(name, dir_fd=dirfd)
+        except FileNotFoundError:
+            return
+        if stat_mod.S_ISDIR(st.st_mode):
+            if st.st_dev != top.st_dev or where in mounted:
+                left.append(f"{where}: a mount point (another filesystem); left alone")
+                return
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+            try:
+                if os.fstat(fd).st_dev != top.st_dev:
+                    left.append(f"{where}: mounted over while being removed; left alone")
+                    return
+                for entry in os.listdir(fd):
+                    rm(fd, entry, f"{where}/{entry}")
+            finally:
+                os.close(fd)
+            try:
+                os.rmdir(name, dir_fd=dirfd)
+            except OSError as e:
+                left.append(f"{where}: {e.strerror}")
+        elif st.st_dev != top.st_dev or where in mounted:
+            # a file bind-mounted here (runc binds /dev/null onto a rootfs's dev/null): not ours
+            left.append(f"{where}: a mount point (another filesystem); left alone")
+        else:
+            # a name on our own filesystem, even a device node (dockerd's backingFsBlockDev, overlay
+            # whiteouts): removing the name never touches the device itself
+            try:
+                os.unlink(name, dir_fd=dirfd)
+            except OSError as e:
+                left.append(f"{where}: {e.strerror}")
+
+    parent = os.open(os.path.dirname(os.path.abspath(path)) or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        rm(parent, os.path.basename(os.path.abspath(path)), str(path))
+    finally:
+        os.close(parent)
+    return left
 
 
 @dataclass
@@ -270,15 +341,11 @@ class PrivateEngine:
                 os.killpg(cp.pid, signal.SIGKILL)
                 cp.wait(timeout=10)
         self._kill_leftovers()
-        for mp in mounts_below(self.base):
-            subprocess.run(["umount", mp], capture_output=True)
-        for mp in mounts_below(self.base):
-            subprocess.run(["umount", "-l", mp], capture_output=True)
-        left = mounts_below(self.base)
+        left = unmount_below(self.base)
         if left:
             problems.append(f"still mounted: {', '.join(left)}")
         elif remove:
-            shutil.rmtree(self.base, ignore_errors=True)
+            problems += remove_own_tree(self.base)[:5]
         return problems
 
     def _kill_leftovers(self) -> None:

@@ -60,17 +60,23 @@ TOPICS: list[Topic] = [
         learnt="A unit file is a root command line in disguise: keep it root:root.",
     ),
     Topic(
-        "content-trust", "Image signatures (content trust)", ("content-trust", "disable-content-trust-flag", "4.5"),
+        "content-trust", "Image trust after content trust", ("content-trust", "disable-content-trust-flag", "4.5"),
         why="An image pulled from a registry should be the one its publisher built, not one swapped on the way. "
-        "The team's notes ask for DOCKER_CONTENT_TRUST=1, which made the docker client refuse unsigned images. "
-        "Docker has since retired that mechanism (Notary v1): current clients ignore the variable, and on older "
-        "ones it now breaks pulls of official images. What still matters is the habit behind it: never switch "
-        "verification off in scripts (the demo's deploy.sh pulls with --disable-content-trust, and "
-        "/etc/profile.d/docker.sh sets DOCKER_CONTENT_TRUST=0), and check signatures with today's tools "
-        "(Sigstore cosign or Notation) before deploying.",
-        hand_check="grep -rn 'CONTENT_TRUST\\|disable-content-trust' {root}/etc/profile.d {root}/etc/environment "
-        "{project}/deploy.sh",
-        learnt="Do not turn image verification off in scripts; verify images with cosign or Notation today.",
+        "The benchmark's item 4.5 and the team's notes ask for DOCKER_CONTENT_TRUST=1, which made the docker "
+        "client pull only images signed through Docker's notary. That is over: docker CLI 29.0 no longer looks at "
+        "the variable, Docker Official Images' signing certificates have been expiring since August 2025, and "
+        "notary.docker.io shuts down on 2026-12-08. So dockfix reads the CLI's version first. On 29.0 or later the "
+        "finding is manual and says the setting does nothing; on an older CLI the fix that sets it is refused "
+        "unless DOCKER_CONTENT_TRUST_SERVER names a notary you run, because pointed at Docker Hub it would break "
+        "every pull. What replaces it: pin each image to the digest you tested (the image-digest check and fix) "
+        "and verify its signature with cosign or Notation before it runs (image-signature, with a trust policy in "
+        "/etc/dockfix/trust.yaml). Close 4.5 with a waiver that names those as the compensating control. And never "
+        "switch verification off in scripts: the demo's deploy.sh pulls with --disable-content-trust, and "
+        "/etc/profile.d/docker.sh sets DOCKER_CONTENT_TRUST=0.",
+        hand_check="docker --version; grep -rn 'CONTENT_TRUST\\|disable-content-trust' {root}/etc/profile.d "
+        "{root}/etc/environment {project}/deploy.sh; grep -n 'image:' {project}/compose.yaml   # tags or digests?",
+        learnt="DOCKER_CONTENT_TRUST protects nothing on a current CLI and breaks Docker Hub pulls on an old one: "
+        "pin images by digest and verify signatures with cosign or Notation instead.",
     ),
     Topic(
         "env-password", "A password in an environment variable", ("env-password*", "*env-password*"),

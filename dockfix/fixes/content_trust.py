@@ -5,8 +5,11 @@ only images signed with Docker Content Trust (Notary v1). That mechanism is bein
 fix says so in its impact and in the preview. It is ``disruptive``: planned only with
 ``--include-disruptive`` and confirmed on its own.
 
-The check fails while the variable is unset (or not true); the fix adds ``DOCKER_CONTENT_TRUST=1`` to
-/etc/environment, or turns an existing line into ``=1``, with the warning.
+The check fails while the variable is unset (or not true) and the CLI still enforces it (before
+29.0). The fix adds ``DOCKER_CONTENT_TRUST=1`` to /etc/environment, or turns an existing line into
+``=1``, with the warning — but only when ``DOCKER_CONTENT_TRUST_SERVER`` names a notary the admin
+runs. Pointed at Docker Hub's notary (the default) it would break every pull once that notary shuts
+down on 2026-12-08, so the fix is refused (manual) and says what to do instead.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from __future__ import annotations
 import re
 
 from dockfix.changes import WriteFile, staged_state, staged_text
-from dockfix.checks.notes import content_trust
-from dockfix.fixes import item
+from dockfix.checks.notes import IMAGE_TRUST_CHECKS, _major, content_trust, docker_cli_versions, own_notary
+from dockfix.fixes import ManualFix, item
 from dockfix.plan import PlanItem
 
 ENVIRONMENT = "/etc/environment"
@@ -45,6 +48,21 @@ def _write(ctx, path: str, text: str | None, new: str) -> WriteFile:
 
 @content_trust.fix
 def build(ctx, finding) -> PlanItem | list:
+    major = _major(next((v for _, v in docker_cli_versions(ctx)), None))
+    if major is not None and major >= 29:
+        raise ManualFix(f"This host's docker CLI ({major}.x) ignores DOCKER_CONTENT_TRUST: setting it changes "
+                        f"nothing. Verify images with {IMAGE_TRUST_CHECKS}, and close 4.5 with a waiver that "
+                        "names them as the compensating control.")
+    server, seen = own_notary(ctx)
+    if server is None:
+        raise ManualFix(
+            f"{seen}. Docker's notary (notary.docker.io) shuts down on 2026-12-08, and Docker Official Images' "
+            "content-trust certificates have been expiring since August 2025: with DOCKER_CONTENT_TRUST=1 pulls from "
+            "Docker Hub fail now and every content-trust pull fails after that date, so dockfix does not set it. "
+            "If you sign your own images with a notary you run, set DOCKER_CONTENT_TRUST_SERVER=https://YOUR-NOTARY "
+            "in /etc/environment and plan this fix again. Otherwise pin images by digest and verify their "
+            f"signatures with cosign or Notation ({IMAGE_TRUST_CHECKS}), then waive 4.5 with that compensating "
+            "control.")
     # the check fails because the variable is not set, or is set to something false where it is read last:
     # turn every such line into =1 (a later /etc/profile.d line would override /etc/environment), or add
     # the line to /etc/environment
@@ -66,4 +84,6 @@ def build(ctx, finding) -> PlanItem | list:
             return []  # already set
         new = (text or "") + ("" if not text or text.endswith("\n") else "\n") + f"{VAR}=1\n"
         changes.append(_write(ctx, ENVIRONMENT, text, new))
-    return item(finding, changes, WARNING)
+    return item(finding, changes, WARNING + [f"Signatures are looked up at {server} "
+                                              "(DOCKER_CONTENT_TRUST_SERVER); images it has no signature for "
+                                              "cannot be pulled."])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as _random
+import hashlib as _hashlib
 from typing import Any
 
 from dockfix.checks.notes import Deployment, Var, env_password, secret_vars
@@ -280,8 +280,14 @@ def service_item(ctx, finding: Finding, name: str) -> PlanItem:
             continue
         recipe = recipe_for(image, v.name)
         base = secret_name(spec.get("Name", "svc"), v.name)[:48]
+        # unique, and the same when planned again from the same service (a reviewed plan is planned
+        # again at apply time and must come out equal): derived from the service id, its version and
+        # the variable, never from the value
+        n = 0
         while True:
-            sname = f"{base}-{_random.token_hex(3)}"
+            seed = f"{sid}:{(svc.get('Version') or {}).get('Index', 0)}:{v.name}:{n}".encode()
+            sname = f"{base}-{_hashlib.sha256(seed).hexdigest()[:6]}"
+            n += 1
             if sname not in taken:
                 break
         taken.add(sname)

@@ -22,7 +22,7 @@ DEFAULT_CAPS = frozenset(
 )
 
 #: Host directories whose mounting hands a container control of (or secrets of) the host.
-SENSITIVE_DIRS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
+SENSITIVE_DIRS = ("/", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/sys", "/usr")  # /lib64: since v1.7.0
 
 #: Where the engine's socket lives on a host (mounting the folder mounts the socket).
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")

@@ -47,7 +47,7 @@ def test_dockfix_reports_the_engine_it_scanned(engine, tmp_path):
 def test_every_engine_asked_for_ran(_engine_session):
     """Runs after the engine of its parameter started; the last one sees them all."""
     assert _engine_session.version in STARTED
-    assert set(STARTED) <= set(TEST_ENGINES)
+    assert {k.split()[0] for k in STARTED} <= set(TEST_ENGINES)  # "28 rootless" is a 28 too
 
 
 def test_api_version_is_negotiated_never_fixed(engine, monkeypatch):

@@ -257,8 +257,12 @@ class Host:
         except PermissionError:
             raise CheckError(f"{path}: permission denied") from None
 
-    def walk(self, path: str, *, max_files: int = 20000) -> Iterator[str]:
-        """Host paths of the regular files below ``path`` (links not followed).
+    def walk(self, path: str, *, max_files: int = 20000, refused: list[tuple[str, str]] | None = None
+             ) -> Iterator[str]:
+        """Host paths of the regular files below ``path``. Folder links are not followed; a link is resolved
+        inside the root (as if the root were /) and yielded by its own path when it leads to a regular
+        file; a dangling link, a loop or a link to anything else is left out and, when ``refused`` is
+        given, added to it as (link, what it leads to).
 
         A top folder that cannot be listed raises CheckError (without root, a 0700 project folder
         must be reported, not taken for an empty one); unreadable folders below it are skipped.
@@ -280,7 +284,23 @@ class Host:
                     st = os.lstat(full)
                 except OSError:
                     continue
-                if not stat_mod.S_ISREG(st.st_mode):
+                if stat_mod.S_ISLNK(st.st_mode):
+                    # resolved as if the root were / (a link never leads out of the root)
+                    try:
+                        target = self.resolve(self.unreal(full))
+                    except CheckError:
+                        target = None
+                    try:
+                        tst = os.stat(self.real(target), follow_symlinks=False) if target else None
+                    except OSError:
+                        tst = None
+                    if tst is None or not stat_mod.S_ISREG(tst.st_mode):
+                        if refused is not None:
+                            why = ("a loop of links" if target is None else "leads to nothing" if tst is None
+                                   else f"leads to {kind_of(tst.st_mode)}")
+                            refused.append((self.unreal(full), f"{target or ''} ({why})"))
+                        continue
+                elif not stat_mod.S_ISREG(st.st_mode):
                     continue
                 count += 1
                 if count > max_files:

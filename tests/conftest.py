@@ -141,3 +141,29 @@ def _dev_null_stays_a_device(request):
         os.mknod("/dev/null", _stat.S_IFCHR | 0o666, os.makedev(1, 3))
         os.chmod("/dev/null", 0o666)
         pytest.fail(f"/dev/null was no longer a character device after {request.node.nodeid}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def compose_v2_path() -> str:
+    """The compose v2 binary (sid's docker-compose 2.x unpacked by scripts/newer-debs; scripts/test exports
+    DOCKFIX_TEST_COMPOSE_V2). Debian 12's docker-compose 1.29 stays on PATH for the 1.29-vs-v2 cases."""
+    import subprocess
+
+    path = os.environ.get("DOCKFIX_TEST_COMPOSE_V2")
+    if not path:
+        r = subprocess.run([str(REPO / "scripts/newer-debs"), "--print-dir", "docker-compose"],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode == 0:
+            path = r.stdout.strip() + "/usr/libexec/docker/cli-plugins/docker-compose"
+    if not path or not os.access(path, os.X_OK):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and compose v2 is not available (scripts/newer-debs docker-compose)", pytrace=False)
+        pytest.skip("compose v2 is not available (scripts/newer-debs docker-compose)")
+    return path
+
+
+@pytest.fixture
+def compose_v2(compose_v2_path, monkeypatch) -> str:
+    """compose v2 for this test: dockfix finds it through DOCKFIX_COMPOSE (as it would find docker compose on a host)."""
+    monkeypatch.setenv("DOCKFIX_COMPOSE", compose_v2_path)
+    return compose_v2_path

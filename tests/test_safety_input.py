@@ -82,7 +82,7 @@ EXPECT: dict[str, tuple[str, str | None]] = {
     "compose/bom-crlf.yaml": ("ok", None),
     "compose/deep-block-nesting.yaml": ("error", "nested too deeply"),
     "compose/deep-nesting.yaml": ("error", "nested too deeply"),
-    "compose/duplicate-keys.yaml": ("error", 'line 4: found duplicate key "web"'),
+    "compose/duplicate-keys.yaml": ("error", "line 4, column 3: found duplicate key 'web'"),
     "compose/invalid-utf8.yaml": ("error", "line 3: not valid UTF-8"),
     "compose/recursive-alias.yaml": ("error", "an alias refers to a node that contains it"),
     "compose/scalar-top.yaml": ("error", "a compose file must be a mapping"),

@@ -56,11 +56,12 @@ def test_created_modes_do_not_depend_on_the_umask(umask: int, tmp_path: Path) ->
         assert mode(d) == 0o700 and os.lstat(d).st_uid == 0, (d, oct(mode(d)))
     for f in files:
         assert mode(f) == 0o600 and os.lstat(f).st_uid == 0, (f, oct(mode(f)))
-    # the secrets fix: the folder and the secret file are private to root
+    # the secrets fix: the folder private, the secret file root's and readable by mysql's group (999) only
     secrets = root / "srv/app/secrets"
     assert secrets.is_dir() and mode(secrets) == 0o700
     secret_files = list(secrets.iterdir())
-    assert secret_files and all(mode(f) == 0o600 for f in secret_files)
+    assert secret_files and all(mode(f) == 0o640 and (os.lstat(f).st_uid, os.lstat(f).st_gid) == (0, 999)
+                                for f in secret_files)
     assert (secret_files[0].read_text().strip() == "correct-horse-battery")
     # everything else created: exactly the planned modes (0755 folders, 0640 audit rules)
     assert mode(root / "etc/audit") == 0o755 and mode(root / "etc/audit/rules.d") == 0o755

@@ -23,7 +23,9 @@ def canary(place: str) -> str:
 
 PLACES = ["ComposeLiteral", "ComposeList", "ComposeUrl", "DotEnv", "EnvFile", "DockerfileEnv", "DockerfileArg",
           "DockerfileUrl", "DaemonMirror", "DaemonProxy", "DefaultProxy", "DefaultMirror", "UnitProxy",
-          "RegistryHttpSecret", "RegistryS3Key", "RegistryEnvSecret", "ComposeDefault", "ComposeYamlPassword"]
+          "RegistryHttpSecret", "RegistryS3Key", "RegistryEnvSecret", "ComposeDefault", "ComposeYamlPassword",
+          # by place and by look (issue 14): beside a line the fix changes, so they are diff context
+          "ComposeRequirepass", "ComposeMysqlP", "ComposeBasicAuth", "ComposeToken", "ComposeRedisPw"]
 
 
 def planted_tree(root: Path) -> dict[str, str]:
@@ -56,6 +58,16 @@ def planted_tree(root: Path) -> dict[str, str]:
     environment:
       - API_TOKEN={c['ComposeList']}
       - DATABASE_URL=postgres://app:{c['ComposeUrl']}@db:5432/app
+  cache:
+    image: redis:7
+    command: ["redis-server", "--requirepass", "{c['ComposeRequirepass']}"]
+    healthcheck:
+      test: ["CMD-SHELL", "mysqladmin ping -uroot -p{c['ComposeMysqlP']}"]
+    labels:
+      - "traefik.http.middlewares.auth.basicauth.users=admin:{c['ComposeBasicAuth']}"
+    environment:
+      X_SIGNATURE: {c['ComposeToken']}
+      REDIS_PASSWORD: {c['ComposeRedisPw']}
   registry:
     image: registry:2
     environment:
@@ -93,7 +105,7 @@ def scan_args(root: Path) -> list[str]:
     return ["--root", str(root), "--path", "/srv/app", "--compose", "/srv/app/compose.yaml"]
 
 
-def test_canaries_appear_in_no_output(tmp_path: Path) -> None:
+def test_canaries_appear_in_no_output(tmp_path: Path, compose_v2) -> None:
     root = tmp_path / "root"
     c = planted_tree(root)
     home = tmp_path / "home"
@@ -142,6 +154,30 @@ def test_canaries_appear_in_no_output(tmp_path: Path) -> None:
     for p in journal.rglob("blob-*"):
         assert (os.lstat(p).st_mode & 0o777) == 0o600
         assert os.lstat(p.parent).st_mode & 0o777 == 0o700
+
+
+def test_parse_errors_name_the_place_never_the_content(tmp_path: Path) -> None:
+    """Files dockfix cannot parse: the error names file, line and column; the canary on the broken line
+    appears in no scan format and no report."""
+    c = {p: canary(p) for p in ("DotEnvColon", "DupBlock", "DockerfileCont")}
+    root = tmp_path / "root"
+    put(root, "/srv/a/compose.yaml", "services:\n  a:\n    image: x\n    env_file: .env\n")
+    put(root, "/srv/a/.env", f"GOOD=1\nNAME: {c['DotEnvColon']}==\n")
+    put(root, "/srv/b/compose.yaml", f"services:\n  b:\n    image: x\n    environment:\n      P: |\n"
+                                     f"        {c['DupBlock']}-1\n      P: |\n        {c['DupBlock']}-2\n")
+    put(root, "/srv/c/Dockerfile", f"FROM x\nRUN echo a \\\n\n  --password={c['DockerfileCont']} \\\n")
+    args = ["--root", str(root), "--no-engine", "--path", "/srv"]
+    out = []
+    for fmt in ("text", "json", "sarif"):
+        r = run_dockfix("scan", *args, "--format", fmt, "-v", "-o", str(tmp_path / f"scan.{fmt}"))
+        assert "Traceback" not in r.stderr and r.returncode in (0, 1), r.stderr
+        out += [r.stdout, r.stderr, (tmp_path / f"scan.{fmt}").read_text()]
+    r = run_dockfix("report", str(tmp_path / "scan.json"))
+    out += [r.stdout, r.stderr]
+    text = "\n".join(out)
+    assert not leaks(text, c), leaks(text, c)
+    assert "/srv/a/.env: line 2, column 5" in text
+    assert "/srv/b/compose.yaml: line 7, column 7: found duplicate key 'P'" in text, text
 
 
 @pytest.mark.engine

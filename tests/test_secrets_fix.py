@@ -24,6 +24,7 @@ def compose_tree(root: Path, pw: str, env_pw: str, dsn_pw: str, git: bool = True
 services:
   app:   # the web app
     image: {BUSYBOX_IMAGE}
+    user: "1000:1000"
     command: ["sh", "-c", "cat /run/secrets/app_DB_PASSWORD; echo; sleep 1000"]
     environment:
       TZ: "Europe/Paris"      # keep this
@@ -64,16 +65,17 @@ def test_compose_fix_moves_every_password_and_rolls_back_byte_for_byte(tmp_path)
     text = (app / "compose.yaml").read_text()
     for value in (pw, env_pw, dsn_pw):
         assert value not in text
-    # secret files: beside the compose file, 0600, owned like it; the folder 0700
+    # secret files: beside the compose file, root-owned, group of the container's user, 0640; the folder 0700
     secrets = app / "secrets"
     st = os.stat(secrets)
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o700, 1000, 1000)
-    for name, content in [("app_DB_PASSWORD", pw), ("db_MYSQL_ROOT_PASSWORD", env_pw),
-                          ("exporter_DATA_SOURCE_NAME", f"[client]\nuser=exporter\npassword={dsn_pw}\nhost=db\nport=3306\n")]:
+    for name, content, gid in [("app_DB_PASSWORD", pw, 1000), ("db_MYSQL_ROOT_PASSWORD", env_pw, 999),
+                               ("exporter_DATA_SOURCE_NAME",
+                                f"[client]\nuser=exporter\npassword={dsn_pw}\nhost=db\nport=3306\n", 65534)]:
         f = secrets / name
         assert f.read_text() == content
         st = os.stat(f)
-        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 1000, 1000)
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid)
     # the exporter reads the option file; the others point at theirs
     assert 'DB_PASSWORD_FILE: \'/run/secrets/app_DB_PASSWORD\'    # the database password\n' in text
     assert "      - MYSQL_ROOT_PASSWORD_FILE=/run/secrets/db_MYSQL_ROOT_PASSWORD\n" in text
@@ -144,6 +146,7 @@ def test_stack_reads_the_secret_after_the_fix(swarm_engine, tmp_path):
     put(tmp_path, f"{APP}/compose.yaml", f"""services:
   app:
     image: {BUSYBOX_IMAGE}
+    user: "0"   # without an engine to ask, dockfix only knows the user it is told (rescan: readable by it)
     command: sh -c 'cat /run/secrets/app_DB_PASSWORD; echo; sleep 1000'
     environment:
       DB_PASSWORD: "{pw}"   # moved by dockfix

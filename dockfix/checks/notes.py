@@ -17,7 +17,8 @@ from dockfix.sources.compose import ComposeFile, ServiceSpec, iter_compose, load
 from dockfix.sources.dockerfile import find_dockerfiles, load_dockerfile
 from dockfix.model import HIGH, LOW, MEDIUM, CheckError, Fix, Location, Result, Safety, Severity, check
 from dockfix.context import Context, NotApplicable
-from dockfix.sources.secrets import has_url_credentials, is_secret_name
+from dockfix.sources.image_recipes import can_read, image_user
+from dockfix.sources.secrets import has_url_credentials, is_secret_name, looks_non_secret
 
 #: What the fixes of the checks below change for users (declared here, with the checks).
 CONTENT_TRUST_IMPACT = (
@@ -364,12 +365,67 @@ def secret_vars(d: Deployment) -> list[tuple[Var, str]]:
             continue  # set to nothing
         if v.value is not None and v.value.startswith("/run/secrets/"):
             continue  # a path to a secret file
-        if is_secret_name(v.name):
+        if is_secret_name(v.name) and not (v.value is not None and looks_non_secret(v.value)):
             out.append((v, "name"))
         elif v.value is not None and has_url_credentials(v.value):
             out.append((v, "url"))
         elif v.value is None and v.source == "literal":
             continue
+    return out
+
+
+def config_user(ctx: Context, image: str) -> str | None:
+    """``Config.User`` of ``image`` when the scanned engine has it (``""`` is root), else None."""
+    if ctx.engine is None or not image:
+        return None
+    want = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else image + ":latest"
+    try:
+        imgs = ctx.need_engine().images()
+    except CheckError:
+        return None
+    for img in imgs:
+        tags = img.get("RepoTags") or []
+        if want in tags or f"docker.io/{want}" in tags or f"docker.io/library/{want}" in tags:
+            return str((img.get("Config") or {}).get("User") or "")
+    return None
+
+
+def container_user(ctx: Context, d: Deployment) -> tuple[int, int] | None:
+    """(uid, gid) the compose service's container runs as, when dockfix can tell."""
+    user = d.service.get("user") if d.service is not None else None
+    if user is not None and "$" in str(user) and d.compose is not None:
+        user = d.compose.interpolate(str(user))[0]  # "${UID}:${GID}" from the project's .env
+    return image_user(d.image, None if user is None else str(user), config_user(ctx, d.image))
+
+
+def unreadable_secrets(ctx: Context, d: Deployment) -> list[str]:
+    """Secret files of a compose service that its container's user could not read (compose bind-mounts
+    the file with its host owner and mode, ignoring the long syntax's uid/gid/mode)."""
+    if d.compose is None or d.service is None:
+        return []
+    top = d.compose.top("secrets")
+    refs = d.service.get("secrets") or []
+    if not hasattr(top, "get") or not isinstance(refs, list):
+        return []
+    user = container_user(ctx, d)
+    out = []
+    for r in refs:
+        name = r if isinstance(r, str) else (r.get("source") if hasattr(r, "get") else None)
+        decl = top.get(name) if isinstance(name, str) else None
+        f = decl.get("file") if hasattr(decl, "get") else None
+        if not isinstance(f, str) or "$" in f:
+            continue
+        path = d.compose.resolve_path(f)
+        st = ctx.host.stat(path)
+        if st is None:
+            continue  # not there (yet): compose says so when it starts the project
+        if user is None:
+            if not can_read(1, 1, st.st_uid, st.st_gid, st.st_mode):
+                out.append(f"secret {name}: {path} is {st.st_uid}:{st.st_gid} {st.st_mode & 0o7777:04o} and the "
+                           f"user {d.image or 'the image'} runs as is not known (set user: in the service)")
+        elif not can_read(user[0], user[1], st.st_uid, st.st_gid, st.st_mode):
+            out.append(f"secret {name}: {path} is {st.st_uid}:{st.st_gid} {st.st_mode & 0o7777:04o}, which the "
+                       f"container's user {user[0]}:{user[1]} cannot read")
     return out
 
 
@@ -413,6 +469,11 @@ def env_password(ctx: Context) -> list[Result]:
     results = list(errors)
     for d in found:
         hits = secret_vars(d)
+        unreadable = unreadable_secrets(ctx, d) if not hits else []
+        if unreadable:
+            results.append(Result.fail("; ".join(unreadable), subject=d.subject, location=d.location,
+                                       data={"variables": [], "unreadable": unreadable}))
+            continue
         if not hits:
             results.append(Result.ok(f"{len(d.env)} environment variables, none carries a secret", subject=d.subject,
                                      location=d.location))

@@ -140,7 +140,7 @@ FILES: list[tuple[str, str | None, int, tuple[int, int]]] = [
 ] + [
     ("/run/containerd/", None, 0o711, (0, 0)),
     (f"{PROJECT}/compose.yaml", COMPOSE, 0o644, (DEMO_UID, DEMO_GID)),
-    (f"{PROJECT}/secrets/db_root_password.txt", DEMO_SECRETS[1] + "\n", 0o600, (DEMO_UID, DEMO_GID)),
+    (f"{PROJECT}/secrets/db_root_password.txt", DEMO_SECRETS[1] + "\n", 0o640, (0, 999)),  # mysql (999) reads it; nobody else
     (f"{PROJECT}/deploy.sh",
      "#!/bin/sh\n# pull and restart the shop's monitoring and registry\nset -e\ncd /srv/shop\n"
      "docker pull --disable-content-trust prom/mysqld-exporter:v0.15.1\n"

@@ -63,6 +63,7 @@ class Outcome:
     compose_after: str
     secret_files: dict[str, bytes] = field(default_factory=dict, repr=False)  # secret name -> content
     dotenv_remove: list[str] = field(default_factory=list)  # .env names nothing uses any more
+    dotenv_kept: list[str] = field(default_factory=list)  # .env names the moved values came from, still used
     notes: list[str] = field(default_factory=list)
     unknown_image: bool = False
     values: list[str] = field(default_factory=list, repr=False)  # the values moved (never shown)
@@ -157,10 +158,10 @@ def convert(text: str, path: str, env: dict[str, str], convs: list[Conversion], 
         if not m or m.group(1) not in env:
             continue
         name = m.group(1)
-        if name in out.dotenv_remove:
+        if name in out.dotenv_remove or name in out.dotenv_kept:
             continue
         if _uses_var(after, name) or any(_uses_var(t, name) for t in other_texts):
-            out.notes.append(f"{name} stays in .env: something else still uses it")
+            out.dotenv_kept.append(name)
             continue
         out.dotenv_remove.append(name)
     return out
@@ -200,7 +201,7 @@ def _convert_one(conv: Conversion, cf, yt: YamlText, expected: dict, out: Outcom
             raise ManualFix(f"{where}: the exporter already gets an option file from another variable; merge "
                             f"{conv.var} into it by hand")
         try:
-            content = mycnf(conv.var, var.value)
+            content = mycnf(conv.var, var.value, image)
         except RecipeError as e:
             raise ManualFix(f"{where}: {e}; write the exporter's option file by hand") from None
         mycnf_done.add(conv.service)
@@ -305,11 +306,13 @@ def dotenv_without(text: str, names: list[str]) -> str:
     """``.env`` text without the lines that set ``names`` (every other byte kept)."""
     out = []
     for line in text.splitlines(keepends=True):
-        s = line.strip()
+        s = line.strip().lstrip("\ufeff").strip()
         if s.startswith("export "):
             s = s[len("export "):].lstrip()
         name = s.split("=", 1)[0].strip() if "=" in s and not s.startswith("#") else None
         if name in names:
+            if line.startswith("\ufeff"):
+                out.append("\ufeff")  # the BOM belongs to the file, not to the line
             continue
         out.append(line)
     return "".join(out)

@@ -24,7 +24,9 @@ import os
 import hashlib as _hashlib
 from typing import Any
 
-from dockfix.checks.notes import Deployment, Var, env_password, secret_vars
+import re
+
+from dockfix.checks.notes import Deployment, Var, container_user, env_password, secret_vars
 from dockfix.fixes import ManualFix, item
 from dockfix.fixes.compose_secrets import (
     SECRETS_DIR,
@@ -32,6 +34,16 @@ from dockfix.fixes.compose_secrets import (
     convert,
     dotenv_without,
     secret_name,
+)
+from dockfix.fixes.compose_oracle import (
+    OVERRIDE_FILES,
+    Move,
+    OracleError,
+    Project,
+    differences,
+    find_compose_v1,
+    find_compose_v2,
+    v1_environment,
 )
 from dockfix.sources.image_recipes import (
     FileEnv,
@@ -44,6 +56,7 @@ from dockfix.sources.image_recipes import (
 from dockfix.model import CheckError, Finding
 from dockfix.sources.compose import COMPOSE_SERVICE_LABEL, STACK_LABEL, compose_files_of
 from dockfix.changes import CreateSecret, MakeDir, UpdateService, WriteFile, staged_state, staged_text
+from dockfix.changes.staging import canonical, staging
 from dockfix.changes.swarm import env_value as _env_value
 from dockfix.plan import PlanItem
 
@@ -112,6 +125,9 @@ def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | l
                         "value into a file under secrets/ (mode 0600), declare it in a top-level secrets: entry "
                         "(file:), list it in the service's secrets:, set <VAR>_FILE=/run/secrets/<name> where the "
                         "image reads it, and delete the line from the env_file")
+    if not flagged and finding.data.get("unreadable"):
+        raise ManualFix("; ".join(finding.data["unreadable"]) + ": give each file the group of the container's user "
+                        "and mode 0640 (chown root:GID FILE; chmod 0640 FILE)")
     if not flagged:
         return []  # already done (an earlier item of this plan converted them)
     fixable = [v for v in flagged if v.source in ("literal", ".env", "default")]
@@ -138,9 +154,23 @@ def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | l
         if p != path and is_compose_name(other) and ctx.host.is_file(p):
             others.append(staged_text(ctx, p) or "")
     out = convert(text, path, env, convs, others)
+    image = cf.services[service].image or ""
+    notes: list[str] = []
+    dotenv_after = None
+    oracle = ctx.memo("dockfix.fixes.compose_v2", find_compose_v2)
+    if oracle is not None:
+        dotenv_after, oracle_notes = _ask_compose(ctx, oracle, path, env_path, env_text, service, image, convs, out)
+        notes.extend(oracle_notes)
+    else:
+        _without_compose_v2(ctx, cf, path, service, convs, env_text)
+        if out.dotenv_remove and env_text is not None:
+            dotenv_after = dotenv_without(env_text, out.dotenv_remove)
+        for name in out.dotenv_kept:
+            notes.append(f"{name} stays in {env_path}: another compose file or .env line of the folder still uses it")
 
     st = staged_state(ctx, path)
     uid, gid = st.uid or 0, st.gid or 0
+    user = container_user(ctx, _deployment(cf, service, image))
     changes: list[Any] = []
     secrets_dir = os.path.join(folder, SECRETS_DIR)
     dir_state = staged_state(ctx, secrets_dir)
@@ -149,18 +179,30 @@ def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | l
     elif dir_state.kind != "dir":
         raise ManualFix(f"{secrets_dir} is a {dir_state.kind}, not a folder: move it away, or move the password "
                         "into a secret by hand")
+    # compose bind-mounts a file secret with its host owner and mode (2.40 ignores the long syntax's
+    # uid/gid/mode, with a warning): owned by root, group of the container's user, 0640
+    if user is None:
+        f_uid, f_gid, f_mode = 0, 0, 0o600
+        notes.append(f"the user {image or 'the image'} runs as is not known: the secret files are root:root 0600, "
+                     "readable only by a container that runs as root; set user: in the service or give the files "
+                     "the group of the container's user (chgrp GID, chmod 0640)")
+    elif user[0] == 0:
+        f_uid, f_gid, f_mode = 0, 0, 0o600
+    else:
+        f_uid, f_gid, f_mode = 0, user[1], 0o640
+        notes.append(f"the secret files are root:{user[1]} 0640: readable by the container's user {user[0]}:{user[1]} "
+                     "(compose bind-mounts them as they are on the host) and by no other user of the host")
     for c in convs:
         changes.append(WriteFile(path=os.path.join(secrets_dir, c.secret), after=out.secret_files[c.secret],
-                                 mode=0o600, uid=uid, gid=gid, secret=True))
+                                 mode=f_mode, uid=f_uid, gid=f_gid, secret=True))
     after = out.compose_after
     # values this fix does not move (other services, other keys) must not reach a plan file either
     still_secret = any(val and val in after for val in env.values() if len(val) >= 4) or \
         any(v.value and v.value in after for s in cf.services for v in _flagged(ctx, cf, s, strict=False))
     changes.append(WriteFile(path=path, after=after.encode("utf-8"), secret=still_secret))
-    if out.dotenv_remove and env_text is not None:
-        changes.append(WriteFile(path=env_path, after=dotenv_without(env_text, out.dotenv_remove).encode("utf-8"),
-                                 secret=True))
-    notes = list(out.notes)
+    if dotenv_after is not None and dotenv_after != env_text:
+        changes.append(WriteFile(path=env_path, after=dotenv_after.encode("utf-8"), secret=True))
+    notes[:0] = out.notes
     if out.dotenv_remove:
         notes.append(f"{', '.join(out.dotenv_remove)} taken out of {env_path}: nothing else uses it")
     if _in_git_tree(ctx, folder):
@@ -171,8 +213,6 @@ def compose_item(ctx, finding: Finding, path: str, service: str) -> PlanItem | l
         notes.append(f"{', '.join(left)} come from the shell that runs compose: not moved")
     if in_env_files:
         notes.append(f"{', '.join(in_env_files)} come through env_file: not moved; move them by hand the same way")
-    notes.append("with docker compose (not swarm) secret files are bind-mounted with their owner and mode (0600 here): "
-                 "an application that runs as another user needs read access")
     if out.unknown_image:
         notes.append("kept disruptive: the image is not known to read a *_FILE variable")
     return item(finding, changes, notes)
@@ -195,6 +235,153 @@ def _gitignore(ctx, folder: str, names: list[str], uid: int, gid: int) -> list[W
     if st.existed:
         return [WriteFile(path=path, after=text.encode("utf-8"))]
     return [WriteFile(path=path, after=text.encode("utf-8"), mode=0o644, uid=uid, gid=gid)]
+
+
+def _deployment(cf, service: str, image: str) -> Deployment:
+    return Deployment(f"compose:{cf.path}#{service}", image, [], compose=cf, service=cf.services[service])
+
+
+def _reader(ctx):
+    st = staging(ctx)
+
+    def read(p: str) -> bytes | None:
+        try:
+            return st.content(canonical(ctx.host, p))
+        except Exception:  # noqa: BLE001  (unreadable or odd: compose will say it is missing)
+            return None
+    return read
+
+
+def _moves(image: str, convs: list[Conversion]) -> list[Move]:
+    out = []
+    for c in convs:
+        recipe = recipe_for(image, c.var)
+        if isinstance(recipe, MyCnf):
+            out.append(Move(c.service, c.var, c.secret, None, f"{recipe.flag}=/run/secrets/{c.secret}"))
+        else:
+            out.append(Move(c.service, c.var, c.secret, (recipe or FileEnv()).file_var(c.var)))
+    return out
+
+
+def _ask_compose(ctx, oracle, path: str, env_path: str, env_text: str | None, service: str, image: str,
+                 convs: list[Conversion], out) -> tuple[str | None, list[str]]:
+    """Compose v2 decides: the secrets' bytes are what compose gives the container now, and the
+    conversion is kept only when compose's model after it differs from the model before it by the
+    planned changes alone. Returns the new .env text (None: unchanged) and notes."""
+    cmd, version = oracle
+    folder = os.path.dirname(path) or "/"
+    secrets_dir = os.path.join(folder, SECRETS_DIR)
+    notes: list[str] = []
+    project = Project(path, _reader(ctx))
+    try:
+        project.collect()
+        before = _model(project, cmd)
+    except OracleError as e:
+        raise ManualFix(f"{path}: {e}; move the password by hand") from None
+    benv = ((before.get("services") or {}).get(service) or {}).get("environment") or {}
+    for c in convs:
+        value = benv.get(c.var)
+        if value is not None:
+            value = value.replace("$$", "$")  # `config` escapes every $ of its output so that it loads again
+        if value is None:
+            raise ManualFix(f"{path}: compose {version} gives {c.var} of service {service!r} no value here (it would "
+                            "come from the shell that runs compose); create the secret file by hand")
+        recipe = recipe_for(image, c.var)
+        if isinstance(recipe, MyCnf):
+            try:
+                content = mycnf(c.var, value, image)
+            except RecipeError as e:
+                raise ManualFix(f"{path}: service {service!r}: {e}; write the exporter's option file by hand") from None
+        else:
+            content = value.encode("utf-8")
+        if content != out.secret_files.get(c.secret):
+            notes.append(f"{c.var}: dockfix's own reading of the value differed from compose {version}'s "
+                         "(interpolation, quoting, escapes or YAML number rules); the secret holds compose's")
+        out.secret_files[c.secret] = content
+    v1 = ctx.memo("dockfix.fixes.compose_v1", find_compose_v1)
+    if v1 is not None:
+        old = v1_environment(v1[0], project)
+        if old is not None:
+            for c in convs:
+                if (old.get(service) or {}).get(c.var) != benv.get(c.var):
+                    raise ManualFix(f"{path}: docker-compose {v1[1]} and compose {version} give {c.var} of service "
+                                    f"{service!r} different values (YAML 1.1 and 1.2 number rules, .env quoting or "
+                                    "interpolation): which one runs this stack decides; move it by hand and quote "
+                                    "the value")
+    planned: dict[str, bytes | None] = {path: out.compose_after.encode("utf-8")}
+    for c in convs:
+        planned[os.path.join(secrets_dir, c.secret)] = out.secret_files[c.secret]
+    moves = _moves(image, convs)
+    dotenv_after = None
+    names = out.dotenv_remove + out.dotenv_kept
+    if names and env_text is not None:
+        dotenv_after = dotenv_without(env_text, names)
+        project.planned = {**planned, env_path: dotenv_after.encode("utf-8")}
+        try:
+            diffs = differences(before, _model(project, cmd), moves, secrets_dir)
+        except OracleError as e:
+            raise ManualFix(f"{path}: {e}; move the password by hand") from None
+        if diffs:
+            notes.append(f"{', '.join(names)} stay in {env_path}: compose {version} still reads them ("
+                         + "; ".join(diffs[:4]) + ")")
+            dotenv_after = None
+        else:
+            out.dotenv_remove[:] = names
+    if dotenv_after is None:
+        out.dotenv_remove.clear()
+        project.planned = planned
+        try:
+            diffs = differences(before, _model(project, cmd), moves, secrets_dir)
+        except OracleError as e:
+            raise ManualFix(f"{path}: {e}; move the password by hand") from None
+        if diffs:
+            raise ManualFix(f"{path}: after the change, compose {version} would run the project differently: "
+                            + "; ".join(diffs[:6]) + "; move the password by hand")
+    notes.append(f"checked with compose {version}: the project's model before and after differs only by the moved "
+                 "variables, the new secrets and their file pointers")
+    return dotenv_after, notes
+
+
+def _model(project: Project, cmd: list[str]) -> dict:
+    return project.model(cmd)
+
+
+def _without_compose_v2(ctx, cf, path: str, service: str, convs: list[Conversion], env_text: str | None) -> None:
+    """Without compose v2, dockfix's own reading decides, and only where it is certain: the cases
+    where compose-go's rules go beyond what dockfix models are manual."""
+    folder = os.path.dirname(path) or "/"
+    why = None
+    if any(ctx.host.is_file(os.path.join(folder, n)) for n in OVERRIDE_FILES):
+        why = "an override file beside it (compose merges it)"
+    elif cf.top("include") is not None or any(s.get("extends") is not None for s in cf.services.values()):
+        why = "include: or extends: (files of other folders)"
+    elif any(s.get("env_file") is not None for s in cf.services.values()):
+        why = "services reading env_file: (which compose merges under environment:)"
+    elif env_text is not None and re.search(r"""^[^#\n]*=.*[$\\'"]""", env_text, re.M):
+        why = "a .env value with quotes, escapes or interpolation"
+    else:
+        svc = cf.services[service]
+        for c in convs:
+            var = next((v for v in svc.environment if v.name == c.var), None)
+            if var is not None and var.source == "literal" and var.value and _NUMBERISH.fullmatch(var.value) \
+                    and not _quoted(cf, service, c.var):
+                why = f"an unquoted value of {c.var} that YAML 1.1 and 1.2 read differently"
+                break
+    if why:
+        raise ManualFix(f"{path}: compose v2 is not installed here to check the change, and the project has {why}; "
+                        "install docker compose v2 and plan again, or move the password by hand")
+
+
+_NUMBERISH = re.compile(r"[-+]?(?:0[0-7]+|0o[0-7]+|0x[0-9a-fA-F]+|[0-9_]+(?::[0-5]?[0-9])+|[0-9.]*[eE][-+]?[0-9]+|[0-9_]+\.[0-9_]*|\.(?:inf|nan)|[0-9_]+)")
+
+
+def _quoted(cf, service: str, var: str) -> bool:
+    line = cf.services[service].line_of("environment", var)
+    text_lines = cf.text.splitlines() if hasattr(cf, "text") else []
+    if not line or line > len(text_lines):
+        return False
+    rest = text_lines[line - 1].split(var, 1)[-1].lstrip(" :=")
+    return rest[:1] in ("'", '"')
 
 
 # ---------------------------------------------------------------------- containers
@@ -301,7 +488,7 @@ def service_item(ctx, finding: Finding, name: str) -> PlanItem:
                 raise ManualFix(f"service {name}: the exporter already names an option file ({recipe.flag}); "
                                 f"add the password to that file by hand")
             try:
-                data = mycnf(v.name, value)
+                data = mycnf(v.name, value, image)
             except RecipeError as e:
                 raise ManualFix(f"service {name}: {e}; write the exporter's option file by hand") from None
             args.append(f"{recipe.flag}={mounted}")

@@ -15,6 +15,8 @@ that refers to itself, is refused before anything walks it.
 
 from __future__ import annotations
 
+from dockfix.sources.yaml_errors import yaml_problem
+
 import os
 import re
 from dataclasses import dataclass, field
@@ -214,11 +216,7 @@ def load_yaml_bounded(text: str, path: str) -> Any:
     except CheckError:
         raise
     except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = (e.problem or e.context or "malformed YAML").strip()
-        problem = re.sub(r'with value ".*?" \(original value: ".*?"\)', "", problem).strip()
-        raise CheckError(f"{path}: {where}{problem}") from None
+        raise CheckError(f"{path}: {yaml_problem(e)}") from None
     except YAMLError as e:
         raise CheckError(f"{path}: malformed YAML: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except RecursionError:
@@ -512,11 +510,13 @@ def parse_dotenv(text: str, path: str) -> tuple[dict[str, str], dict[str, int]]:
             name = s.split()[0] if s.split() else s
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
                 continue  # a bare name: takes its value from the environment of compose
-            raise CheckError(f"{path}: line {n}: expected NAME=VALUE")
+            raise CheckError(f"{path}: line {n}, column 1: expected NAME=VALUE")
         name, value = s.split("=", 1)
         name = name.strip()
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
-            raise CheckError(f"{path}: line {n}: {name[:40]!r} is not a variable name")
+            col = next((i for i, ch in enumerate(line) if ch not in " \t"), 0) + 1
+            bad = next((i for i, ch in enumerate(name) if not re.match(r"[A-Za-z0-9_.-]", ch) or (i == 0 and ch.isdigit())), 0)
+            raise CheckError(f"{path}: line {n}, column {col + bad}: not a variable name (NAME=VALUE expected)")
         value = value.strip()
         if value[:1] in ("'", '"'):
             q = value[0]
@@ -558,9 +558,15 @@ def find_compose_files(ctx: Scope) -> list[str]:
     named by running containers' ``com.docker.compose.project.config_files`` labels."""
     found: list[str] = list(ctx.compose)
     for top in ctx.paths:
-        for p in ctx.host.walk(top):
+        refused: list[tuple[str, str]] = []
+        for p in ctx.host.walk(top, refused=refused):
             if is_compose_name(os.path.basename(p)):
                 found.append(p)
+        for link, target in refused:
+            if is_compose_name(os.path.basename(link)):
+                ctx.memo("compose_links_refused", list).append(
+                    f"{link}: a symbolic link to {target}: not followed (links are followed inside the "
+                    "root to regular files only)")
     if ctx.engine is not None:
         try:
             conts = _containers(ctx)
@@ -578,7 +584,10 @@ def find_compose_files(ctx: Scope) -> list[str]:
 
 def iter_compose(ctx: Scope) -> Iterator[ComposeFile | CheckError]:
     """Every compose file to scan, loaded (or the CheckError saying why it could not be)."""
-    for p in ctx.memo("compose_files", lambda: find_compose_files(ctx)):
+    files = ctx.memo("compose_files", lambda: find_compose_files(ctx))
+    for msg in ctx.memo("compose_links_refused", list):
+        yield CheckError(msg)
+    for p in files:
         try:
             yield ctx_compose(ctx, p)
         except CheckError as e:

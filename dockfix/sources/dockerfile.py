@@ -72,6 +72,8 @@ class Instruction:
 
     def key_values(self) -> list[tuple[str, str | None]]:
         """ENV/ARG/LABEL pairs: ``ENV A=1 B="2"``, the old ``ENV A 1``, ``ARG NAME`` (value None)."""
+        if self.cmd == "ENV" and not self.args.split():
+            return []
         if self.cmd == "ENV" and "=" not in self.args.split(None, 1)[0]:
             parts = self.args.split(None, 1)
             return [(parts[0], parts[1] if len(parts) > 1 else "")]
@@ -139,7 +141,8 @@ def parse_dockerfile(text: str, path: str = "Dockerfile") -> list[Instruction]:
         word, _, rest = joined.partition(" ")
         cmd = word.upper()
         if not re.fullmatch(r"[A-Z]+", cmd):
-            raise CheckError(f"{path}: line {start + 1}: {word[:40]!r} is not a Dockerfile instruction")
+            raise CheckError(f"{path}: line {start + 1}, column {len(lines[start]) - len(lines[start].lstrip()) + 1}: "
+                             "not a Dockerfile instruction (a line continued after the last one?)")
         rest = rest.strip()
         flags: dict[str, str] = {}
         all_flags: list[tuple[str, str]] = []

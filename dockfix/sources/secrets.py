@@ -29,7 +29,8 @@ POINTER_WORDS = {"FILE", "FILES", "PATH", "DIR", "FILENAME", "LOCATION", "LENGTH
                  "POLICY", "EXPIRY", "EXPIRES", "EXPIRATION", "TTL", "LIFETIME", "TIMEOUT", "ENABLED",
                  "ENABLE", "DISABLED", "DISABLE", "REQUIRED", "URL", "URI", "ENDPOINT", "HEADER",
                  "NAME", "TYPE", "ALGORITHM", "ALGO", "ROTATION", "HOST", "PORT", "USER", "USERNAME",
-                 "PROVIDER", "ISSUER", "AUDIENCE", "PREFIX", "FORMAT", "MODE", "METHOD", "HASHER"}
+                 "PROVIDER", "ISSUER", "AUDIENCE", "PREFIX", "FORMAT", "MODE", "METHOD", "HASHER",
+                 "BACKEND", "STORE", "DRIVER", "ENGINE", "KIND", "SOURCE", "VERSION", "ID", "REF"}
 #: Words saying the variable is a switch about a secret.
 SWITCH_WORDS = {"ALLOW", "RANDOM", "EMPTY", "GENERATE", "SKIP", "NO", "RESET", "REQUIRE", "FORCE", "USE",
                 "DISABLE", "ENABLE", "IGNORE"}
@@ -85,6 +86,65 @@ _GO_DSN = re.compile(r"(?:^|[\s'\"])[^\s:/@'\"]+:(?P<pw>[^\s@'\"]+)@(?:tcp|unix|
 _KV_CRED = re.compile(r"(?i)(?:^|[;\s])\s*(?:password|pwd|passwd)\s*=\s*(?P<pw>'[^']+'|\"[^\"]+\"|[^;\s'\"]+)")
 
 
+# ---------------------------------------------------------------------- values
+_NON_SECRET_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "nil", "disabled",
+                               "enabled", "auto", "default", "required", "optional"})
+_HOSTNAME = re.compile(r"(?=.*[a-z])[a-z0-9](?:[a-z0-9-]{0,62})(?:\.[a-z0-9-]{1,63})+(?::\d{1,5})?")
+_SELECTOR = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character."""
+    import math
+
+    if not value:
+        return 0.0
+    counts: dict[str, int] = {}
+    for ch in value:
+        counts[ch] = counts.get(ch, 0) + 1
+    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+
+
+def looks_like_token(value: str) -> bool:
+    """A random-looking token: a run of 16+ characters without separators that mixes capitals,
+    small letters and digits with high entropy (base64 keys, API tokens). Identifiers made of words
+    (``db_MYSQL_PASSWORD-3f9a1c``, ``SomeCamelCaseName``), hex digests, UUIDs, paths and versions
+    do not look like that."""
+    v = value.strip().strip("'\"")
+    if len(v) < 16 or len(v) > 512 or any(c.isspace() for c in v):
+        return False
+    if v.startswith(("/", "./", "~/")) or "://" in v:
+        return False
+    for seg in re.split(r"[_.~\-/:@]+", v):
+        seg = seg.rstrip("=")
+        if len(seg) >= 16 and re.search(r"[a-z]", seg) and re.search(r"[A-Z]", seg) and re.search(r"[0-9]", seg) \
+                and entropy(seg) >= 3.5:
+            return True
+    return False
+
+
+def looks_non_secret(value: str | None) -> bool:
+    """A value that, whatever its variable is called, is a setting and not a secret: a switch
+    (``true``, ``none``), a path, a hostname, or a short lowercase selector word (``vault``,
+    ``file``, ``aws-kms``) with no digit or capital. Anything with the look of a password — capitals,
+    digits mixed with letters, symbols, or high entropy — is not excused."""
+    if value is None:
+        return False
+    v = value.strip()
+    if not v:
+        return True
+    low = v.lower()
+    if low in _NON_SECRET_WORDS:
+        return True
+    if v.startswith(("/", "./", "../", "~/")) and not any(c.isspace() for c in v) and "@" not in v:
+        return True
+    if _HOSTNAME.fullmatch(v) and not has_url_credentials(v):
+        return True
+    if _SELECTOR.fullmatch(v) and len(v) <= 16 and not re.search(r"\d", v) and entropy(v) < 3.2:
+        return True
+    return False
+
+
 def has_url_credentials(value: str) -> bool:
     """True when ``value`` carries a password inside a URL or DSN (``postgres://u:p@db/x``,
     ``u:p@tcp(db)/x``, ``Server=db;Password=p``)."""
@@ -101,7 +161,25 @@ def secret_text(value: str | bytes) -> str:
 
 
 _ASSIGN = re.compile(r"^(\s*[-+ ]?\s*(?:export\s+)?\"?)([A-Za-z_][A-Za-z0-9_.-]*)(\"?\s*[=:]\s*)(.+)$")
-_CRED_SPANS = (_URL_CRED, _GO_DSN, _KV_CRED)
+# by place: a password after the option that takes one (redis-server --requirepass X, --password=X,
+# mysql -pX), basic-auth users in labels (traefik's basicauth.users=user:$$apr1$...), an
+# Authorization: Basic header
+_FLAG_CRED = re.compile(r"(?i)(?:^|[\s'\"\[,])--?(?:requirepass|masterauth|password|passwd|pass|token|secret|"
+                        r"api-key|auth-token)(?:\s+|\s*=\s*)['\"]?(?P<pw>[^\s'\",\]]+)")
+_MYSQL_P = re.compile(r"(?i)\b(?:mysql|mysqladmin|mysqldump|mariadb|mariadb-admin|mariadb-dump|mysqlcheck)\b[^\n]*?"
+                      r"\s-p(?P<pw>[^\s'\",\]]+)")
+_BASIC_AUTH = re.compile(r"(?i)basic-?auth[\w.\-]*\s*[=:]\s*['\"]?[^\s:'\"=]+:(?P<pw>[^\s'\",]+)")
+_AUTH_HEADER = re.compile(r"(?i)authorization\s*[:=]\s*['\"]?(?:basic|bearer|token)\s+(?P<pw>[^\s'\",]+)")
+_PLACE_CRED = (_FLAG_CRED, _MYSQL_P, _BASIC_AUTH, _AUTH_HEADER)
+_CRED_SPANS = (_URL_CRED, _GO_DSN, _KV_CRED, *_PLACE_CRED)
+#: Options whose next word (in a YAML list, a separate item) is a password.
+PASSWORD_FLAGS = frozenset({"--requirepass", "--masterauth", "--password", "--passwd", "--pass", "--token",
+                            "--secret", "--api-key", "--auth-token", "-a"})
+
+
+def has_placed_credentials(value: str) -> bool:
+    """A password given by its place: after ``--requirepass``, ``mysql -p``, in basic-auth users."""
+    return bool(value) and any(p.search(value) for p in _PLACE_CRED)
 
 
 def mask_credentials(text: str) -> str:
@@ -109,13 +187,17 @@ def mask_credentials(text: str) -> str:
     for pat in _CRED_SPANS:
         text = pat.sub(lambda m: m.group(0)[:m.start("pw") - m.start(0)] + "<secret>"
                        + m.group(0)[m.end("pw") - m.start(0):], text)
-    return text
+    return _TOKEN.sub(lambda m: "<secret>" if looks_like_token(m.group(0)) else m.group(0), text)
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9+/_\-.~!%^*]{16,}=*")
 
 
 def mask_line(line: str) -> str:
     """Hide a secret value in a ``NAME=value`` / ``"name": value`` line, keeping the name."""
     m = _ASSIGN.match(line)
-    if m and (is_secret_name(m.group(2).strip('"')) or has_url_credentials(m.group(4))):
+    if m and ((is_secret_name(m.group(2).strip('"')) and not looks_non_secret(m.group(4).strip().strip("'\","))) or
+              has_url_credentials(m.group(4))):
         return f"{m.group(1)}{m.group(2)}{m.group(3)}{secret_text(m.group(4))}"
     return mask_credentials(line)
 
@@ -139,7 +221,8 @@ _BARE_DSN = re.compile(r"^[^\s:/@]+:[^\s@]+@(?:tcp|unix)?\(")
 
 
 def _creds(value: str) -> bool:
-    return has_url_credentials(value) or bool(_BARE_DSN.search(value))
+    return has_url_credentials(value) or bool(_BARE_DSN.search(value)) or has_placed_credentials(value) or \
+        any(looks_like_token(w) for w in value.split())
 
 
 def mask_yaml(text: str, path: str = "yaml") -> str | None:
@@ -173,8 +256,15 @@ def mask_yaml(text: str, path: str = "yaml") -> str | None:
                 kname = str(k.value) if isinstance(k, ScalarNode) else None
                 walk(v, kname)
         elif isinstance(n, SequenceNode):
+            prev = None
             for v in n.value:
-                walk(v, None)
+                if isinstance(prev, ScalarNode) and str(prev.value) in PASSWORD_FLAGS and isinstance(v, ScalarNode) \
+                        and v.value not in (None, ""):
+                    hide(v)
+                    seen.add(id(v))
+                else:
+                    walk(v, None)
+                prev = v
         elif isinstance(n, ScalarNode) and n.value not in (None, "") and not n.tag.endswith(":null"):
             value = str(n.value)
             if key is not None and is_secret_name(key):
@@ -186,6 +276,9 @@ def mask_yaml(text: str, path: str = "yaml") -> str | None:
 
     if yt.root is not None:
         walk(yt.root, None)
+    for i, (start, end, rep) in enumerate(spans):  # a node hidden twice (an alias): keep one
+        if any(j != i and s2 == start for j, (s2, _, _) in enumerate(spans[:i])):
+            spans[i] = (start, start, "")
     body = text[offset:]
     for start, end, rep in sorted(spans, reverse=True):
         body = body[:start] + rep + body[end:]

@@ -11,6 +11,8 @@ written.
 
 from __future__ import annotations
 
+from dockfix.sources.yaml_errors import yaml_problem
+
 import json
 import re
 from dataclasses import dataclass
@@ -67,9 +69,7 @@ class YamlText:
         try:
             self.root: Node | None = YAML().compose(text)
         except MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line = f"line {mark.line + 1}: " if mark else ""
-            raise CheckError(f"{path}: {line}{e.problem or e.context}") from None
+            raise CheckError(f"{path}: {yaml_problem(e)}") from None
         except YAMLError as e:
             raise CheckError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         self.splices: list[Splice] = []

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from private_engine import BUSYBOX_IMAGE, PrivateEngine  # noqa: E402
+from private_engine import BUSYBOX_IMAGE, ENGINES, PrivateEngine, make_engine  # noqa: E402
 
 #: Targets of issue 3 on a 2-core machine.
 TARGETS = {"n100_median_s": 1.5, "marginal_ms": 5.0, "n500_median_s": 4.0, "n500_rss_mb": 150.0}
@@ -107,6 +107,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="0,100,500", help="numbers of running containers (ascending)")
     ap.add_argument("--runs", type=int, default=5, help="timed scans per size")
     ap.add_argument("--root", default="/", help="--root given to the scan (default /: the whole scan)")
+    ap.add_argument("--engine", choices=ENGINES, default="20.10",
+                    help="the private engine: the machine's dockerd 20.10 (default) or Docker 28 (scripts/newer-debs)")
     args = ap.parse_args()
     sizes = sorted(int(x) for x in args.sizes.split(","))
 
@@ -116,8 +118,8 @@ def main() -> int:
     env.pop("DOCKER_HOST", None)
 
     base = Path(tempfile.mkdtemp(prefix="dfx-bench-", dir="/tmp"))
-    eng = PrivateEngine(base)
-    print(f"private engine {eng.url}; {os.cpu_count()} CPUs; python {sys.version.split()[0]}", flush=True)
+    eng = make_engine(args.engine, base)
+    print(f"private engine {args.engine} {eng.url}; {os.cpu_count()} CPUs; python {sys.version.split()[0]}", flush=True)
     rows: list[tuple] = []
     cold = None
     try:

@@ -10,7 +10,8 @@ from functools import cached_property
 from typing import Any, Callable
 
 from dockfix.sources.daemon_config import DAEMON_JSON, CommandLine, DaemonConfig, command_line, parse_daemon_json
-from dockfix.engine import Engine, daemon_argv_for, dockerd_processes
+from dockfix.sources.rootless import RootlessDaemon, find_rootless, rootless_for_url
+from dockfix.engine import Engine, _hosts_of, daemon_argv_for, dockerd_processes
 from dockfix.benchmarks import DEFAULT as DEFAULT_BENCHMARK
 from dockfix.host import Host
 from dockfix.model import CheckError, NotApplicable  # noqa: F401 (NotApplicable: for checks)
@@ -66,6 +67,17 @@ class Context:
     def info(self) -> dict[str, Any]:
         return self.need_engine().info()
 
+    # ------------------------------------------------------------------ rootless
+    @cached_property
+    def rootless(self) -> RootlessDaemon | None:
+        """The rootless daemon being scanned (``--docker-host unix:///run/user/UID/docker.sock``), or
+        None for a daemon run by root. Its files are the user's (sources/rootless.py)."""
+        return rootless_for_url(self.host, self.host.docker_host or "")
+
+    def rootless_daemons(self) -> list[RootlessDaemon]:
+        """Every rootless daemon found on the host (sockets, user units, processes)."""
+        return self.memo("rootless_daemons", lambda: find_rootless(self.host))
+
     # ------------------------------------------------------------------ daemon
     def daemon_process(self) -> tuple[int, list[str]] | None:
         """(pid, argv) of the dockerd serving the scanned socket; None when unknown (or --no-engine)."""
@@ -74,7 +86,12 @@ class Context:
             # The processes are this machine's: only the daemon behind the scanned socket counts.
             if self.engine is None:
                 return None
-            return daemon_argv_for(self.host.docker_host or "", dockerd_processes())
+            procs = dockerd_processes()
+            found = daemon_argv_for(self.host.docker_host or "", procs)
+            if found is None and self.rootless is not None:
+                # a rootless dockerd listens on $XDG_RUNTIME_DIR/docker.sock without -H: its owner tells
+                found = _rootless_argv(self.rootless.uid, procs)
+            return found
 
         return self.memo("daemon_process", find)
 
@@ -101,7 +118,8 @@ class Context:
                 s = None  # a running dockerd's --config-file names a path on this machine, not in the tree
         except CheckError:
             s = None  # the unit or its environment file cannot be read: daemon() reports that
-        return s.value if s is not None and isinstance(s.value, str) and s.value.startswith("/") else DAEMON_JSON
+        return s.value if s is not None and isinstance(s.value, str) and s.value.startswith("/") else (
+            self.rootless.daemon_json if self.rootless is not None else DAEMON_JSON)
 
     def daemon_json(self) -> dict:
         """Settings of daemon.json ({} when absent). CheckError when malformed."""
@@ -130,3 +148,16 @@ class Context:
             return DaemonConfig(self.daemon_json_path(), from_json, {}, cmd.settings, cmd.unknown is None, info, cmd)
 
         return self.memo("daemon", build)
+
+
+def _rootless_argv(uid: int, procs: list[tuple[int, list[str]]]) -> tuple[int, list[str]] | None:
+    """The dockerd of user ``uid`` listening on its default socket (no -H), from /proc."""
+    for pid, argv in procs:
+        try:
+            with open(f"/proc/{pid}/status", "rb") as f:
+                owner = next((int(line.split()[1]) for line in f if line.startswith(b"Uid:")), None)
+        except (OSError, ValueError, IndexError):
+            continue
+        if owner == uid and not [h for h in _hosts_of(argv) if not h.startswith(f"unix:///run/user/{uid}/")]:
+            return pid, argv
+    return None

@@ -104,9 +104,11 @@ class RawAPI:
     The Docker SDK costs ~0.2 s to import and ``http.client`` pulls in ``ssl`` and ``email``; a
     scan needs nothing but GETs, so it speaks the little HTTP it needs to the unix socket (or a
     plain TCP endpoint) itself, with one keep-alive connection per thread. A TLS endpoint
-    (``DOCKER_TLS_VERIFY``) goes through ``http.client``. Paths are unversioned: the engine answers
-    in its own current API version.
+    (``DOCKER_TLS_VERIFY``) goes through ``http.client``. Paths are given unversioned; ``prefix``
+    (``/v1.51``, set by :class:`Engine` once the engine told its version) is put before them.
     """
+
+    prefix = ""
 
     def __init__(self, url: str, timeout: float = 5.0, connect_timeout: float = 2.0):
         self.url = url
@@ -156,7 +158,7 @@ class RawAPI:
             if fresh:
                 conn = self._local.conn = self._connect()
             try:
-                status, body = conn.get(path)
+                status, body = conn.get(self.prefix + path)
             except (ConnectionResetError, BrokenPipeError):
                 # a kept-alive connection the engine closed meanwhile: retry once on a new one
                 conn.close()
@@ -175,6 +177,12 @@ class RawAPI:
             return json.loads(body) if body else None
         raise AssertionError("unreachable")
 
+    def header(self, name: str) -> str:
+        """A header of this thread's last answer ("" when absent)."""
+        conn = getattr(self._local, "conn", None)
+        value = getattr(conn, "headers", {}).get(name.lower().encode(), b"") if conn is not None else b""
+        return value.decode("ascii", "replace").strip()
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -190,6 +198,7 @@ class _Connection:
     def __init__(self, sock):
         self.sock = sock
         self.reader = sock.makefile("rb")
+        self.headers: dict[bytes, bytes] = {}  # of the last answer, names in lower case
 
     def get(self, path: str) -> tuple[int, bytes]:
         request = f"GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockfix\r\nAccept: application/json\r\n\r\n"
@@ -222,6 +231,7 @@ class _Connection:
             self.close()
         if headers.get(b"connection", b"").lower() == b"close":
             self.close()
+        self.headers = headers
         return status, body
 
     def _exactly(self, n: int) -> bytes:
@@ -273,6 +283,7 @@ class _TLSConnection:
         try:
             self.conn.request("GET", path, headers={"Accept": "application/json"})
             resp = self.conn.getresponse()
+            self.headers = {k.lower().encode(): v.encode() for k, v in resp.getheaders()}
             return resp.status, resp.read()
         except (http.client.CannotSendRequest, http.client.BadStatusLine) as e:
             raise ConnectionResetError(str(e)) from None
@@ -319,6 +330,12 @@ class Engine:
     The first request is a ``/_ping`` with a short timeout that every caller waits on; if it
     fails, or any request fails to connect, the engine is marked dead and every later request
     raises the same :class:`CheckError` at once.
+
+    API version: dockfix speaks no fixed version. The engine's answer to the ping names its API
+    version (the ``API-Version`` header, which the docker CLI negotiates from too); an engine whose
+    ping does not is asked ``/version``. Every later request goes under that version
+    (``/v1.41/...`` on 20.10, ``/v1.51/...`` on 28.5), or under ``$DOCKER_API_VERSION`` when that is
+    set (as the docker CLI does). An engine that gives no version is asked without one.
     """
 
     def __init__(self, client_factory: Callable[[], Any], url: str, timeout: float = 5.0,
@@ -333,6 +350,8 @@ class Engine:
         self._pending: dict[str, threading.Lock] = {}
         self._dead: str | None = None
         self._raw: RawAPI | None = None
+        #: the API version every request is sent under ("" until negotiated, or when unknown)
+        self.api_version = ""
 
     def _client(self):
         return self.fetch("client", self._factory)
@@ -385,7 +404,9 @@ class Engine:
         if self._raw is None:
             with self._lock:
                 if self._raw is None:
-                    self._raw = RawAPI(self.url, self.timeout, self.connect_timeout)
+                    raw = RawAPI(self.url, self.timeout, self.connect_timeout)
+                    raw.prefix = f"/v{self.api_version}" if self.api_version else ""
+                    self._raw = raw
         return self._raw.get(path)
 
     def _alive(self) -> None:
@@ -399,9 +420,19 @@ class Engine:
                 raw = RawAPI(self.url, timeout=self.connect_timeout, connect_timeout=self.connect_timeout)
                 try:
                     raw.get("/_ping", decode=False)
+                    version: Any = {"ApiVersion": raw.header("API-Version")}
+                    if not _is_api_version(version["ApiVersion"]):
+                        # negotiate: /version is answered unversioned by every engine
+                        try:
+                            version = raw.get("/version")
+                            if isinstance(version, dict):
+                                self._cache.setdefault("version", version)
+                        except ApiError:
+                            version = None
                 finally:
                     raw.close()
                 self._cache["ping"] = True
+                self.api_version = negotiate_api_version(version)
             except CheckError as e:
                 self._cache["ping"] = e
             except Exception as e:
@@ -417,7 +448,17 @@ class Engine:
         return self.fetch("info", lambda: self.get("/info"))
 
     def version(self) -> dict[str, Any]:
-        return self.fetch("version", lambda: self.get("/version"))
+        def get() -> dict[str, Any]:
+            try:
+                return self.get("/version")
+            except (OSError, ApiError):
+                # A rootless dockerd 28 behind ``rootlesskit --net=host`` drops /version (it panics filling
+                # in rootlesskit's network details); docker info names the version too. A dead engine
+                # fails the info request as well, with its reason.
+                info = self.info()
+                return {"Version": info.get("ServerVersion"), "ApiVersion": self.api_version or None}
+
+        return self.fetch("version", get)
 
     def containers(self) -> list[dict[str, Any]]:
         """Inspect documents of all containers (running or not), in the engine's list order."""
@@ -479,6 +520,22 @@ class Engine:
     def api(self):
         """The low-level APIClient (docker.APIClient) for writes; imports the Docker SDK."""
         return self._client().api
+
+
+def negotiate_api_version(version: Any, env: dict[str, str] | None = None) -> str:
+    """The API version to speak: ``$DOCKER_API_VERSION`` if set, else the engine's ``ApiVersion``
+    (from its ``/version`` answer), else "" (unversioned paths)."""
+    env = os.environ if env is None else env
+    pinned = (env.get("DOCKER_API_VERSION") or "").strip().lstrip("v")
+    if pinned and _is_api_version(pinned):
+        return pinned
+    api = str((version or {}).get("ApiVersion") or "") if isinstance(version, dict) else ""
+    return api if _is_api_version(api) else ""
+
+
+def _is_api_version(text: str) -> bool:
+    major, dot, minor = text.partition(".")
+    return bool(dot) and major.isdigit() and minor.isdigit()
 
 
 def _is_connection_error(e: Exception) -> bool:

@@ -95,6 +95,9 @@ def render_text(findings: list[Finding], host: dict[str, Any], colour: bool = Fa
     out = [f"dockfix {__version__} scan of {safe_text(str(host.get('root', '/')))}" +
            (f" (engine {host['engine']['url']})" if host.get("engine") else " (engine not scanned)") +
            f", {mapped_to(benchmark)}"]
+    for d in host.get("rootless") or []:
+        out.append(safe_text(f"  and the rootless daemon of {d['user']} (uid {d['uid']}, {d['url']}): its findings "
+                             f"are named rootless:{d['user']}:... or by the user's paths"))
     repeated = error_groups(findings)
     collapsed = {id(f) for fs in repeated.values() for f in fs}
     by_section: dict[str, list[Finding]] = {}

@@ -114,6 +114,42 @@ def scan(
     return ScanResult(findings, host_summary(ctx), benchmark)
 
 
+#: Sections about a daemon: what is scanned again for each rootless daemon found.
+DAEMON_SECTIONS = ("2", "3", "4", "5", "6", "7")
+
+
+def scan_rootless(ctx: Context, only: Iterable[str] = (), skip: Iterable[str] = (), workers: int = 8
+                  ) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Scan every rootless daemon found on the host as its own subject (sections 2-7, with the
+    user's files: see sources/rootless.py). Findings about a path keep it as their subject; the
+    others are named ``rootless:USER:SUBJECT`` (``rootless:alice:dockerd``,
+    ``rootless:alice:container:web``). Returns the findings and a summary per daemon."""
+    from dataclasses import replace
+
+    from dockfix.host import Host
+
+    found: list[Finding] = []
+    summaries: list[dict[str, Any]] = []
+    checks = [c for c in selected_checks(only, skip, ctx.benchmark) if c.section in DAEMON_SECTIONS]
+    ids = [c.id for c in checks]
+    if not ids:
+        return found, summaries
+    for d in ctx.rootless_daemons():
+        # its socket is only reachable when scanning this machine
+        engine = ctx.engine is not None and ctx.host.is_live
+        sub = Context(Host(ctx.host.root, docker_host=d.url, engine=engine, engine_timeout=ctx.host.engine_timeout),
+                      benchmark=ctx.benchmark, offline=ctx.offline)
+        result = scan(sub, only=ids, workers=workers)
+        for f in result.findings:
+            if not f.subject.startswith("/"):
+                f = replace(f, subject=f"rootless:{d.user}:{f.subject}")
+            found.append(f)
+        summary = {"user": d.user, "uid": d.uid, "url": d.url, "found_by": list(d.found_by),
+                   "engine": result.host.get("engine")}
+        summaries.append(summary)
+    return found, summaries
+
+
 def host_summary(ctx: Context) -> dict[str, Any]:
     h: dict[str, Any] = {"root": ctx.host.root, "engine": None}
     if ctx.engine is not None:

@@ -266,11 +266,21 @@ def run_post_actions(host: Host, items: list[PlanItem], restart_daemon: bool) ->
         action = "restart"
     elif any(it.daemon_action == "reload" for it in items):
         action = "reload"
+    # a rootless daemon is the user's unit: `systemctl --user --machine=USER@`, never root's docker
+    # (a rollback has no --docker-host: the daemon.json a plan item changed names the user then)
+    from dockfix.sources.rootless import rootless_for_url, rootless_of_path
+
+    rootless = rootless_for_url(host, host.docker_host or "")
+    for it in items:
+        for c in it.changes if it.daemon_action and rootless is None else ():
+            rootless = rootless or rootless_of_path(host, str(getattr(c, "path", "") or ""))
+    systemctl = ["systemctl", "--user", f"--machine={rootless.user}@"] if rootless is not None else ["systemctl"]
+    shown = " ".join(systemctl)
     if not host.is_live:
         for c in cmds:
             notes.append(f"not run (not the live host): {' '.join(c)}")
         if action:
-            notes.append(f"not run (not the live host): systemctl {action} docker")
+            notes.append(f"not run (not the live host): {shown} {action} docker")
         return notes
     for c in cmds:
         if shutil.which(c[0]) is None:
@@ -281,10 +291,10 @@ def run_post_actions(host: Host, items: list[PlanItem], restart_daemon: bool) ->
     if action:
         if not restart_daemon:
             notes.append(f"the Docker daemon needs a {action} to use the new daemon.json: "
-                         f"run `systemctl {action} docker` (or pass --restart-daemon)")
+                         f"run `{shown} {action} docker` (or pass --restart-daemon)")
         else:
-            r = subprocess.run(["systemctl", action, "docker"], capture_output=True, text=True, timeout=300)
-            notes.append(f"ran systemctl {action} docker: " + ("ok" if r.returncode == 0 else f"failed ({r.stderr.strip()[:200]})"))
+            r = subprocess.run([*systemctl, action, "docker"], capture_output=True, text=True, timeout=300)
+            notes.append(f"ran {shown} {action} docker: " + ("ok" if r.returncode == 0 else f"failed ({r.stderr.strip()[:200]})"))
     return notes
 
 

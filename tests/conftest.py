@@ -1,5 +1,10 @@
 """Test session fixtures: a private dockerd (plain and in swarm mode) and host-tree builders.
 
+Every engine-marked test runs against each engine of ``DOCKFIX_TEST_ENGINES`` (default: both,
+"20.10,28"): the machine's dockerd 20.10 and Docker 28 from Debian's newer suite (unpacked by
+scripts/newer-debs). The session fixtures are parametrized by engine, so a test id ends in
+``[20.10]`` or ``[28]``; ``DOCKFIX_TEST_ENGINES=28 pytest ...`` runs one.
+
 The private engines never touch the machine's default daemon: each has its own --data-root,
 --exec-root, --pidfile and unix socket under a temporary folder, no bridge and no iptables.
 With CI=true an engine that cannot be started fails the tests that need it; elsewhere they skip,
@@ -19,37 +24,82 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import BUSYBOX_IMAGE  # noqa: E402,F401
-from private_engine import PrivateEngine, free_port  # noqa: E402,F401
+from private_engine import PrivateEngine, free_port, make_engine, test_engines  # noqa: E402,F401
+
+TEST_ENGINES = test_engines()
+#: engine version -> server version of every engine that started in this session (asserted by
+#: tests/test_engine_versions.py)
+STARTED: dict[str, str] = {}
 
 
-def _engine(tmp_path_factory, swarm: bool):
+def _engine(tmp_path_factory, swarm: bool, version: str):
     # unix socket paths must stay short (108 bytes): use a short folder under /tmp
     base = Path(tempfile.mkdtemp(prefix="dfx-swarm-" if swarm else "dfx-eng-", dir="/tmp"))
-    eng = PrivateEngine(base, swarm=swarm)
+    eng = None
     try:
+        eng = make_engine(version, base, swarm=swarm)
         eng.start()
+        STARTED[version] = eng.server_version
     except Exception as e:  # noqa: BLE001
-        eng.stop()
+        if eng is not None:
+            eng.stop()
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the private dockerd could not be started: {e}", pytrace=False)
-        msg = f"!!! SKIPPING ENGINE TESTS: the private dockerd could not be started: {e}"
+            pytest.fail(f"CI=true and the private dockerd {version} could not be started: {e}", pytrace=False)
+        msg = f"!!! SKIPPING ENGINE TESTS: the private dockerd {version} could not be started: {e}"
         print(msg, file=sys.stderr)
         pytest.skip(msg)
     return eng
 
 
-@pytest.fixture(scope="session")
-def _engine_session(tmp_path_factory):
-    eng = _engine(tmp_path_factory, swarm=False)
+@pytest.fixture(scope="session", params=TEST_ENGINES)
+def _engine_session(request, tmp_path_factory):
+    eng = _engine(tmp_path_factory, swarm=False, version=request.param)
+    yield eng
+    eng.stop()
+
+
+@pytest.fixture(scope="session", params=TEST_ENGINES)
+def _swarm_session(request, tmp_path_factory):
+    eng = _engine(tmp_path_factory, swarm=True, version=request.param)
     yield eng
     eng.stop()
 
 
 @pytest.fixture(scope="session")
-def _swarm_session(tmp_path_factory):
-    eng = _engine(tmp_path_factory, swarm=True)
+def rootless_engine():
+    """A real rootless dockerd 28 run by the test user dfxrootless (tests/rootless_engine.py)."""
+    if "28" not in TEST_ENGINES:
+        pytest.skip("the rootless engine is Docker 28, and DOCKFIX_TEST_ENGINES leaves 28 out")
+    from rootless_engine import RootlessEngine, why_not
+
+    reason = why_not()
+    eng = None
+    try:
+        if reason:
+            raise RuntimeError(reason)
+        eng = RootlessEngine()
+        eng.start()
+        eng.import_busybox(BUSYBOX_IMAGE)
+        STARTED["28 rootless"] = eng.cli("info", "--format", "{{.ServerVersion}}").stdout.strip()
+    except Exception as e:  # noqa: BLE001
+        if eng is not None:
+            eng.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the rootless dockerd could not be started: {e}", pytrace=False)
+        msg = f"!!! SKIPPING ROOTLESS ENGINE TESTS: the rootless dockerd could not be started: {e}"
+        print(msg, file=sys.stderr)
+        pytest.skip(msg)
     yield eng
     eng.stop()
+
+
+@pytest.fixture
+def engine_version(request) -> str:
+    """The engine version ("20.10" or "28") the current engine test runs against."""
+    for name in ("_engine_session", "_swarm_session"):
+        if name in request.fixturenames:
+            return request.getfixturevalue(name).version
+    raise LookupError("not an engine test")
 
 
 @pytest.fixture
@@ -64,6 +114,11 @@ def swarm_engine(_swarm_session) -> PrivateEngine:
     """A second private engine, in swarm mode, emptied of services and secrets before the test."""
     _swarm_session.reset()
     return _swarm_session
+
+
+def pytest_terminal_summary(terminalreporter):
+    if STARTED:
+        terminalreporter.write_line("engines: " + ", ".join(f"{k} -> dockerd {v}" for k, v in sorted(STARTED.items())))
 
 
 @pytest.fixture(autouse=True)

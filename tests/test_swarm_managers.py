@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 
 from helpers import run_dockfix
-from private_engine import PrivateEngine, free_port
+from conftest import TEST_ENGINES
+from private_engine import free_port, make_engine
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 
-@pytest.fixture
-def two_managers():
+@pytest.fixture(params=TEST_ENGINES)
+def two_managers(request):
     engines = []
     try:
         for _ in range(2):
-            eng = PrivateEngine(Path(tempfile.mkdtemp(prefix="dfx-mgr-", dir="/tmp")))
+            eng = make_engine(request.param, Path(tempfile.mkdtemp(prefix="dfx-mgr-", dir="/tmp")))
             engines.append(eng)
             try:
                 eng.start()

@@ -45,6 +45,20 @@ def _daemon_subject(ctx: Context) -> str:
     return ctx.daemon_json_path()
 
 
+def engine_version(ctx: Context) -> tuple[tuple[int, int] | None, str]:
+    """((major, minor), as reported) of the scanned engine's version, or (None, "") when unknown."""
+    if ctx.engine is None:
+        return None, ""
+    try:
+        shown = str(ctx.info().get("ServerVersion") or "")
+    except CheckError:
+        return None, ""
+    import re
+
+    m = re.match(r"v?(\d+)\.(\d+)", shown)
+    return ((int(m.group(1)), int(m.group(2))) if m else None), shown
+
+
 def bool_option(key: str, want: bool, default: bool):
     def run(ctx: Context) -> Result:
         value, ev, loc = option(ctx, key, default)
@@ -53,7 +67,7 @@ def bool_option(key: str, want: bool, default: bool):
     return run
 
 
-check(
+@check(
     "daemon-rootless", cis="2.1", severity=INFO, subject="dockerd",
     title="The Docker daemon runs as a non-root user, if possible",
     explanation="A daemon running as root turns any escape from a container into root on the host. Rootless "
@@ -61,7 +75,26 @@ check(
     "but it changes paths, networking and storage, so it is a decision for the admin rather than a setting to flip.",
     manual="ps -o user= -C dockerd    # root means the daemon is not rootless",
     remediation="Consider rootless mode (dockerd-rootless-setuptool.sh install) for hosts whose workloads allow it.",
-)(lambda ctx: Result.manual("whether rootless mode fits this host's workloads is a judgment: look at who runs dockerd (ps -o user= -C dockerd)"))
+)
+def daemon_rootless(ctx: Context) -> Result:
+    r = ctx.rootless
+    if r is not None:
+        return Result.ok(f"{r.describe()}: socket {r.socket}, configuration {r.daemon_json}", subject="dockerd")
+    if ctx.engine is not None:
+        try:
+            if any("name=rootless" in str(o) for o in ctx.info().get("SecurityOptions") or []):
+                return Result.ok("the engine reports rootless mode (docker info SecurityOptions: name=rootless)",
+                                 subject="dockerd")
+        except CheckError:
+            pass
+    others = ctx.rootless_daemons()
+    also = ""
+    if others:
+        also = "; rootless daemons on this host (each is its own subject: dockfix scan covers them when no engine " \
+               "is chosen, --docker-host URL selects one): " + ", ".join(
+            f"{d.user} (uid {d.uid}, {d.url}; found by {', '.join(d.found_by)})" for d in others)
+    return Result.manual("whether rootless mode fits this host's workloads is a judgment: look at who runs dockerd "
+                         f"(ps -o user= -C dockerd){also}", subject="dockerd")
 
 
 @check(
@@ -116,7 +149,35 @@ def log_level(ctx: Context) -> Result:
     remediation='Remove "iptables": false from daemon.json (or --iptables=false from dockerd\'s command line) and restart dockerd.',
 )
 def iptables(ctx: Context) -> Result:
-    return bool_option("iptables", True, True)(ctx)
+    result = bool_option("iptables", True, True)(ctx)
+    backend, swarm = _firewall(ctx)
+    if backend:
+        result.evidence += f"; firewall backend {backend}"
+    if result.status.value == "pass" and backend.startswith("nftables") and swarm:
+        return Result.fail(f"{result.evidence}: the nftables firewall backend does not support swarm mode, which is "
+                           "active (Docker 29; use the iptables backend on swarm nodes)", location=result.location,
+                           subject=result.subject, data=result.data)
+    return result
+
+
+def _firewall(ctx: Context) -> tuple[str, bool]:
+    """(firewall backend and where it was seen, whether swarm mode is active). Engines before 28.2 report
+    no backend (they only know iptables): ("", ...)."""
+    backend, swarm = "", False
+    if ctx.engine is not None:
+        try:
+            info = ctx.info()
+            fb = info.get("FirewallBackend") or {}
+            if isinstance(fb, dict) and fb.get("Driver"):
+                backend = f"{fb['Driver']} (docker info)"
+            swarm = (info.get("Swarm") or {}).get("LocalNodeState") == "active"
+        except CheckError:
+            pass
+    if not backend:
+        s = ctx.daemon().get("firewall-backend")
+        if s is not None:
+            backend = f"{s.value} ({s.location or s.source})"
+    return backend, swarm
 
 
 @check(
@@ -167,8 +228,21 @@ def aufs(ctx: Context) -> Result:
     driver, where = storage_driver(ctx)
     if driver is None:
         raise NotApplicable("the storage driver is only known from the engine or a storage-driver setting; neither is available")
+    if where == "docker info" and containerd_store(ctx):
+        where += "; a snapshotter of the containerd image store"
     ev = f"storage driver {driver} ({where})"
     return Result.fail(ev, subject="dockerd") if driver == "aufs" else Result.ok(ev, subject="dockerd")
+
+
+def containerd_store(ctx: Context) -> bool:
+    """True when the engine keeps images in the containerd image store (Docker 24+ with the feature,
+    the default of fresh installs from 29.0): docker info's Driver then names a containerd
+    snapshotter (overlayfs, native, ...), not a graph driver."""
+    try:
+        status = ctx.info().get("DriverStatus") or []
+    except CheckError:
+        return False
+    return any(isinstance(x, list) and x[:2] == ["driver-type", "io.containerd.snapshotter.v1"] for x in status)
 
 
 @check(
@@ -239,6 +313,10 @@ def default_ulimit(ctx: Context) -> Result:
     "seen with new ownership, so plan the change.",
 )
 def userns_remap(ctx: Context) -> Result:
+    if ctx.rootless is not None:
+        raise NotApplicable(f"the {ctx.rootless.describe()} already runs every container in that user's namespace "
+                            "(root in a container is the user's subordinate id on the host); userns-remap is not "
+                            "supported in rootless mode")
     value, ev, loc = option(ctx, "userns-remap", None)
     return _result(bool(value), ev, loc, _daemon_subject(ctx))
 
@@ -273,8 +351,15 @@ def dm_basesize(ctx: Context) -> Result:
     value, ev, loc = option(ctx, "storage-opts", [])
     opts = [str(o) for o in (value or [])]
     hits = [o for o in opts if o.startswith("dm.basesize")]
+    version, shown = engine_version(ctx)
+    gone = version is not None and version >= (25, 0)
     if hits:
-        return Result.fail(f"storage-opts sets {', '.join(hits)}", location=loc, subject=_daemon_subject(ctx))
+        why = (f"; devicemapper was removed in Docker Engine 25.0 (this engine: {shown}), so it does nothing"
+               if gone else "")
+        return Result.fail(f"storage-opts sets {', '.join(hits)}{why}", location=loc, subject=_daemon_subject(ctx))
+    if gone:
+        raise NotApplicable(f"devicemapper was removed in Docker Engine 25.0 (this engine: {shown}): there is no "
+                            "base device to size")
     return Result.ok(ev if not opts else f"storage-opts: {', '.join(opts)}", location=loc, subject=_daemon_subject(ctx))
 
 

@@ -3,6 +3,12 @@
 Each item is one row of a table: which file (a function of the context that finds it the way a
 real host keeps it), who must own it, and the most permissive mode allowed. A mode requirement
 means "no permission bit beyond it": 0640 meets 0644, 0733 does not meet 0755.
+
+A rootless daemon (``ctx.rootless``, sources/rootless.py) keeps its files in its user's folders:
+the unit is the user's ``~/.config/systemd/user/docker.service``, /etc/docker is
+``~/.config/docker``, the socket ``/run/user/UID/docker.sock``; a file in the user's home or
+runtime folder must belong to that user (and the user's group), not to root. The option files of
+init scripts (/etc/default/docker, /etc/sysconfig/docker) and docker.socket do not apply to it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,17 @@ Finder = Callable[[Context], Iterable[str]]
 # ---------------------------------------------------------------------- where the files are
 def unit(name: str) -> Finder:
     def find(ctx: Context) -> list[str]:
+        r = ctx.rootless
+        if r is not None:
+            dirs = r.unit_dirs()
+            for d in dirs:
+                if ctx.host.lstat(f"{d}/{name}") is not None:
+                    return [f"{d}/{name}"]
+            if name == "docker.socket":
+                raise NotApplicable(f"the {r.describe()} has no docker.socket unit: dockerd-rootless.sh makes its "
+                                    f"socket {r.socket} itself")
+            raise NotApplicable(f"{name}: no user unit of {r.user} in {', '.join(dirs)} (the {r.describe()} is "
+                                "started by hand or by another service manager)")
         path = ctx.host.unit_file(name)
         if path is None:
             raise NotApplicable(f"{name} not found in /etc/systemd/system, /lib/systemd/system or /usr/lib/systemd/system")
@@ -28,8 +45,22 @@ def unit(name: str) -> Finder:
     return find
 
 
+#: What a rootless daemon has instead of root's paths (None: nothing, it does not apply).
+ROOTLESS_INSTEAD = {"/etc/docker": "config_dir", "/etc/default/docker": None, "/etc/sysconfig/docker": None}
+
+
 def fixed(path: str) -> Finder:
     def find(ctx: Context) -> list[str]:
+        r = ctx.rootless
+        if r is not None and path in ROOTLESS_INSTEAD:
+            attr = ROOTLESS_INSTEAD[path]
+            if attr is None:
+                raise NotApplicable(f"the {r.describe()} does not read {path} (init scripts' options are for root's "
+                                    f"daemon): its options come from {r.daemon_json} and its user unit")
+            mine = getattr(r, attr)
+            if ctx.host.lstat(mine) is None:
+                raise NotApplicable(f"{mine} (the {r.describe()}'s {path}) does not exist on this host")
+            return [mine]
         if ctx.host.lstat(path) is None:
             raise NotApplicable(f"{path} does not exist on this host")
         return [path]
@@ -45,7 +76,7 @@ def daemon_json(ctx: Context) -> list[str]:
 
 
 def registry_certs(ctx: Context) -> list[str]:
-    top = "/etc/docker/certs.d"
+    top = f"{ctx.rootless.config_dir}/certs.d" if ctx.rootless is not None else "/etc/docker/certs.d"
     if not ctx.host.is_dir(top):
         raise NotApplicable(f"{top} does not exist: no registry certificates")
     found = [p for p in ctx.host.walk(top) if p.endswith((".crt", ".cert"))]
@@ -74,7 +105,7 @@ def docker_socket(ctx: Context) -> list[str]:
         if isinstance(h, str) and h.startswith("unix://"):
             paths.append(h[len("unix://"):])
     if not paths:
-        paths = ["/var/run/docker.sock"]
+        paths = [ctx.rootless.socket] if ctx.rootless is not None else ["/var/run/docker.sock"]
     present = [p for p in paths if ctx.host.lstat(p) is not None]
     if not present:
         raise NotApplicable(f"{', '.join(paths)}: no Docker socket on this host (is dockerd running?)")
@@ -82,7 +113,10 @@ def docker_socket(ctx: Context) -> list[str]:
 
 
 def containerd_sockets(ctx: Context) -> list[str]:
-    candidates = ["/run/containerd/containerd.sock", "/run/docker/containerd/containerd.sock"]
+    if ctx.rootless is not None:  # the containerd dockerd-rootless.sh starts, in the user's exec root
+        candidates = [ctx.rootless.containerd_socket]
+    else:
+        candidates = ["/run/containerd/containerd.sock", "/run/docker/containerd/containerd.sock"]
     argv = ctx.daemon_argv() or []
     for i, a in enumerate(argv):
         if a.startswith("--exec-root"):
@@ -90,6 +124,8 @@ def containerd_sockets(ctx: Context) -> list[str]:
             if root:
                 candidates.append(f"{root.rstrip('/')}/containerd/containerd.sock")
     present = [p for p in dict.fromkeys(candidates) if ctx.host.lstat(p) is not None]
+    if not present and ctx.rootless is not None:
+        raise NotApplicable(f"no containerd socket at {ctx.rootless.containerd_socket}")
     if not present:
         raise NotApplicable("no containerd socket at /run/containerd/containerd.sock or /run/docker/containerd/containerd.sock")
     return present
@@ -122,10 +158,19 @@ def owner_rule(find: Finder, group: str = "root") -> Callable[[Context], list[Re
             st, note = _stat(ctx, path)
             ok_gids = {want_gid} if want_gid is not None else {0}
             want = f"root:{group if want_gid is not None else 'root'}"
-            data = {"path": path, "uid": st.st_uid, "gid": st.st_gid, "want_uid": 0,
-                    "want_gid": want_gid if want_gid is not None else 0}
+            want_uid, want_g = 0, want_gid if want_gid is not None else 0
+            r = ctx.rootless
+            if r is not None and r.owns(path):  # the user's own file: the user's, never root's
+                want_uid, want_g, ok_gids = r.uid, r.gid, {r.gid}
+                want = f"{r.owner} (the user of the {r.describe()})"
+            data = {"path": path, "uid": st.st_uid, "gid": st.st_gid, "want_uid": want_uid, "want_gid": want_g}
             ev = f"owned by {st.st_uid}:{st.st_gid}{note}"
-            if st.st_uid == 0 and st.st_gid in ok_gids:
+            if r is not None and r.owns(path) and st.st_uid == want_uid and r.is_subgid(st.st_gid):
+                # made inside the user's namespace with one of its groups (the socket's "docker"):
+                # a subordinate gid of the user, which no one on the host has
+                ok_gids = {st.st_gid}
+                ev += f" (a subordinate gid of {r.user}: a group inside its namespace)"
+            if st.st_uid == want_uid and st.st_gid in ok_gids:
                 results.append(Result.ok(f"{ev}, as required ({want})", subject=path, data=data))
             else:
                 results.append(Result.fail(f"{ev}; must be {want}", subject=path, data=data))

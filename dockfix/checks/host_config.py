@@ -60,6 +60,8 @@ def data_root(ctx: Context) -> tuple[str, str]:
         s = d.get(key)
         if s is not None and isinstance(s.value, str):
             return s.value, f"{key} in {s.location or s.source}"
+    if ctx.rootless is not None:  # a rootless daemon's default: the user's ~/.local/share/docker
+        return ctx.rootless.data_root, f"the {ctx.rootless.describe()}'s default: no data-root in {d.sources()}"
     if d.unknown:
         raise Undetermined(f"no data-root in {d.json_path}, and dockerd's command line is unknown: {d.unknown}")
     return DEFAULT_DATA_ROOT, f"the default: no data-root in {d.sources()}"

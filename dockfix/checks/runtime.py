@@ -202,7 +202,13 @@ def capabilities(ctx: Context, w: Workload):
     "really needs instead. " + RECREATE,
 )
 def privileged(ctx: Context, w: Workload):
-    return bad("runs privileged", "privileged") if w.privileged else ok("not privileged")
+    if not w.privileged:
+        return ok("not privileged")
+    r = ctx.rootless
+    if r is not None and w.kind == "container":  # still a fail: it is the user's whole namespace
+        return bad(f"runs privileged (on the {r.describe()}: every capability and device of that user's namespace, "
+                   "not root on the host)", "privileged")
+    return bad("runs privileged", "privileged")
 
 
 @workload_check(

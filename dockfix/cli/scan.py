@@ -46,7 +46,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from dockfix.model import Severity, Status
     from dockfix.report import RENDERERS, render_text
-    from dockfix.scan import scan
+    from dockfix.scan import scan, scan_rootless
 
     started = time.time()
     try:
@@ -60,6 +60,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         result = scan(ctx, split_ids(args.only), split_ids(args.skip))
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.docker_host is None and not os.environ.get("DOCKER_HOST") and ctx.rootless is None:
+        # no engine chosen: root's daemon, then each rootless daemon of the host as its own subject
+        more, daemons = scan_rootless(ctx, split_ids(args.only), split_ids(args.skip))
+        if daemons:
+            result.findings.extend(more)
+            result.host["rootless"] = daemons
     if notes is not None:
         notes.attach(result.findings)
     expired = waivers.apply(result.findings) if waivers is not None else []

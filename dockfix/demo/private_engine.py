@@ -5,6 +5,15 @@ unix socket all live under one folder of its own, and it runs with no bridge, no
 IP masquerading, so it changes nothing in the machine's network. Images come from
 ``docker import`` of a static busybox (no registry needed).
 
+A newer engine than the machine's own (Docker 28 from Debian's newer suite, unpacked in a cache
+folder) runs the same way: ``bin_dirs`` names the folders whose dockerd, containerd and docker come
+first (they are put first on dockerd's PATH, so its shims are found there too), and
+``own_containerd`` starts a private containerd with a configuration of its own (containerd 2 would
+otherwise read the machine's /etc/containerd/config.toml; its CRI plugins are left out), which
+dockerd is pointed at with ``--containerd``. ``daemon_json`` is written to the engine's config
+file (``{}`` by default), e.g. ``{"features": {"containerd-snapshotter": true}}`` for the
+containerd image store.
+
 Stopping it leaves nothing behind: the swarm is left, every container removed, dockerd (and the
 containerd it started) stopped, and every mount below the folder unmounted. The folder itself is
 removed only when no mount is left below it.
@@ -40,11 +49,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def why_no_engine() -> str | None:
-    """Why a private engine cannot run here, or None when it can."""
+def why_no_engine(dockerd: str | None = "") -> str | None:
+    """Why a private engine cannot run here, or None when it can (``dockerd``: the one to use)."""
     if os.geteuid() != 0:
         return "dockfix is not running as root (dockerd needs root)"
-    if not shutil.which("dockerd"):
+    if not (dockerd if dockerd != "" else shutil.which("dockerd")):
         return "dockerd is not installed (not found on PATH; Debian: apt-get install docker.io)"
     if not busybox_path():
         return "busybox is not installed (Debian: apt-get install busybox-static); it is needed for the demo image"
@@ -155,6 +164,13 @@ class PrivateEngine:
     base: Path
     swarm: bool = False
     proc: subprocess.Popen | None = None
+    #: folders searched before PATH for dockerd, containerd and docker (a newer engine's binaries)
+    bin_dirs: tuple[str, ...] = ()
+    #: start a private containerd for dockerd (``--containerd``) instead of letting dockerd start one
+    own_containerd: bool = False
+    #: settings written to the engine's daemon.json
+    daemon_json: dict | None = None
+    containerd_proc: subprocess.Popen | None = None
     log: Path = field(init=False)
     #: The command line it was started with.
     argv: list[str] = field(default_factory=list)
@@ -171,6 +187,14 @@ class PrivateEngine:
     def url(self) -> str:
         return f"unix://{self.sock}"
 
+    @property
+    def path_env(self) -> str:
+        return os.pathsep.join([*self.bin_dirs, os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")])
+
+    def which(self, name: str) -> str | None:
+        """``name`` from ``bin_dirs`` first, then from PATH."""
+        return shutil.which(name, path=self.path_env)
+
     def client(self, timeout: int = 60):
         import docker
 
@@ -178,28 +202,34 @@ class PrivateEngine:
 
     # ------------------------------------------------------------------ start
     def start(self, timeout: float = 60) -> None:
-        reason = why_no_engine()
+        reason = why_no_engine(self.which("dockerd"))
         if reason:
             raise EngineError(reason)
         if len(self.sock) > MAX_SOCKET_PATH:
             raise EngineError(f"{self.sock}: socket path too long for a unix socket (keep the folder short)")
         self.base.mkdir(parents=True, exist_ok=True)
-        (self.base / "daemon.json").write_text("{}\n")
+        import json
+
+        (self.base / "daemon.json").write_text(json.dumps(self.daemon_json or {}) + "\n")
+        deadline = time.monotonic() + timeout
+        extra: list[str] = []
+        if self.own_containerd:
+            extra = ["--containerd", self._start_containerd(deadline)]
         cmd = [
-            shutil.which("dockerd") or "dockerd",
+            self.which("dockerd") or "dockerd",
             "--data-root", str(self.base / "data"),
             "--exec-root", str(self.base / "exec"),
             "--pidfile", str(self.base / "dockerd.pid"),
             "--host", self.url,
             *SANDBOX_FLAGS,
             "--config-file", str(self.base / "daemon.json"),
+            *extra,
         ]
         self.argv = list(cmd)
         with open(self.log, "wb") as logf:
             # its own session: a Ctrl-C in the terminal reaches us, and we stop it in order
             self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        deadline = time.monotonic() + timeout
+                                         start_new_session=True, env={**os.environ, "PATH": self.path_env})
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EngineError(f"dockerd exited with {self.proc.returncode}: {self._log_tail()}")
@@ -211,7 +241,31 @@ class PrivateEngine:
         self.import_busybox()
         if self.swarm:
             port = free_port()
-            self.client().swarm.init(advertise_addr="127.0.0.1", listen_addr=f"127.0.0.1:{port}")
+            # the data-path address too: Docker 28's overlay networks otherwise lose it after a while
+            # ("the local data-plane address is not currently known") and reject new tasks
+            self.client().swarm.init(advertise_addr="127.0.0.1", listen_addr=f"127.0.0.1:{port}",
+                                     data_path_addr="127.0.0.1")
+
+    def _start_containerd(self, deadline: float) -> str:
+        """A containerd of our own under ``base`` (its own config, root, state and socket)."""
+        conf = self.base / "containerd.toml"
+        conf.write_text('version = 3\ndisabled_plugins = ["io.containerd.grpc.v1.cri", '
+                        '"io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"]\n')
+        sock = str(self.base / "containerd.sock")
+        cmd = [self.which("containerd") or "containerd", "--config", str(conf),
+               "--root", str(self.base / "containerd" / "root"), "--state", str(self.base / "containerd" / "state"),
+               "--address", sock]
+        with open(self.base / "containerd.log", "wb") as logf:
+            self.containerd_proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                    start_new_session=True, env={**os.environ, "PATH": self.path_env})
+        while time.monotonic() < deadline:
+            if self.containerd_proc.poll() is not None:
+                raise EngineError(f"containerd exited with {self.containerd_proc.returncode}: "
+                                  f"{self._log_tail(self.base / 'containerd.log')}")
+            if os.path.exists(sock):
+                return sock
+            time.sleep(0.1)
+        raise EngineError(f"containerd did not start: {self._log_tail(self.base / 'containerd.log')}")
 
     def _pings(self) -> bool:
         try:
@@ -223,9 +277,9 @@ class PrivateEngine:
         except Exception:  # noqa: BLE001 - not up yet
             return False
 
-    def _log_tail(self) -> str:
+    def _log_tail(self, log: Path | None = None) -> str:
         try:
-            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-3:])[-600:]
+            return " | ".join((log or self.log).read_text(errors="replace").strip().splitlines()[-3:])[-600:]
         except OSError:
             return "(no log)"
 
@@ -286,6 +340,14 @@ class PrivateEngine:
                 self.proc.wait(timeout=10)
         elif self.proc is not None:
             self.proc.wait()
+        cp = self.containerd_proc
+        if cp is not None and cp.poll() is None:  # after dockerd: it still talks to containerd on its way out
+            cp.send_signal(signal.SIGTERM)
+            try:
+                cp.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(cp.pid, signal.SIGKILL)
+                cp.wait(timeout=10)
         self._kill_leftovers()
         left = unmount_below(self.base)
         if left:

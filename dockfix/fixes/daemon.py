@@ -2,7 +2,9 @@
 
 Each fix edits one key of daemon.json (the file dockerd reads: ``--config-file`` or
 /etc/docker/daemon.json) and keeps the rest of the file as it was: key order, indentation and
-spacing (see dockfix/sources/jsonedit.py). A missing daemon.json is created root:root 0644. When the
+spacing (see dockfix/sources/jsonedit.py). A missing daemon.json is created root:root 0644 (a
+rootless daemon's ~/.config/docker/daemon.json, and the folders made for it, belong to its user
+instead: never root). When the
 setting comes from dockerd's command line or /etc/default/docker instead, the fix is manual:
 dockerd refuses to start when one option is given both as a flag and in daemon.json.
 
@@ -73,8 +75,14 @@ def edit_daemon_json(ctx, finding, key: str, value: Any = None, remove: bool = F
         raise ManualFix(f"{path}: cannot edit ({e})") from None
     changes: list = []
     if text is None:
-        changes += parents_to_make(ctx, path)
-        changes.append(WriteFile(path=path, after=new.encode(), mode=0o644, uid=0, gid=0))
+        r = ctx.rootless
+        uid, gid = (r.uid, r.gid) if r is not None and r.owns(path) else (0, 0)
+        parents = parents_to_make(ctx, path)
+        for d in parents:
+            if r is not None and r.owns(d.path):
+                d.uid, d.gid = uid, gid
+        changes += parents
+        changes.append(WriteFile(path=path, after=new.encode(), mode=0o644, uid=uid, gid=gid))
     else:
         st = staged_state(ctx, path)
         changes.append(WriteFile(path=path, after=new.encode(), mode=st.mode, uid=st.uid, gid=st.gid))

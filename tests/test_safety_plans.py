@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -256,6 +257,13 @@ def test_swarm_password_moves_into_a_secret_from_a_reviewed_plan(swarm_engine, t
     swarm_engine.cli("tag", BUSYBOX_IMAGE, "mysql:8.0")
     swarm_engine.cli("service", "create", "-d", "--no-resolve-image", "--name", "db", "-e", f"MYSQL_PASSWORD={pw}",
                      "mysql:8.0", "sleep", "3600")
+    # the plan must see the service's task container too (a container with the password in its
+    # environment is a finding of its own): wait until it runs, or the re-plan at apply differs
+    deadline = time.time() + 90
+    while not swarm_engine.cli("ps", "-q", "--filter", "label=com.docker.swarm.service.name=db",
+                               "--filter", "status=running").stdout.strip():
+        assert time.time() < deadline, "the service's task never started"
+        time.sleep(0.3)
     root = tmp_path / "root"
     put(root, "var/lib/")
     plan = tmp_path / "plan.json"

@@ -22,6 +22,7 @@ from dockfix.checks.host_config import AUDIT_TARGETS, _AUDIT_ITEMS
 from dockfix.host import Host
 from dockfix.model import REGISTRY, Check
 from dockfix.scan import Context, run_check
+from helpers import DEBIAN_SERVICE, DEBIAN_SOCKET
 
 
 # ---------------------------------------------------------------------- tree entries
@@ -96,19 +97,6 @@ def find_check(name: str) -> Check:
 
 
 # ---------------------------------------------------------------------- systemd units
-#: Debian 12's docker.io units, as installed (/lib/systemd/system).
-DEBIAN_SERVICE = """\
-[Unit]
-Description=Docker Application Container Engine
-Requires=docker.socket
-
-[Service]
-Type=notify
-EnvironmentFile=-/etc/default/docker
-ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS
-ExecReload=/bin/kill -s HUP $MAINPID
-"""
-DEBIAN_SOCKET = "[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketGroup=docker\n"
 UNIT = {"/lib/systemd/system/docker.service": F(DEBIAN_SERVICE), "/lib/systemd/system/docker.socket": F(DEBIAN_SOCKET)}
 #: The documented way to give dockerd its hosts in daemon.json: a drop-in that drops -H fd://.
 NO_H = {**UNIT, "/etc/systemd/system/docker.service.d/hosts.conf": F("[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd\n")}

@@ -77,6 +77,17 @@ with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
 os.replace(tmp, path)
 """
 
+#: The fix core's writer (what a content fix uses), pointed at /dev/null on the host root /.
+FIX_WRITER = r"""
+import sys
+from dockfix.fsops import FsError, write_file
+from dockfix.host import Host
+try:
+    write_file(Host(root="/", engine=False), "/dev/null", b"fixed\\n", 0, 0, 0o644)
+except FsError as e:
+    sys.exit(f"dockfix: {e}")
+"""
+
 WALKTHROUGH = r"""
 import sys, types
 from dockfix.demo.walkthrough import Walkthrough, WalkthroughError
@@ -118,7 +129,8 @@ def test_root_cause_rename_over_dev_null_makes_it_a_regular_file(tmp_path: Path)
 
 def test_no_dockfix_writer_replaces_dev_null(tmp_path: Path) -> None:
     """Every dockfix command that writes a file the user names, pointed at /dev/null (or at a new
-    name in /dev): /dev/null stays the character device 1,3 and /dev gains nothing."""
+    name in /dev), and the fix core's own writer: /dev/null stays the character device 1,3 and /dev
+    gains nothing."""
     root = tmp_path / "host"
     put(root, "etc/docker/daemon.json", '{"icc": true}\n', mode=0o666)
     host = ["--root", str(root), "--no-engine"]
@@ -134,6 +146,7 @@ def test_no_dockfix_writer_replaces_dev_null(tmp_path: Path) -> None:
         "report -o /dev/null": dockfix("report", "-o", "/dev/null", str(scan_json)),
         "waive --file /dev/null": dockfix(*waive, "--file", "/dev/null"),
         "walkthrough progress /dev/null": [sys.executable, "-c", WALKTHROUGH, "/dev/null"],
+        "fix writer on /dev/null": [sys.executable, "-c", FIX_WRITER],
         # a new name in /dev is never created either
         "scan -o /dev/report.txt": dockfix("scan", *host, "-o", "/dev/report.txt"),
         "waive --file /dev/waivers.yaml": dockfix(*waive, "--file", "/dev/waivers.yaml"),
@@ -148,7 +161,8 @@ def test_no_dockfix_writer_replaces_dev_null(tmp_path: Path) -> None:
     assert got["plan -o /dev/null"]["rc"] == 0, got["plan -o /dev/null"]["stderr"]
     assert got["walkthrough progress /dev/null"]["rc"] == 0, got["walkthrough progress /dev/null"]["stderr"]
     # refused in one line naming the file
-    for name, path in (("waive --file /dev/null", "/dev/null"), ("scan -o /dev/report.txt", "/dev/report.txt"),
+    for name, path in (("waive --file /dev/null", "/dev/null"), ("fix writer on /dev/null", "/dev/null"),
+                       ("scan -o /dev/report.txt", "/dev/report.txt"),
                        ("waive --file /dev/waivers.yaml", "/dev/waivers.yaml"),
                        ("walkthrough progress /dev/progress.json", "/dev/progress.json")):
         err = got[name]["stderr"].strip()
@@ -174,3 +188,16 @@ def test_docker_cli_refuses_to_replace_dev_null(cli: str, tmp_path: Path) -> Non
     for name, case in got.items():
         assert case["null"] == NULL, f"docker {name}: /dev/null is now {case['null']}"
         assert case["rc"] != 0 and ("device" in case["stderr"]), f"docker {name}: {case['stderr']}"
+
+
+def test_output_to_dev_stdout_is_written_there_not_replaced(tmp_path: Path) -> None:
+    """`-o /dev/stdout` (a link in /dev to our own output) prints the report; the link stays."""
+    from helpers import run_dockfix
+
+    root = tmp_path / "host"
+    put(root, "etc/docker/daemon.json", '{"icc": true}\n')
+    before = os.readlink("/dev/stdout")
+    r = run_dockfix("scan", "--root", str(root), "--no-engine", "--format", "json", "-o", "/dev/stdout")
+    assert r.returncode in (0, 1), r.stderr
+    assert json.loads(r.stdout)["dockfix"]
+    assert os.readlink("/dev/stdout") == before

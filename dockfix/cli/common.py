@@ -145,17 +145,21 @@ def write_output(path: str, text: str, mode: int = 0o666) -> None:
     from dockfix.fsops import FsError, write_named_file
 
     data = text.encode("utf-8", "backslashreplace")
+    out = None
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
             target = os.stat(path)
-            for fd in (1, 2):
-                if os.path.samestat(target, os.fstat(fd)):
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    return
+            out = next((fd for fd in (1, 2) if os.path.samestat(target, os.fstat(fd))), None)
     except OSError:
         pass
+    if out is not None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view):]
+        except OSError as e:
+            raise UsageError(f"{path}: cannot write: {e.strerror}") from None
+        return
     try:
         write_named_file(path, data, mode)
     except FsError as e:

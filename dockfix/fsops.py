@@ -167,7 +167,9 @@ def state_of(host: Host, path: str) -> FileState:
         raise
 
 
-def _read_at(pfd: int, name: str, path: str) -> bytes:
+def _chunks_at(pfd: int, name: str, path: str, size: int) -> Iterator[bytes]:
+    """The content of the regular file ``name`` in ``pfd`` (no link followed, a FIFO never waited
+    on), ``size`` bytes at a time."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=pfd)
     except OSError as e:
@@ -175,34 +177,21 @@ def _read_at(pfd: int, name: str, path: str) -> bytes:
     try:
         if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
             raise FsError(f"{path}: not a regular file")
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
+        while b := os.read(fd, size):
+            yield b
     finally:
         os.close(fd)
+
+
+def _read_at(pfd: int, name: str, path: str) -> bytes:
+    return b"".join(_chunks_at(pfd, name, path, 1 << 16))
 
 
 def _hash_at(pfd: int, name: str, path: str) -> str:
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY, dir_fd=pfd)
-    except OSError as e:
-        raise FsError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-            raise FsError(f"{path}: not a regular file")
-        h = hashlib.sha256()
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                break
-            h.update(b)
-        return h.hexdigest()
-    finally:
-        os.close(fd)
+    h = hashlib.sha256()
+    for b in _chunks_at(pfd, name, path, 1 << 20):
+        h.update(b)
+    return h.hexdigest()
 
 
 def read_file(host: Host, path: str) -> bytes | None:
@@ -484,3 +473,98 @@ def remove_dir(host: Host, path: str) -> None:
             raise FsError(f"{path}: cannot remove directory: {e.strerror}") from None
         finally:
             os.close(dfd)
+
+
+# ---------------------------------------------------------------------- files the user names
+#: /dev/null's device number: writing "to /dev/null" discards, and leaves the device as it is.
+NULL_DEVICE = os.makedev(1, 3)
+
+
+def read_named_file(path: str, what: str, limit: int) -> bytes:
+    """The bytes of a file on this machine that the user named (a waiver file, team notes): a
+    regular file only (a FIFO is never waited on, a device never read), at most ``limit`` bytes.
+    FsError "PATH: <what> not found" (is a directory, is not a regular file, too large, ...)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        with os.fdopen(fd, "rb") as f:
+            if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                raise FsError(f"{path}: {what} is not a regular file")
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise FsError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise FsError(f"{path}: {what} is a directory") from None
+    except OSError as e:
+        raise FsError(f"{path}: cannot read {what}: {e.strerror}") from None
+    if len(data) > limit:
+        raise FsError(f"{path}: {what} too large (limit {limit} bytes)")
+    return data
+
+
+def write_named_file(path: str, data: bytes, mode: int = 0o644, *, umask: bool = True, keep: bool = False) -> bool:
+    """Write a file on this machine that the user named (a report or plan from ``-o``, a waiver
+    file, walkthrough progress) atomically: a temporary file is created fresh (O_EXCL, random name)
+    in the target's folder, written, fsynced and given its mode, then renamed over ``path``. A link
+    planted at a guessable name is never followed; a link at ``path`` is replaced, not followed.
+
+    Only a regular file (or a link to one) is ever replaced: renaming over ``/dev/null`` is how a
+    root-run ``-o /dev/null`` once turned the machine's /dev/null into a regular file. So
+    ``/dev/null`` itself (a character device 1,3 by any name) discards the data and is left as it
+    is (returns False); any other device, FIFO, socket or directory, a link to one, and a new name
+    in /dev are refused with FsError naming ``path``.
+
+    ``mode``: the new file's permission bits (less the umask when ``umask``). ``keep``: replacing
+    an existing file keeps its mode and owner instead."""
+    import tempfile
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is not None and stat_mod.S_ISCHR(st.st_mode) and st.st_rdev == NULL_DEVICE:
+        return False
+    if st is not None and not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode)):
+        raise FsError(f"{path}: is a {kind_of(st.st_mode)}, not a file: dockfix writes regular files only")
+    folder = os.path.dirname(os.path.abspath(path))
+    real_folder = os.path.realpath(folder)
+    in_dev = real_folder == "/dev" or real_folder.startswith("/dev/")
+    if st is None and in_dev:
+        raise FsError(f"{path}: dockfix creates no file in /dev")
+    if st is not None and stat_mod.S_ISLNK(st.st_mode):
+        try:
+            target = os.stat(path)
+        except OSError:
+            target = None  # a dangling link: replaced by the file
+        if target is not None and (in_dev or not stat_mod.S_ISREG(target.st_mode)):
+            raise FsError(f"{path}: leads to something that is not a file: dockfix writes regular files only")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise FsError(f"{path}: cannot write: {e.strerror}") from None
+    try:
+        try:
+            old = os.stat(path) if keep and st is not None else None
+            if old is not None:
+                try:
+                    os.fchown(fd, old.st_uid, old.st_gid)
+                except PermissionError:
+                    pass
+                os.fchmod(fd, stat_mod.S_IMODE(old.st_mode))  # after chown: chown may clear set-id bits
+            else:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.fchmod(fd, mode & ~mask if umask else mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise FsError(f"{path}: cannot write: {e.strerror}") from None
+    return True

@@ -45,7 +45,8 @@ from dockfix.host import Host
 
 class Plan(Protocol):
     """What the journal needs of a plan (dockfix.plan.Plan): its changes in order, how to compare a
-    target's state with a change's precondition, and its JSON form (kept in the transaction)."""
+    target's state with a change's precondition, and its JSON form (kept in the transaction). A
+    plan's ``engine`` (when it has one) names the engine its engine changes were planned on."""
 
     @property
     def changes(self) -> list[Change]: ...
@@ -471,6 +472,29 @@ def stale_targets(host: Host, plan: Plan) -> list[str]:
     return out
 
 
+def engine_problems(host: Host, plan: Plan) -> list[str]:
+    """A plan's engine changes (swarm secrets, services) go to the engine the plan names, and that
+    engine can take them now (reachable, a swarm manager): checked before anything else."""
+    targets: dict[type, list[str]] = {}
+    for c in plan.changes:
+        kind, _ = _kind(c.target)
+        if kind.on_engine and c.target not in targets.setdefault(kind, []):
+            targets[kind].append(c.target)
+    if not targets:
+        return []
+    named = getattr(plan, "engine", None)
+    now = host.docker_host if host.engine else None
+    if named is not None and named != now:
+        some = [target_label(t) for ts in targets.values() for t in ts][:3]
+        return [f"the plan's engine changes ({', '.join(some)}) are for the engine {named}, but this apply talks to "
+                f"{now or 'no engine (--no-engine, or --root without --docker-host)'}"]
+    for kind in targets:
+        problem = kind.engine_problem(host)
+        if problem:
+            return [problem]
+    return []
+
+
 def preflight(host: Host, journal: Journal, changes: list[Change]) -> list[str]:
     """What would make the transaction fail half-way, found before its first change: per target
     (immutable or append-only attributes, hard links, a read-only filesystem, content too large,
@@ -515,6 +539,9 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
     changed since the plan was made (nothing is touched then)."""
     journal = Journal(host)
     changes = plan.changes
+    engine = engine_problems(host, plan)
+    if engine:
+        raise PlanError("refused before the first change (nothing was applied): " + "; ".join(engine))
     # checked before the journal is created (a refused plan leaves no trace), and again under the lock
     stale = stale_targets(host, plan)
     if stale:

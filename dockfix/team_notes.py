@@ -28,7 +28,6 @@ Where the notes file comes from, first found wins: ``--notes FILE``; ``notes = "
 from __future__ import annotations
 
 import os
-import stat
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -238,22 +237,12 @@ def load_team_notes(path: str, host=None) -> TeamNotes:
         if data is None:
             raise NotesError(f"{path}: notes file not found")
     else:
+        from dockfix.fsops import FsError, read_named_file
+
         try:
-            # O_NONBLOCK and a check of what was opened: open() of a FIFO would block until some
-            # writer came along (the scan would hang); a device is never read.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise NotesError(f"{path}: notes file is not a regular file")
-                data = f.read(MAX_NOTES + 1)
-        except FileNotFoundError:
-            raise NotesError(f"{path}: notes file not found") from None
-        except IsADirectoryError:
-            raise NotesError(f"{path}: notes file is a directory") from None
-        except OSError as e:
-            raise NotesError(f"{path}: cannot read notes file: {e.strerror}") from None
-        if len(data) > MAX_NOTES:
-            raise NotesError(f"{path}: notes file too large (limit {MAX_NOTES} bytes)")
+            data = read_named_file(path, "notes file", MAX_NOTES)
+        except FsError as e:
+            raise NotesError(str(e)) from None
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:

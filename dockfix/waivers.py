@@ -27,7 +27,6 @@ import datetime as _dt
 import fnmatch
 import os
 import re
-import stat
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -228,20 +227,12 @@ def _source_token(text: str, mapping: Any, key: str) -> str | None:
 
 def read_file(path: str) -> str:
     """Read a waiver file on this machine: a regular file only (a FIFO is never waited on)."""
+    from dockfix.fsops import FsError, read_named_file
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise WaiverError(f"{path}: waiver file is not a regular file")
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise WaiverError(f"{path}: waiver file not found") from None
-    except IsADirectoryError:
-        raise WaiverError(f"{path}: waiver file is a directory") from None
-    except OSError as e:
-        raise WaiverError(f"{path}: cannot read waiver file: {e.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise WaiverError(f"{path}: waiver file too large (limit {MAX_BYTES} bytes)")
+        data = read_named_file(path, "waiver file", MAX_BYTES)
+    except FsError as e:
+        raise WaiverError(str(e)) from None
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
@@ -374,34 +365,16 @@ def _append_text(text: str, path: str, entry: str) -> str:
 
 
 def _write(path: str, text: str, exists: bool) -> None:
-    import tempfile
+    from dockfix.fsops import FsError, write_named_file
 
     folder = os.path.dirname(os.path.abspath(path))
     try:
         if not exists and not os.path.isdir(folder):
             os.makedirs(folder, mode=0o755)  # /etc/dockfix on a host that has none yet
             os.chmod(folder, 0o755)  # whatever the umask
-        st = os.stat(path) if exists else None
-        fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
     except OSError as e:
         raise WaiverError(f"{path}: cannot write: {e.strerror}") from None
     try:
-        if st is not None:
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            try:
-                os.fchown(fd, st.st_uid, st.st_gid)
-            except PermissionError:
-                pass
-        else:
-            os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise WaiverError(f"{path}: cannot write: {e.strerror}") from None
+        write_named_file(path, text.encode("utf-8"), 0o644, umask=False, keep=True)
+    except FsError as e:
+        raise WaiverError(str(e)) from None

@@ -60,6 +60,14 @@ class Target:
     """How the journal reads, compares, describes and restores one kind of target."""
 
     prefix: ClassVar[str] = ""
+    #: The target lives on the engine (a swarm secret or service), not in the host's files.
+    on_engine: ClassVar[bool] = False
+
+    @classmethod
+    def engine_problem(cls, host) -> str | None:
+        """Targets on the engine: why the host's engine cannot take these changes now (it cannot be
+        reached, it is not a swarm manager), in one line; None when it can."""
+        return None
 
     @classmethod
     def state(cls, host, name: str) -> dict:

@@ -11,18 +11,58 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
-from dockfix.changes.base import Change, PlanError, Target, change_kind, is_keyed, keyed, target_kind_of
+from dockfix.changes.base import (Change, PlanError, Target, TargetError, change_kind, is_keyed, keyed,
+                                  target_kind_of)
 from dockfix.changes.staging import Staging
-from dockfix.fsops import read_file, sha256
+from dockfix.fsops import FsError, read_file, sha256
 from dockfix.host import Host
 from dockfix.sources.image_recipes import RecipeError, mycnf
 from dockfix.sources.secrets import mask_env_entry
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _MASKED = re.compile(r"^<secret, (\d+) bytes>$")
+#: A swarm secret holds at least one byte and less than 500 KiB (swarmkit's MaxSecretSize).
+MAX_SECRET = 500 * 1024
+
+
+def _engine_name(host: Host) -> str:
+    return host.docker_host or "the default engine"
+
+
+def _root_reason(e: BaseException) -> str:
+    """The innermost OS error behind a Docker SDK error ("No such file or directory"), else its text."""
+    todo, seen = [e], set()
+    while todo:
+        x = todo.pop(0)
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, OSError) and x.strerror:
+            return x.strerror
+        todo += [y for y in (x.__cause__, x.__context__, *x.args) if isinstance(y, BaseException)]
+    return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+@contextmanager
+def on_engine(host: Host, what: str = "") -> Iterator[None]:
+    """Talk to the engine; an engine that cannot be reached, or refuses, is one TargetError line
+    naming it (and ``what``). NotFound is left to the caller."""
+    import docker.errors
+    import requests
+
+    where = f"{what}: " if what else ""
+    try:
+        yield
+    except docker.errors.NotFound:
+        raise
+    except docker.errors.APIError as e:
+        raise TargetError(f"{where}the engine {_engine_name(host)} refused: {e.explanation or e}") from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as e:
+        raise TargetError(f"{where}the engine {_engine_name(host)} cannot be reached ({_root_reason(e)})") from None
 
 
 def env_value(env: list[str], var: str) -> str | None:
@@ -36,7 +76,8 @@ def env_value(env: list[str], var: str) -> str | None:
 
 def service_env_secret(host: Host, ref: dict) -> bytes:
     """The secret of a CreateSecret planned from a service's variable, read again at apply time."""
-    svc = host.docker.api.inspect_service(ref["service_id"])
+    with on_engine(host, f"service {ref['service_id']}"):
+        svc = host.docker.api.inspect_service(ref["service_id"])
     env = (((svc.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or []
     value = env_value(env, ref["var"])
     if value is None:
@@ -50,16 +91,52 @@ def service_env_secret(host: Host, ref: dict) -> bytes:
 
 
 # ---------------------------------------------------------------------- targets
+class _EngineTarget(Target):
+    on_engine = True
+
+    @classmethod
+    def engine_problem(cls, host: Host) -> str | None:
+        if not host.engine:
+            return "this apply talks to no engine (--no-engine, or --root without --docker-host)"
+        try:
+            with on_engine(host):
+                swarm = host.docker.info().get("Swarm") or {}
+        except TargetError as e:
+            return str(e)
+        if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+            return (f"the engine {_engine_name(host)} is not a swarm manager (swarm "
+                    f"{swarm.get('LocalNodeState') or 'inactive'}): swarm secrets and services change on a manager")
+        return None
+
+
 @target_kind_of
-class SecretTarget(Target):
+class SecretTarget(_EngineTarget):
     prefix = "secret"
 
     @staticmethod
     def _find(host: Host, name: str):
-        for s in host.docker.secrets.list(filters={"name": name}):
-            if s.name == name:
-                return s
+        with on_engine(host, f"secret {name}"):
+            for s in host.docker.secrets.list(filters={"name": name}):
+                if s.name == name:
+                    return s
         return None
+
+    @classmethod
+    def preflight(cls, host: Host, name: str, changes: list[Change]) -> tuple[list[str], int]:
+        """The value each CreateSecret will store can still be read, matches the plan and fits in
+        a swarm secret (whether the name is still free is the precondition's business)."""
+        out = []
+        for c in changes:
+            if isinstance(c, CreateSecret):
+                try:
+                    size = len(c.secret_bytes(host))
+                except (PlanError, FsError) as e:
+                    out.append(str(e))
+                    continue
+                if not 0 < size < MAX_SECRET:
+                    out.append(f"secret {name}: its value is {size} bytes; a swarm secret holds 1 byte to "
+                               f"{MAX_SECRET // 1024} KiB")
+        return out, 0
 
     @classmethod
     def state(cls, host: Host, name: str) -> dict:
@@ -83,6 +160,12 @@ class SecretTarget(Target):
         return "existed" if state.get("existed") else "did not exist"
 
     @classmethod
+    def changes(cls, old: dict, now: dict) -> str:
+        if now.get("existed") and not old.get("existed"):
+            return "the name is taken: a secret of that name was created since the plan was made"
+        return "removed since the plan was made" if old.get("existed") and not now.get("existed") else "replaced"
+
+    @classmethod
     def restore(cls, host: Host, name: str, state: dict, blob: bytes | None) -> None:
         if state.get("existed"):
             return  # secrets are immutable: one that existed before was never changed
@@ -92,7 +175,7 @@ class SecretTarget(Target):
 
 
 @target_kind_of
-class ServiceTarget(Target):
+class ServiceTarget(_EngineTarget):
     prefix = "service"
 
     @classmethod
@@ -100,14 +183,16 @@ class ServiceTarget(Target):
         import docker.errors
 
         try:
-            svc = host.docker.api.inspect_service(sid)
+            with on_engine(host, f"service {sid}"):
+                svc = host.docker.api.inspect_service(sid)
         except docker.errors.NotFound:
             return {"existed": False}
         return {"existed": True, "spec_sha256": sha256(json.dumps(svc["Spec"], sort_keys=True).encode())}
 
     @classmethod
     def capture(cls, host: Host, sid: str, content: bool = True) -> tuple[dict, bytes | None]:
-        svc = host.docker.api.inspect_service(sid)
+        with on_engine(host, f"service {sid}"):
+            svc = host.docker.api.inspect_service(sid)
         spec = json.dumps(svc["Spec"], sort_keys=True).encode()
         return {"existed": True, "spec_sha256": sha256(spec)}, spec
 
@@ -121,6 +206,12 @@ class ServiceTarget(Target):
     @staticmethod
     def describe(state: dict) -> str:
         return f"spec sha256 {str(state.get('spec_sha256'))[:12]}" if state.get("existed") else "did not exist"
+
+    @classmethod
+    def changes(cls, old: dict, now: dict) -> str:
+        if not now.get("existed"):
+            return "removed since the plan was made"
+        return "updated since the plan was made: its spec is not the one the plan was made against"
 
     @classmethod
     def restore(cls, host: Host, sid: str, state: dict, blob: bytes | None) -> None:
@@ -198,7 +289,9 @@ class CreateSecret(Change):
         raise PlanError(f"secret {self.name}: its value is not available here (it is never stored in a plan file)")
 
     def perform(self, host: Host) -> None:
-        host.docker.secrets.create(name=self.name, data=self.secret_bytes(host), labels=self.labels or None)
+        data = self.secret_bytes(host)
+        with on_engine(host, f"secret {self.name}"):
+            host.docker.secrets.create(name=self.name, data=data, labels=self.labels or None)
 
     def summary(self) -> str:
         return f"create swarm secret {self.name} (<secret, value not shown>)"
@@ -242,10 +335,11 @@ class UpdateService(Change):
             self.before_spec = svc["Spec"]
 
     def perform(self, host: Host) -> None:
-        svc = host.docker.api.inspect_service(self.service_id)
-        spec = _unmask_env(self.new_spec, svc["Spec"], self.service_id)
-        _resolve_secret_ids(host, spec)
-        _update_service(host, self.service_id, svc["Version"]["Index"], spec)
+        with on_engine(host, f"service {self.service_id}"):
+            svc = host.docker.api.inspect_service(self.service_id)
+            spec = _unmask_env(self.new_spec, svc["Spec"], self.service_id)
+            _resolve_secret_ids(host, spec)
+            _update_service(host, self.service_id, svc["Version"]["Index"], spec)
 
     def summary(self) -> str:
         return f"update swarm service {self.new_spec.get('Name', self.service_id)}"

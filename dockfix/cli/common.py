@@ -137,61 +137,30 @@ def load_notes(args: argparse.Namespace):
 
 
 def write_output(path: str, text: str, mode: int = 0o666) -> None:
-    """Write a report atomically. The temporary file is created fresh (O_EXCL, random name) in the
-    target's folder, so a link planted at a guessable name (``report.json.tmp -> /etc/shadow``) is
-    never followed by a root-run dockfix; the rename then replaces ``path`` itself, not a link's target."""
+    """Write a report or plan to the file ``-o`` names, atomically and never over anything but a
+    regular file (fsops.write_named_file: ``-o /dev/null`` discards, a device or FIFO is refused).
+    ``-o /dev/stdout`` (a link in /dev to one of our own outputs) is written to, never replaced."""
     import stat
-    import tempfile
 
-    # Never rename over something that is not a file: `-o /dev/null` as root would otherwise replace
-    # the machine's /dev/null with a regular file (and `-o /dev/stdout` the link in /dev).
+    from dockfix.fsops import FsError, write_named_file
+
+    data = text.encode("utf-8", "backslashreplace")
+    out = None
     try:
-        st = os.lstat(path)
-    except OSError:
-        st = None
-    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
-            return  # /dev/null: the report is discarded, the device stays a device
-        from dockfix.host import kind_of
-
-        raise UsageError(f"{path}: is a {kind_of(st.st_mode)}, not a file: dockfix writes reports and plans to "
-                         f"regular files only (leave out -o to print it)")
-    parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    in_dev = parent == "/dev" or parent.startswith("/dev/")
-    if in_dev and st is None:
-        raise UsageError(f"{path}: dockfix creates no file in /dev (leave out -o to print it)")
-    if st is not None and stat.S_ISLNK(st.st_mode):
-        try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
             target = os.stat(path)
-        except OSError:
-            target = None
-        if target is not None and (in_dev or not stat.S_ISREG(target.st_mode)):
-            # /dev/stdout, /dev/stderr: the link leads to one of our own outputs; write there, never
-            # replace the link (it belongs to /dev)
-            for fd in (1, 2):
-                try:
-                    if os.path.samestat(target, os.fstat(fd)):
-                        os.write(fd, text.encode("utf-8", "backslashreplace"))
-                        return
-                except OSError:
-                    pass
-            raise UsageError(f"{path}: leads to something that is not a file: dockfix writes reports and plans to "
-                             f"regular files only (leave out -o to print it)")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".dockfix-", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise UsageError(f"{path}: cannot write output: {e.strerror}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, mode & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
+            out = next((fd for fd in (1, 2) if os.path.samestat(target, os.fstat(fd))), None)
+    except OSError:
+        pass
+    if out is not None:
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise UsageError(f"{path}: cannot write output: {e.strerror}") from None
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view):]
+        except OSError as e:
+            raise UsageError(f"{path}: cannot write: {e.strerror}") from None
+        return
+    try:
+        write_named_file(path, data, mode)
+    except FsError as e:
+        raise UsageError(f"{e} (leave out -o to print it)") from None

@@ -460,11 +460,17 @@ class Walkthrough:
         }
 
     def save(self) -> None:
-        os.makedirs(os.path.dirname(self.progress_path) or ".", exist_ok=True)
-        tmp = f"{self.progress_path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_json(), f, indent=2)
-        os.replace(tmp, self.progress_path)
+        """Save progress atomically (fsops.write_named_file: ``--progress /dev/null`` keeps none, and
+        never replaces the device). WalkthroughError naming the file when it cannot be written."""
+        from dockfix.fsops import FsError, write_named_file
+
+        try:
+            os.makedirs(os.path.dirname(self.progress_path) or ".", exist_ok=True)
+            write_named_file(self.progress_path, json.dumps(self.to_json(), indent=2).encode(), 0o666)
+        except FsError as e:
+            raise WalkthroughError(str(e)) from None
+        except OSError as e:
+            raise WalkthroughError(f"{self.progress_path}: cannot write: {e.strerror}") from None
 
     def _load(self) -> None:
         doc = read_progress(self.progress_path)

@@ -16,11 +16,16 @@ def command_file() -> Path:
 def copy_command(app: Any, command: str) -> str:
     """Copy ``command`` both ways; returns what to tell the user (the command and the file)."""
     app.copy_to_clipboard(command)
+    from dockfix.fsops import FsError, write_named_file
+
     path = command_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(command.rstrip("\n") + "\n")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # the shared writer: never through a link planted at the name, never over a device
+        write_named_file(str(path), (command.rstrip("\n") + "\n").encode(), 0o600)
         where = f"also written to {path} (if the clipboard did not get it: sh {path}, or cat it)"
+    except FsError as e:
+        where = f"could not be written: {e}"
     except OSError as e:
         where = f"could not be written to {path}: {e.strerror}"
     return f"{command}\n\nSent to the clipboard (OSC 52); {where}."

@@ -150,7 +150,8 @@ def repo_digest(ctx: Context, ref: Ref) -> tuple[str | None, str]:
         return None, f"the engine could not be asked ({e})"
     if digests:
         rd = digests[0]
-        return rd.partition("@")[2], f"the engine pulled it as {rd} (RepoDigests)" + (f"; origin from {how}" if how else "")
+        origin = f"; origin from {how}" if how else ""
+        return rd.partition("@")[2], f"the engine pulled it as {rd} (RepoDigests){origin}"
     return None, (f"the engine has {how}: push it to a registry, pull it back, then pin it")
 
 

@@ -165,6 +165,29 @@ def test_an_image_made_here_and_pushed_is_pinned_to_what_the_registry_has(pushed
         eng.cli("rmi", "-f", ref, "dfx-made/here:1", check=False)
 
 
+def test_where_the_origin_cannot_be_read_nothing_is_pinned(pushed, tmp_path, monkeypatch, engine_version):
+    """A host with no ctr (neither beside the engine's containerd nor on PATH; here the two look-ups are
+    made to find none): on the containerd image store dockfix cannot tell a pulled image from one made
+    here, so it pins nothing and says why; the graph-driver store needs no ctr."""
+    import dockfix.sources.image_origin as origin
+
+    eng, reg, ref = pushed
+    monkeypatch.setattr(origin, "_ctr_beside_containerd", lambda address: None)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    root = tmp_path / "root"
+    put(root, "srv/a/compose.yaml", f"services:\n  app:\n    image: {ref}\n")
+    ctx = Context(Host(str(root), docker_host=eng.url), paths=["/srv/a"])
+    (app,) = [f for f in scan(ctx, only=["image-digest"]).findings if f.subject.startswith("compose:")]
+    assert app.status == Status.FAIL
+    (it,) = plan_fixes(ctx, [app], include_disruptive=True).items
+    if engine_version == "28":
+        assert app.data["digest"] is None and "ctr (containerd's command line" in app.evidence, app.evidence
+        assert "pin by hand a digest the registry serves" in app.evidence
+        assert str(it.safety) == "manual" and not it.changes
+    else:
+        assert app.data["digest"] and str(it.safety) == "disruptive"
+
+
 def test_a_running_container_by_tag_fails_and_is_left_to_the_admin(pushed, tmp_path):
     eng, reg, ref = pushed
     eng.cli("run", "-d", "--name", "bytag", "--network", "none", ref, "sleep", "600")

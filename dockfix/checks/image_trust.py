@@ -119,7 +119,8 @@ def registry_digests(ctx: Context, img: dict[str, Any], familiar: str | None = N
         return [], "no repository digest (built or imported here, never pushed or pulled)"
     sources, how = image_sources(ctx)
     if sources is None:
-        return [], f"no repository digest known to come from a registry: {how}"
+        return [], (f"no repository digest known to come from a registry: {how}; pin by hand a digest the "
+                    "registry serves (docker buildx imagetools inspect NAME:TAG)")
     if img.get("Id") not in sources:
         return digests, ""  # the graph-driver store: made by pull and push only
     repos = sources[img["Id"]]
@@ -152,7 +153,14 @@ def repo_digest(ctx: Context, ref: Ref) -> tuple[str | None, str]:
         rd = digests[0]
         origin = f"; origin from {how}" if how else ""
         return rd.partition("@")[2], f"the engine pulled it as {rd} (RepoDigests){origin}"
-    return None, (f"the engine has {how}: push it to a registry, pull it back, then pin it")
+    if sources_unknown(how):
+        return None, f"the engine has {how}"
+    return None, f"the engine has {how}: push it to a registry, pull it back, then pin it"
+
+
+def sources_unknown(why: str) -> bool:
+    """True when ``why`` (from registry_digests) says the origin could not be read at all."""
+    return why.startswith("no repository digest known to come from a registry")
 
 
 def _judge(ctx: Context, written: str, where: str, subject: str, location: Location | None,
@@ -452,8 +460,9 @@ def image_signature(ctx: Context) -> list[Result]:
         digests, why = registry_digests(ctx, img)
         covered = [(rd, p) for rd in digests for p in policies if p.covers(rd.split("@")[0])]
         if not digests:
-            results.append(Result.manual(f"{why}{used}: a signature is made for a pushed digest; push, sign, pull "
-                                         "it back and run it by digest", subject=subject))
+            advice = "" if sources_unknown(why) else (": a signature is made for a pushed digest; push, sign, pull "
+                                                      "it back and run it by digest")
+            results.append(Result.manual(f"{why}{used}{advice}", subject=subject))
             continue
         if not covered:
             results.append(Result.skip(f"no policy in {TRUST_POLICY} covers {', '.join(digests)}{used}",

@@ -63,10 +63,6 @@ def pushed(_engine_session):
 
 
 def test_pin_compose_and_dockerfile_from_a_real_registry(pushed, tmp_path, engine_version):
-    if engine_version == "28":
-        # Known gap (left open): with the containerd image store an image built or imported on the host
-        # gets a digest in RepoDigests too, so dockfix cannot yet tell it from a pulled one.
-        pytest.xfail("Docker 28's containerd image store reports digests for local images")
     eng, reg, ref = pushed
     digest = eng.cli("image", "inspect", "--format", "{{index .RepoDigests 0}}", ref).stdout.strip().split("@")[1]
     assert digest.startswith("sha256:")
@@ -83,6 +79,13 @@ def test_pin_compose_and_dockerfile_from_a_real_registry(pushed, tmp_path, engin
     repo = ref.rsplit(":", 1)[0]
     assert f"pulled it as {repo}@{digest} (RepoDigests)" in app.evidence and app.location.line == 4
     assert "no repository digest" in local.evidence
+    if engine_version == "28":
+        # the containerd image store lists dfx-local/only@<its manifest digest> in RepoDigests (the same manifest
+        # was pushed as dfx/bb), but containerd records only dfx/bb as where that content came from or went to
+        assert f"dfx-local/only@{digest}" in eng.cli("image", "inspect", "--format", "{{json .RepoDigests}}",
+                                                     "dfx-local/only:1").stdout
+        assert "never pulled from or pushed to that repository" in local.evidence, local.evidence
+        assert f"127.0.0.1/{repo.split('/', 1)[1]}" in local.evidence, local.evidence
     plan = plan_fixes(ctx, list(found.values()), include_disruptive=True)
     by = {it.subject: it for it in plan.items}
     assert str(by[local.subject].safety) == "manual" and not by[local.subject].changes
@@ -127,6 +130,62 @@ def test_pin_compose_and_dockerfile_from_a_real_registry(pushed, tmp_path, engin
     assert {k: v for k, v in manifest(root).items() if not k.startswith(journal)} == \
         {k: v for k, v in before.items() if not k.startswith(journal)}  # bytes, owners and modes
     assert (root / "srv/shop/compose.yaml").read_text() == COMPOSE.format(ref=ref)
+
+
+def test_an_image_made_here_and_pushed_is_pinned_to_what_the_registry_has(pushed, tmp_path):
+    """Built or imported here, tagged for the registry and pushed (never pulled back): the registry serves
+    its digest, so it is pinned on both engines (graph driver: push writes RepoDigests; containerd
+    image store: push labels the content with the repository)."""
+    eng, reg, _ = pushed
+    ctx_dir = tmp_path / "build"
+    ctx_dir.mkdir()
+    (ctx_dir / "Dockerfile").write_text(f"FROM {BUSYBOX_IMAGE}\nLABEL dfx.case=pushed-not-pulled\n")
+    ref = f"{reg.addr}/dfx/made-here:1"
+    r = subprocess.run(["docker", "-H", eng.url, "build", "-q", "-t", "dfx-made/here:1", str(ctx_dir)],
+                       capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=180)
+    assert r.returncode == 0, r.stderr
+    try:
+        root = tmp_path / "root"
+        put(root, "srv/a/compose.yaml", f"services:\n  app:\n    image: {ref}\n  built:\n    image: dfx-made/here:1\n")
+        ctx = Context(Host(str(root), docker_host=eng.url), paths=["/srv/a"])
+        eng.cli("tag", "dfx-made/here:1", ref)
+        before = {f.subject: f for f in scan(ctx, only=["image-digest"]).findings}
+        # tagged for the registry, not pushed yet: nothing a registry serves
+        assert before["compose:/srv/a/compose.yaml#app"].data["digest"] is None, before
+        eng.cli("push", ref)
+        digest = eng.cli("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() \
+            if eng.version == "28" else None
+        ctx = Context(Host(str(root), docker_host=eng.url), paths=["/srv/a"])
+        found = {f.subject: f for f in scan(ctx, only=["image-digest"]).findings}
+        app, built = found["compose:/srv/a/compose.yaml#app"], found["compose:/srv/a/compose.yaml#built"]
+        assert app.data["digest"] and app.data["pinned"] == f"{ref}@{app.data['digest']}", app.evidence
+        assert digest in (None, app.data["digest"])  # the containerd store: the image's own manifest
+        assert built.data["digest"] is None and "no repository digest" in built.evidence, built.evidence
+    finally:
+        eng.cli("rmi", "-f", ref, "dfx-made/here:1", check=False)
+
+
+def test_where_the_origin_cannot_be_read_nothing_is_pinned(pushed, tmp_path, monkeypatch, engine_version):
+    """A host with no ctr (neither beside the engine's containerd nor on PATH; here the two look-ups are
+    made to find none): on the containerd image store dockfix cannot tell a pulled image from one made
+    here, so it pins nothing and says why; the graph-driver store needs no ctr."""
+    import dockfix.sources.image_origin as origin
+
+    eng, reg, ref = pushed
+    monkeypatch.setattr(origin, "_ctr_beside_containerd", lambda address: None)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    root = tmp_path / "root"
+    put(root, "srv/a/compose.yaml", f"services:\n  app:\n    image: {ref}\n")
+    ctx = Context(Host(str(root), docker_host=eng.url), paths=["/srv/a"])
+    (app,) = [f for f in scan(ctx, only=["image-digest"]).findings if f.subject.startswith("compose:")]
+    assert app.status == Status.FAIL
+    (it,) = plan_fixes(ctx, [app], include_disruptive=True).items
+    if engine_version == "28":
+        assert app.data["digest"] is None and "ctr (containerd's command line" in app.evidence, app.evidence
+        assert "pin by hand a digest the registry serves" in app.evidence
+        assert str(it.safety) == "manual" and not it.changes
+    else:
+        assert app.data["digest"] and str(it.safety) == "disruptive"
 
 
 def test_a_running_container_by_tag_fails_and_is_left_to_the_admin(pushed, tmp_path):

@@ -161,12 +161,6 @@ def test_stack_reads_the_secret_after_the_fix(swarm_engine, tmp_path):
             "ps", "-q", "--filter", "label=com.docker.swarm.service.name=app_app", "--filter", "status=running").stdout.strip())
     except AssertionError as e:
         tasks = swarm_engine.cli("service", "ps", "--no-trunc", "app_app", check=False)
-        if swarm_engine.version == "28" and "the local data-plane address is not currently known" in tasks.stdout:
-            # Docker 28 on this single-node test swarm (127.0.0.1) sometimes rejects every task of a new
-            # overlay network ("overlay: cannot determine address family of transport"); seen in about
-            # half the runs of this module, never in the test alone. Not dockfix's doing: the compose fix
-            # itself is shown by test_compose_fix_moves_every_password_and_rolls_back_byte_for_byte.
-            pytest.xfail("Docker 28 rejected the stack's tasks: the local data-plane address is not currently known")
         raise AssertionError(f"{e}: {tasks.stdout} {tasks.stderr}") from None
     assert swarm_engine.cli("exec", cid, "cat", "/run/secrets/app_DB_PASSWORD").stdout == pw
     env = json.loads(swarm_engine.cli("inspect", cid).stdout)[0]["Config"]["Env"]

@@ -69,6 +69,71 @@ def parse_ref(text: str) -> Ref:
     return Ref(text if not digest else f"{text}@{digest}", text, None, digest)
 
 
+#: the first API version whose image inspect has ``Identity`` (Docker 29)
+IDENTITY_API = (1, 53)
+
+
+def _api_at_least(ctx: Context, want: tuple[int, int]) -> bool:
+    try:
+        have = tuple(int(x) for x in (ctx.engine.api_version if ctx.engine else "").split("."))
+    except ValueError:
+        return False
+    return have >= want
+
+
+def image_sources(ctx: Context) -> tuple[dict[str, set[str]] | None, str]:
+    """On the containerd image store: ({image id: registry repositories (``host/path``, no port) its
+    content was pulled from or pushed to}, how that is known), or (None, why it cannot be known).
+    On the graph-driver store: ({}, "") -- its RepoDigests are made by pull and push only."""
+    from dockfix.checks.daemon import containerd_store
+    from dockfix.sources.image_origin import containerd_sources, identity_repositories
+
+    def build() -> tuple[dict[str, set[str]] | None, str]:
+        if not containerd_store(ctx):
+            return {}, ""
+        images = ctx.need_engine().images()
+        if _api_at_least(ctx, IDENTITY_API):
+            return {img["Id"]: identity_repositories(img) for img in images}, \
+                f"the engine's Identity.Pull (API {ctx.engine.api_version})"
+        targets = {img["Id"]: (img.get("Descriptor") or {}).get("digest") or img["Id"] for img in images}
+        found, why = containerd_sources(ctx.info(), sorted(set(targets.values())))
+        if found is None:
+            return None, (f"the engine (API {ctx.engine.api_version}) keeps images in the containerd image store, "
+                          f"which lists a digest for images built or imported here too, and shows no origin "
+                          f"before API {IDENTITY_API[0]}.{IDENTITY_API[1]}; containerd's distribution-source "
+                          f"labels could not be read: {why}")
+        return {i: found.get(d, set()) for i, d in targets.items()}, "containerd's distribution-source labels"
+
+    return ctx.memo("image_sources", build)
+
+
+def registry_digests(ctx: Context, img: dict[str, Any], familiar: str | None = None) -> tuple[list[str], str]:
+    """(the RepoDigests of ``img`` (of the repository ``familiar`` if given) that a registry serves, how
+    that is known or why there is none). On the containerd image store only a repository the content
+    was pulled from or pushed to counts; when that cannot be known, none."""
+    from dockfix.sources.image_origin import repo_key
+
+    digests = [rd for rd in img.get("RepoDigests") or [] if "@sha256:" in rd
+               and (familiar is None or parse_ref(rd.split("@")[0]).familiar == familiar)]
+    if not digests:
+        return [], "no repository digest (built or imported here, never pushed or pulled)"
+    sources, how = image_sources(ctx)
+    if sources is None:
+        return [], (f"no repository digest known to come from a registry: {how}; pin by hand a digest the "
+                    "registry serves (docker buildx imagetools inspect NAME:TAG)")
+    if img.get("Id") not in sources:
+        return digests, ""  # the graph-driver store: made by pull and push only
+    repos = sources[img["Id"]]
+    kept = [rd for rd in digests if repo_key(rd) in repos]
+    if kept:
+        return kept, how
+    names = ", ".join(rd.split("@")[0] for rd in digests)
+    pulled = f"it records only {', '.join(sorted(repos))}" if repos else "it records none for this image"
+    return [], (f"no repository digest from a registry: the containerd image store lists a digest under {names}, "
+                f"but that manifest was made here (built, imported or tagged), never pulled from or pushed to "
+                f"that repository ({how}: {pulled})")
+
+
 def repo_digest(ctx: Context, ref: Ref) -> tuple[str | None, str]:
     """(the digest the engine pulled this image by, or None; why not)."""
     if ctx.engine is None:
@@ -80,12 +145,22 @@ def repo_digest(ctx: Context, ref: Ref) -> tuple[str | None, str]:
     img = idx.get(f"{ref.familiar}:{ref.tag_or_latest}")
     if img is None:
         return None, f"the engine has no image {ref.familiar}:{ref.tag_or_latest}: pull it, then plan the fix again"
-    for rd in img.get("RepoDigests") or []:
-        repo, _, digest = rd.partition("@")
-        if parse_ref(repo).familiar == ref.familiar and digest.startswith("sha256:"):
-            return digest, f"the engine pulled it as {rd} (RepoDigests)"
-    return None, ("the engine has no repository digest for it (built or imported here, never pushed or pulled): "
-                  "push it to a registry, pull it back, then pin it")
+    try:
+        digests, how = registry_digests(ctx, img, ref.familiar)
+    except CheckError as e:
+        return None, f"the engine could not be asked ({e})"
+    if digests:
+        rd = digests[0]
+        origin = f"; origin from {how}" if how else ""
+        return rd.partition("@")[2], f"the engine pulled it as {rd} (RepoDigests){origin}"
+    if sources_unknown(how):
+        return None, f"the engine has {how}"
+    return None, f"the engine has {how}: push it to a registry, pull it back, then pin it"
+
+
+def sources_unknown(why: str) -> bool:
+    """True when ``why`` (from registry_digests) says the origin could not be read at all."""
+    return why.startswith("no repository digest known to come from a registry")
 
 
 def _judge(ctx: Context, written: str, where: str, subject: str, location: Location | None,
@@ -382,12 +457,12 @@ def image_signature(ctx: Context) -> list[Result]:
         tags = [t for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
         subject = f"image:{tags[0] if tags else image_id[:19]}"
         used = f" (used by {', '.join(sorted(names))})"
-        digests = [rd for rd in img.get("RepoDigests") or [] if "@sha256:" in rd]
+        digests, why = registry_digests(ctx, img)
         covered = [(rd, p) for rd in digests for p in policies if p.covers(rd.split("@")[0])]
         if not digests:
-            results.append(Result.manual(f"no repository digest (built or imported here){used}: a signature is "
-                                         "made for a pushed digest; push, sign, pull it back and run it by digest",
-                                         subject=subject))
+            advice = "" if sources_unknown(why) else (": a signature is made for a pushed digest; push, sign, pull "
+                                                      "it back and run it by digest")
+            results.append(Result.manual(f"{why}{used}{advice}", subject=subject))
             continue
         if not covered:
             results.append(Result.skip(f"no policy in {TRUST_POLICY} covers {', '.join(digests)}{used}",

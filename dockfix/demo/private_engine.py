@@ -43,10 +43,34 @@ class EngineError(Exception):
     """The private engine could not be started or used (one line)."""
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+#: the port of a swarm node's network gossip (libnetwork's NetworkDB, TCP and UDP): fixed, not configurable
+GOSSIP_PORT = 7946
+
+
+def swarm_address() -> str:
+    """A loopback address of its own for a private swarm node (127.x.y.z, all local on Linux) on which
+    nothing holds the gossip port. Every node binds NetworkDB to 7946 on its listen address; a second
+    swarm on 127.0.0.1 (another private engine, a test's or a colleague's) fails "Error in agentInit
+    ... Failed to start TCP listener", its overlay driver never learns the data-path address, and every
+    task on an overlay network is rejected: "the local data-plane address is not currently known"."""
+    import random
+
+    for _ in range(50):
+        addr = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind((addr, GOSSIP_PORT))
+        except OSError:
+            continue
+        return addr
+    raise EngineError(f"no loopback address with port {GOSSIP_PORT} free for a private swarm")
 
 
 def why_no_engine(dockerd: str | None = "") -> str | None:
@@ -163,6 +187,8 @@ class PrivateEngine:
 
     base: Path
     swarm: bool = False
+    #: the loopback address the swarm (if any) listens, advertises and carries data on (see swarm_address)
+    swarm_addr: str = ""
     proc: subprocess.Popen | None = None
     #: folders searched before PATH for dockerd, containerd and docker (a newer engine's binaries)
     bin_dirs: tuple[str, ...] = ()
@@ -240,11 +266,10 @@ class PrivateEngine:
             raise EngineError(f"dockerd did not answer within {timeout:.0f} s: {self._log_tail()}")
         self.import_busybox()
         if self.swarm:
-            port = free_port()
-            # the data-path address too: Docker 28's overlay networks otherwise lose it after a while
-            # ("the local data-plane address is not currently known") and reject new tasks
-            self.client().swarm.init(advertise_addr="127.0.0.1", listen_addr=f"127.0.0.1:{port}",
-                                     data_path_addr="127.0.0.1")
+            addr = swarm_address()  # not 127.0.0.1: the gossip port must be this swarm's own
+            self.swarm_addr = addr
+            self.client().swarm.init(advertise_addr=addr, listen_addr=f"{addr}:{free_port(addr)}",
+                                     data_path_addr=addr)
 
     def _start_containerd(self, deadline: float) -> str:
         """A containerd of our own under ``base`` (its own config, root, state and socket)."""

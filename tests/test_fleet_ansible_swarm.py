@@ -111,17 +111,22 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
     swarm_engine.cli("tag", BUSYBOX_IMAGE, "mysql:8.0")
     swarm_engine.cli("service", "create", "-d", "--no-resolve-image", "--name", "db", "-e", f"MYSQL_PASSWORD={pw}",
                      "-e", "TZ=UTC", "mysql:8.0", "sleep", "3600")
+    # another service, which a plan edited after review points at
+    swarm_engine.cli("service", "create", "-d", "--no-resolve-image", "--name", "web", "-e", "TZ=UTC",
+                     "mysql:8.0", "sleep", "3600")
     # the plan sees the service's task container too: wait until it runs, or the re-plan at apply differs
     _wait("the service's task", lambda: swarm_engine.cli(
         "ps", "-q", "--filter", "label=com.docker.swarm.service.name=db", "--filter", "status=running").stdout.strip())
     root: Path = controller.root  # type: ignore[attr-defined]
 
-    def spec() -> str:
-        return json.dumps(json.loads(swarm_engine.cli("service", "inspect", "db").stdout)[0]["Spec"], sort_keys=True)
+    def spec(name: str = "db") -> str:
+        return json.dumps(json.loads(swarm_engine.cli("service", "inspect", name).stdout)[0]["Spec"], sort_keys=True)
 
     def secrets() -> list[str]:
         return swarm_engine.cli("secret", "ls", "--format", "{{.Name}}").stdout.split()
 
+    web_id = swarm_engine.cli("service", "inspect", "--format", "{{.ID}}", "web").stdout.strip()
+    web = spec("web")
     untouched = (spec(), secrets())
     assert untouched[1] == []
 
@@ -148,6 +153,9 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
     def other_service(d: dict) -> None:  # the spec's name: the update would rename the service
         swarm_changes(d)[1]["new_spec"]["Name"] = "db2"
 
+    def other_service_id(d: dict) -> None:  # the update aimed at another service
+        swarm_changes(d)[1]["service_id"] = web_id
+
     def other_image(d: dict) -> None:
         swarm_changes(d)[1]["new_spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "evil:latest"
 
@@ -159,6 +167,8 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
     for how, edit, signed, words in [
         ("another service name", other_service, False, "signature does not match"),
         ("another service name, re-signed", other_service, True, "would now do something else"),
+        # the other service is not as the plan recorded it: named in the refusal
+        ("another service, re-signed", other_service_id, True, "web_id"),
         ("another image, re-signed", other_image, True, "would now do something else"),
     ]:
         d = json.loads(reviewed)
@@ -168,8 +178,9 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
         plan_file.write_text(json.dumps(d))
         r = controller.playbook("apply.yml", ok=False)
         assert r.returncode != 0 and "failed=1" in r.stdout, (how, r.stdout[-3000:])
-        assert words in r.stdout, (how, r.stdout[-3000:])
-        assert (spec(), secrets(), manifest(root)) == before, how
+        assert (web_id if words == "web_id" else words) in r.stdout, (how, r.stdout[-3000:])
+        assert "nothing was applied" in r.stdout.lower(), (how, r.stdout[-3000:])
+        assert (spec(), secrets(), manifest(root)) == before and spec("web") == web, how
         assert not (controller.fleet / "journal" / f"{HOST}.txid").exists(), how
 
     # 3. apply.yml with the reviewed plan as it was: the password moves into a secret
@@ -199,7 +210,7 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
 
     # 4. rollback.yml: the service spec is back as it was, the secret is gone
     controller.playbook("rollback.yml")
-    assert spec() == before[0]
+    assert spec() == before[0] and spec("web") == web
     _wait("the secret's removal", lambda: secrets() == [])
     assert not (controller.fleet / "journal" / f"{HOST}.txid").exists()
 

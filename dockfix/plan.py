@@ -183,6 +183,8 @@ class Plan:
     selection: dict = field(default_factory=dict)
     #: The engine whose objects the plan's engine changes target (None: no engine).
     engine: str | None = None
+    #: Fixes left out because a waiver covers their finding: check_id, subject, reason, expires, where.
+    waived: list[dict] = field(default_factory=list)
     #: The document a plan file was read from (compared with a fresh plan at apply time).
     doc: dict | None = field(default=None, repr=False, compare=False)
 
@@ -203,7 +205,8 @@ class Plan:
         if key is not None:
             items = key_hashes(items, key)
         return {"format": PLAN_FORMAT, "version": 1, "root": self.root, "created": self.created,
-                "keyed": key is not None, "selection": self.selection, "engine": self.engine, "items": items}
+                "keyed": key is not None, "selection": self.selection, "engine": self.engine, "items": items,
+                "waived": self.waived}
 
     @classmethod
     def from_json(cls, d: Any, source: str = "plan", host: Host | None = None) -> "Plan":
@@ -214,7 +217,7 @@ class Plan:
         try:
             plan = cls(items=[PlanItem.from_json(i) for i in d.get("items") or []], root=d.get("root", "/"),
                        created=float(d.get("created", 0)), selection=d.get("selection") or {},
-                       engine=d.get("engine"))
+                       engine=d.get("engine"), waived=d.get("waived") or [])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise PlanError(f"{source}: malformed plan ({type(e).__name__}: {e})") from None
         except PlanError as e:
@@ -299,8 +302,17 @@ def validate(plan: "Plan", source: str) -> None:
 
     sel = plan.selection
     if not isinstance(sel, dict) or not set(sel) <= {"only", "skip", "include_disruptive", "paths", "compose",
-                                                     "benchmark", "offline"}:
+                                                     "benchmark", "offline", "waivers", "declined"}:
         raise bad("the selection is not an object of known options")
+    if not isinstance(sel.get("waivers"), (str, type(None))):
+        raise bad("selection waivers is not a path")
+    declined = sel.get("declined", [])
+    if not isinstance(declined, list) or not all(
+            isinstance(k, list) and len(k) == 2 and all(isinstance(v, str) for v in k) for k in declined):
+        raise bad("selection declined is not a list of [check, subject]")
+    if not isinstance(plan.waived, list) or not all(
+            isinstance(w, dict) and all(isinstance(v, (str, type(None))) for v in w.values()) for w in plan.waived):
+        raise bad("waived is not a list of waived fixes")
     if not isinstance(sel.get("benchmark", ""), str) or not isinstance(sel.get("offline", False), bool):
         raise bad("selection benchmark or offline has the wrong type")
     for name in ("only", "skip", "paths", "compose"):

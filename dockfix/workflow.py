@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -40,6 +41,18 @@ def _matches(f: Finding, names: Iterable[str]) -> bool:
     return any(n == f.id or n == f.cis or (f.cis or "").startswith(n + ".") for n in names)
 
 
+def selected(f: Finding, only: Iterable[str] = (), skip: Iterable[str] = (), include_disruptive: bool = False) -> bool:
+    """Would the fix of ``f`` be planned: it fails, has a fix, is chosen by ``only``/``skip``, and
+    is not disruptive unless those are included."""
+    check = REGISTRY.get(f.id)
+    spec = check.fix_spec if check else None
+    if f.status != Status.FAIL or spec is None or check.builder is None:
+        return False
+    if (only and not _matches(f, only)) or (skip and _matches(f, skip)):
+        return False
+    return spec.safety != Safety.DISRUPTIVE or include_disruptive
+
+
 def plan_fixes(ctx, findings: Iterable[Finding], only: Iterable[str] = (), skip: Iterable[str] = (),
                include_disruptive: bool = False) -> Plan:
     """A plan with one item per failing finding that has a fix (touches nothing).
@@ -53,16 +66,10 @@ def plan_fixes(ctx, findings: Iterable[Finding], only: Iterable[str] = (), skip:
     stage = staging(ctx)
     plan = Plan(root=ctx.host.root)
     for f in findings:
-        check = REGISTRY.get(f.id)
-        spec = check.fix_spec if check else None
-        if f.status != Status.FAIL or spec is None or check.builder is None:
+        if not selected(f, only, skip, include_disruptive):
             continue
-        if only and not _matches(f, only):
-            continue
-        if skip and _matches(f, skip):
-            continue
-        if spec.safety == Safety.DISRUPTIVE and not include_disruptive:
-            continue
+        check = REGISTRY[f.id]
+        spec = check.fix_spec
         item = PlanItem(check_id=f.id, subject=f.subject, title=f.title, safety=spec.safety, impact=spec.impact)
         if spec.safety == Safety.MANUAL:
             try:
@@ -117,11 +124,15 @@ def subset_plan(ctx, plan: Plan, keep: list[PlanItem]) -> Plan:
     dropped_targets = {c.target for it in plan.items if id(it) not in kept_ids for c in it.changes}
     chained = any(c.target in dropped_targets for it in keep for c in it.changes)
     if not chained:
-        return Plan([it for it in plan.items if id(it) in kept_ids], plan.root, plan.created)
-    keys = {(it.check_id, it.subject) for it in keep}
+        return dataclasses.replace(plan, items=[it for it in plan.items if id(it) in kept_ids], doc=None)
+    # planned again in the kept items' order (fixes of one file build on each other in that order:
+    # the same subset gives the same plan in every process)
+    order = {(it.check_id, it.subject): n for n, it in enumerate(keep)}
     fresh = fresh_context(ctx)
-    findings = [f for f in rescan(fresh, [cid for cid, _ in keys]) if (f.id, f.subject) in keys]
-    return plan_fixes(fresh, findings, include_disruptive=True)
+    findings = [f for f in rescan(fresh, [it.check_id for it in keep]) if (f.id, f.subject) in order]
+    findings.sort(key=lambda f: order[(f.id, f.subject)])
+    sub = plan_fixes(fresh, findings, include_disruptive=True)
+    return dataclasses.replace(plan, items=sub.items, doc=None)
 
 
 @dataclass
@@ -330,27 +341,60 @@ class Replan:
 class FixSession:
     """The fix workflow on one scan context (one host, one set of --path/--compose)."""
 
-    def __init__(self, ctx, restart_daemon: bool = False):
+    def __init__(self, ctx, restart_daemon: bool = False, waivers: str | None = None):
         self.ctx = ctx
         self.restart_daemon = restart_daemon
+        #: The waiver file (a path on this machine; None: the host's own /etc/dockfix/waivers.yaml
+        #: below its root, when there is one). A finding it covers gets no fix.
+        self.waivers = waivers
 
     @property
     def host(self) -> Host:
         return self.ctx.host
 
+    def waiver_file(self):
+        """The waivers that hold for this session (None when there is no file); PlanError
+        ``FILE:LINE: problem`` when the file is bad."""
+        from dockfix.waivers import WaiverError, load_for
+
+        try:
+            return load_for(self.host.root, self.waivers)
+        except WaiverError as e:
+            raise PlanError(str(e)) from None
+
     def plan(self, findings: Iterable[Finding], *, include_disruptive: bool = True, only: Iterable[str] = (),
              skip: Iterable[str] = ()) -> Plan:
-        return plan_fixes(fresh_context(self.ctx), findings, only, skip, include_disruptive=include_disruptive)
+        """Plan the fixes of ``findings``. A finding a waiver covers (``finding.waiver``, set here
+        from the session's waiver file or before by the front end) is not fixed: it is listed in
+        ``plan.waived`` with the waiver, so every front end can say why it was left out."""
+        findings = list(findings)
+        wf = self.waiver_file()
+        if wf is not None:
+            wf.apply(findings)
+        only, skip = list(only), list(skip)
+        plan = plan_fixes(fresh_context(self.ctx), [f for f in findings if not f.waiver], only, skip,
+                          include_disruptive=include_disruptive)
+        # named: the fixes that would have been planned without their waiver
+        plan.waived = [{"check_id": f.id, "subject": f.subject, "reason": str(f.waiver.get("reason") or ""),
+                        "expires": f.waiver.get("expires"), "where": f"{f.waiver.get('file')}:{f.waiver.get('line')}"}
+                       for f in findings if f.waiver and selected(f, only, skip, include_disruptive)]
+        return plan
 
     def decline(self, plan: Plan, declined: Iterable[tuple[str, str]]) -> Replan:
         """The plan without the declined items (keys ``(check_id, subject)``), planned again when a
-        kept item built on a declined one; ``changed`` lists the kept items whose diff is different."""
-        declined = set(declined)
+        kept item built on a declined one; ``changed`` lists the kept items whose diff is different.
+        The declined keys join the plan's selection: a plan file of the rest is planned again at
+        apply time with the same fixes declined."""
+        declined = {tuple(k) for k in declined}
+        selection = dict(plan.selection)
+        selection["declined"] = sorted({tuple(k) for k in selection.get("declined", [])} | declined)
+        selection["declined"] = [list(k) for k in selection["declined"]]
         keep = [it for it in plan.applicable() if (it.check_id, it.subject) not in declined]
         if not keep:
-            return Replan(Plan([], plan.root, plan.created))
+            return Replan(dataclasses.replace(plan, items=[], selection=selection, doc=None))
         sub = subset_plan(self.ctx, plan, keep)
         sub.items = [it for it in sub.items if (it.check_id, it.subject) not in declined]
+        sub.selection = selection
         before = {(it.check_id, it.subject): it.diff() for it in keep}
         changed = [it for it in sub.applicable() if before.get((it.check_id, it.subject)) != it.diff()]
         return Replan(sub, changed)
@@ -367,7 +411,8 @@ class FixSession:
         plan = self.plan(result.findings, include_disruptive=include_disruptive)
         plan.selection = {"only": only, "skip": skip, "include_disruptive": bool(include_disruptive),
                           "paths": list(self.ctx.paths), "compose": list(self.ctx.compose),
-                          "benchmark": self.ctx.benchmark, "offline": bool(self.ctx.offline)}
+                          "benchmark": self.ctx.benchmark, "offline": bool(self.ctx.offline),
+                          "waivers": self.waivers}
         plan.engine = engine_of(self.host)
         return plan, result.findings
 
@@ -394,11 +439,14 @@ class FixSession:
         ctx = Context(host=Host(host.root, host.docker_host, host.engine, host.engine_timeout),
                       paths=list(sel.get("paths", [])), compose=list(sel.get("compose", [])),
                       benchmark=sel.get("benchmark") or self.ctx.benchmark, offline=bool(sel.get("offline")))
+        session = FixSession(ctx, self.restart_daemon, waivers=sel.get("waivers"))
         try:
-            fresh, _ = FixSession(ctx, self.restart_daemon).plan_selection(
-                sel.get("only", []), sel.get("skip", []), sel.get("include_disruptive", False))
+            fresh, _ = session.plan_selection(sel.get("only", []), sel.get("skip", []),
+                                              sel.get("include_disruptive", False))
         except ValueError as e:
             raise PlanError(f"{path}: {e}") from None
+        if sel.get("declined"):  # the fixes declined before the plan was written stay declined
+            fresh = session.decline(fresh, [tuple(k) for k in sel["declined"]]).plan
         diffs = plan_differences((reviewed.doc or {}).get("items") or [], fresh.to_json(reviewed.key)["items"])
         if diffs:
             stale = jr.stale_targets(self.host, reviewed)

@@ -242,7 +242,7 @@ def test_a_plan_records_its_engine(tmp_path: Path) -> None:
     root, plan, doc = _tree(tmp_path)
     assert doc["engine"] is None
     assert doc["selection"] == {"only": [], "skip": [], "include_disruptive": True, "paths": [], "compose": [],
-                                "benchmark": "1.8.0", "offline": False}
+                                "benchmark": "1.8.0", "offline": False, "waivers": None}
 
 
 # ---------------------------------------------------------------------- engine change kinds (private swarm)
@@ -320,3 +320,72 @@ def test_swarm_password_moves_into_a_secret_from_a_reviewed_plan(swarm_engine, t
     r = run_dockfix("rollback", "--last", *where)
     assert r.returncode == 0, r.stderr
     assert (spec(), secrets()) == before[:2]
+
+
+# ---------------------------------------------------------------------- the selection a plan records
+def _changed(before: dict, after: dict) -> dict[str, tuple]:
+    """{path: (before, after)} of what differs between two manifests, the journal left out."""
+    return {p: (before.get(p), after.get(p)) for p in set(before) | set(after)
+            if before.get(p) != after.get(p) and not p.startswith("var/lib/dockfix")}
+
+
+@pytest.mark.parametrize("select", [["--only", "etc-docker-mode"], ["--only", "3.6"],
+                                    ["--only", "etc-docker-mode,daemon-json-mode,daemon-json-owner", "--skip", "daemon-json-owner"]])
+def test_a_reviewed_subset_applies_exactly_that_subset(select: list[str], tmp_path: Path) -> None:
+    """A plan of a few fixes is planned again at apply with the same --only/--skip: it is applied
+    (not refused because the full plan has more) and nothing beyond it is changed."""
+    root = faulty_tree(tmp_path / "root")
+    plan = tmp_path / "plan.json"
+    r = run_dockfix("plan", "--root", str(root), "--no-engine", *select, "-o", str(plan))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(plan.read_text())
+    planned = {it["check_id"] for it in doc["items"]}
+    assert planned and planned <= {"etc-docker-mode", "daemon-json-mode"}, planned
+    before = manifest(root)
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(plan), "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {a["check_id"] for a in json.loads(r.stdout)["applied"]} == planned
+    changed = _changed(before, manifest(root))
+    want = {"etc-docker-mode": "etc/docker", "daemon-json-mode": "etc/docker/daemon.json"}
+    assert set(changed) == {want[c] for c in planned}, changed
+    for p, (old, new) in changed.items():  # the mode only: owner (1000) and content as they were
+        assert old[:3] == new[:3] and old[4] == new[4] and old[3] != new[3], (p, old, new)
+
+
+def test_a_plan_with_a_declined_fix_applies_without_it(tmp_path: Path) -> None:
+    """A plan written after a fix was declined (FixSession.decline) records the declined fix; the
+    apply plans again with it declined, so the reviewed rest is applied — built on the file as it
+    is, the declined fix's change never made."""
+    from dockfix.context import Context
+    from dockfix.host import Host
+    from dockfix.plan import host_key
+    from dockfix.workflow import FixSession
+    from helpers import put_units
+
+    root = tmp_path / "root"
+    put_units(root)
+    put(root, "var/lib/")
+    put(root, "etc/docker/", mode=0o755)
+    put(root, "etc/docker/daemon.json", '{"icc": true, "log-level": "debug"}\n')
+    session = FixSession(Context(host=Host(str(root), engine=False)))
+    full, _ = session.plan_selection(["icc", "log-level"], [], include_disruptive=True)
+    assert [it.check_id for it in full.applicable()] == ["icc", "log-level"]
+    replan = session.decline(full, [("icc", next(it.subject for it in full.items if it.check_id == "icc"))])
+    assert [it.check_id for it in replan.plan.applicable()] == ["log-level"]
+    assert replan.plan.selection["declined"] and replan.plan.selection["only"] == ["icc", "log-level"]
+    plan = tmp_path / "plan.json"
+    plan.write_text(replan.plan.dumps(host_key(session.host, create=True)))
+    os.chmod(plan, 0o600)
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(plan), "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [a["check_id"] for a in json.loads(r.stdout)["applied"]] == ["log-level"]
+    assert json.loads((root / "etc/docker/daemon.json").read_text()) == {"icc": True, "log-level": "info"}
+    # the declined fix taken out of the selection (re-signed): the fresh plan has icc again -> refused
+    r = run_dockfix("rollback", "--last", "--root", str(root), "--no-engine")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(plan.read_text())
+    doc["selection"].pop("declined")
+    _resign(root, doc)
+    plan.write_text(json.dumps(doc))
+    err = _refused(root, plan, manifest(root), codes=(3,))
+    assert "icc" in err and "not in the plan" in err, err

@@ -179,3 +179,113 @@ async def test_a_fix_whose_check_ends_manual_is_not_fixed_in_every_front_end(tmp
     assert "NOT FIXED seccomp-profile" in app_note and "(manual:" in app_note
     wt_message = walkthrough_apply_seccomp(tmp_path / "wt")
     assert "not fixed" in wt_message and "seccomp-profile" in wt_message and "(manual)" in wt_message
+
+
+# ---------------------------------------------------------------------- rule 3: waived -> never fixed
+#: An accepted risk in the host's own waiver file: icc (and no other check) is waived.
+WAIVERS = "waivers:\n  - check: icc\n    reason: the CI runners talk over the default bridge\n    expires: 2999-12-31\n"
+
+
+def waived_host(root: Path) -> Path:
+    host(root, CHAINED)
+    put(root, "etc/dockfix/waivers.yaml", WAIVERS)
+    return root
+
+
+def cli_apply_waived(root: Path) -> tuple[list[str], str]:
+    r = run_dockfix("--apply", "--yes", "--include-disruptive", "--root", str(root), "--no-engine",
+                    "--only", "icc,log-level")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Left out, waived: icc" in r.stdout and "the CI runners talk over the default bridge" in r.stdout, r.stdout
+    assert "etc/dockfix/waivers.yaml:2" in r.stdout, r.stdout
+    r = run_dockfix("journal", "--root", str(root), "--format", "json")
+    (tx,) = json.loads(r.stdout)
+    return [it["check_id"] for it in tx["items"]], ""
+
+
+async def app_apply_waived(root: Path) -> tuple[list[str], str]:
+    app = make_app(root, only=["icc", "log-level"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")  # fail: the waived finding is shown too (it is not "to do")
+        await settle(app, pilot)
+        for cid in ("icc", "log-level"):
+            await select(pilot, cid)
+            await pilot.press("space")
+        await pilot.press("a")
+        await settle(app, pilot)
+        body = app.screen.body
+        await pilot.press("y")  # no disruptive fix is asked about: icc, the only one, is waived
+        await settle(app, pilot)
+        assert screen_name(app) != "ConfirmModal"
+    txs = json.loads(run_dockfix("journal", "--root", str(root), "--format", "json").stdout)
+    (tx,) = txs
+    return [it["check_id"] for it in tx["items"]], body
+
+
+def walkthrough_waived(tmp_path: Path) -> tuple[list[str], str]:
+    from dockfix.demo.host import build_demo
+    from dockfix.demo.walkthrough import Walkthrough
+
+    demo = build_demo(at=str(tmp_path / "demo"), engine=False)
+    try:
+        (demo.root / "etc/docker/daemon.json").write_text(CHAINED)
+        put(demo.root, "etc/dockfix/waivers.yaml", WAIVERS)
+        wt = Walkthrough(demo, str(tmp_path / "progress.json"))
+        step = next(s for s in wt.steps if s.key == "daemon-json")
+        wt.look(step)
+        assert any(f.id == "icc" for f in step.findings)  # it fails, and is waived
+        planned, message = [it.check_id for it in step.plan.applicable()], step.message
+        wt.apply(step)
+        assert json.loads((demo.root / "etc/docker/daemon.json").read_text())["icc"] is True
+        return planned, message
+    finally:
+        demo.close()
+
+
+async def test_a_waived_finding_is_never_fixed_in_every_front_end(tmp_path):
+    """icc fails and has a (disruptive) fix, but the host's waiver file accepts it: --apply, the app
+    and the walkthrough all leave it out and say so; the other fix of the same file is applied."""
+    cli_items, _ = cli_apply_waived(waived_host(tmp_path / "cli"))
+    app_items, app_body = await app_apply_waived(waived_host(tmp_path / "app"))
+    wt_items, wt_note = walkthrough_waived(tmp_path / "wt")
+    assert cli_items == app_items == ["log-level"]
+    assert "icc" not in wt_items and "log-level" in wt_items
+    assert "[not applied: waived until 2999-12-31] icc" in app_body, app_body
+    assert "left out, waived: icc" in wt_note and "the CI runners talk over the default bridge" in wt_note, wt_note
+    for side in ("cli", "app"):
+        assert json.loads((tmp_path / side / "etc/docker/daemon.json").read_text()) == {"icc": True, "log-level": "info"}
+
+
+def test_a_plan_file_leaves_a_waived_fix_out_and_applies_without_it(tmp_path):
+    """`plan -o` names the waived fix and leaves it out; `--apply --plan` plans again with the same
+    waivers and applies the rest. A waiver that expired (or was removed) after the review makes the
+    fresh plan differ: refused, nothing changed. A bad waiver file: one line naming it, exit 2."""
+    root = waived_host(tmp_path / "root")
+    plan = tmp_path / "plan.json"
+    r = run_dockfix("plan", "--include-disruptive", "--root", str(root), "--no-engine", "--only", "icc,log-level",
+                    "-o", str(plan))
+    assert r.returncode == 0, r.stderr
+    assert "Left out, waived: icc" in r.stdout, r.stdout
+    doc = json.loads(plan.read_text())
+    assert [it["check_id"] for it in doc["items"]] == ["log-level"]
+    assert [(w["check_id"], w["expires"]) for w in doc["waived"]] == [("icc", "2999-12-31")]
+    # a bad waiver file: refused before anything, naming the file and line
+    good = (root / "etc/dockfix/waivers.yaml").read_text()
+    (root / "etc/dockfix/waivers.yaml").write_text(good.replace("2999-12-31", "someday"))
+    before = (root / "etc/docker/daemon.json").read_bytes()
+    for args in (["--plan", str(plan)], ["--include-disruptive", "--only", "icc,log-level"]):
+        r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "etc/dockfix/waivers.yaml:4" in r.stderr and "expires" in r.stderr, r.stderr
+        assert (root / "etc/docker/daemon.json").read_bytes() == before
+    # the waiver gone after review: dockfix would now fix icc too -> refused
+    (root / "etc/dockfix/waivers.yaml").write_text("waivers: []\n")
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(plan))
+    assert r.returncode == 3 and "icc" in r.stderr, r.stderr
+    assert (root / "etc/docker/daemon.json").read_bytes() == before
+    # as reviewed: applied without icc
+    (root / "etc/dockfix/waivers.yaml").write_text(good)
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(plan))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads((root / "etc/docker/daemon.json").read_text()) == {"icc": True, "log-level": "info"}

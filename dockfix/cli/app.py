@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -27,6 +28,8 @@ def run_app(args: argparse.Namespace) -> int:
     kw = with_notes(notes)
     if only or skip:
         kw["scan"] = functools.partial(kw.get("scan", scan), only=only, skip=skip)
+    if getattr(args, "waivers", None):
+        kw["waivers"] = os.path.abspath(args.waivers)
     early = BackgroundScan(kw.get("scan", scan), ctx)
     from dockfix.tui.app import DockfixApp
 

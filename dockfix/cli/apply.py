@@ -19,7 +19,8 @@ import os
 import sys
 import time
 
-from dockfix.cli.common import UsageError, add_host_options, add_selection_options, make_context, split_ids
+from dockfix.cli.common import (UsageError, add_host_options, add_selection_options, add_waiver_option, make_context,
+                                split_ids)
 from dockfix.model import Safety
 
 EXIT_OK, EXIT_NOT_FIXED, EXIT_USAGE, EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -62,20 +63,37 @@ def build_plan(args: argparse.Namespace, session):
     only, skip = split_ids(args.only), split_ids(args.skip)
     try:
         plan, findings = session.plan_selection(only, skip, getattr(args, "include_disruptive", False))
-    except ValueError as e:
+    except (ValueError, PlanError) as e:  # PlanError: a bad waiver file (FILE:LINE: problem)
         raise UsageError(str(e)) from None
     return plan, findings
 
 
+def session_for(args: argparse.Namespace, ctx, **kw):
+    """The FixSession of a command: its waivers are --waivers FILE, else the host's own file."""
+    from dockfix.workflow import FixSession
+
+    waivers = getattr(args, "waivers", None)
+    if waivers and not getattr(args, "plan", None):
+        waivers = os.path.abspath(waivers)
+    return FixSession(ctx, waivers=waivers, **kw)
+
+
+def waived_text(plan) -> str:
+    """The fixes a waiver left out, one line each (the plan does not apply them)."""
+    return "".join(f"Left out, waived: {w['check_id']}  {w['subject']}  (until {w['expires']}, {w['where']}: "
+                   f"{w['reason']})\n" for w in plan.waived)
+
+
 def print_plan(plan, args) -> None:
     if not plan.items:
-        _out(args, "Nothing to fix: no failing check has a fix that was selected.\n")
+        _out(args, "Nothing to fix: no failing check has a fix that was selected.\n" + waived_text(plan))
         return
     _out(args, plan.diff(mask_secrets=True))
     n_apply = len(plan.applicable())
     manual = [it for it in plan.items if it.safety == Safety.MANUAL]
     _out(args, f"\n{n_apply} fix(es) with {len(plan.changes)} change(s) to apply"
-               + (f"; {len(manual)} to do by hand (shown above, never applied)" if manual else "") + ".\n")
+               + (f"; {len(manual)} to do by hand (shown above, never applied)" if manual else "") + ".\n"
+               + waived_text(plan))
 
 
 def confirm(plan, args, session):
@@ -118,12 +136,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from dockfix.changes import PlanError
     from dockfix.journal import JournalBusy, JournalError, JournalWriteError
     from dockfix.plan import PlanStale
-    from dockfix.workflow import FixSession
 
     if not args.dry_run:
         need_root(args, "dockfix --apply")
     ctx = make_context(args)
-    session = FixSession(ctx, restart_daemon=args.restart_daemon)
+    session = session_for(args, ctx, restart_daemon=args.restart_daemon)
     try:
         plan, _ = build_plan(args, session)
     except PlanStale as e:
@@ -133,7 +150,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     as_json = args.format == "json"
     doc: dict = {"root": ctx.host.root, "dry_run": args.dry_run, "plan": _plan_summary(plan), "txid": None,
-                 "applied": [], "results": [], "actions": [], "error": None, "rolled_back": False}
+                 "applied": [], "results": [], "actions": [], "error": None, "rolled_back": False,
+                 "waived": plan.waived}
     if not as_json:
         print_plan(plan, args)
     if args.dry_run or not plan.applicable():
@@ -214,10 +232,9 @@ def add_apply_options(p: argparse.ArgumentParser) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     from dockfix.changes import PlanError
     from dockfix.plan import host_key
-    from dockfix.workflow import FixSession
 
     ctx = make_context(args)
-    plan, _ = build_plan(args, FixSession(ctx))
+    plan, _ = build_plan(args, session_for(args, ctx))
 
     key = None
     if args.output or args.format == "json":
@@ -245,6 +262,7 @@ def build_plan_parser(sub) -> None:
     add_selection_options(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan to FILE for review and `--apply --plan`")
     p.add_argument("--include-disruptive", action="store_true", help="plan disruptive fixes too")
+    add_waiver_option(p)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_plan)
 

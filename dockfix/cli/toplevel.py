@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dockfix.cli.common import UsageError, add_host_options, add_selection_options
+from dockfix.cli.common import UsageError, add_host_options, add_selection_options, add_waiver_option
 
 APPLY_ONLY = ("yes", "dry_run", "plan", "include_disruptive", "restart_daemon")
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_apply_options(p)
     add_host_options(p)
     add_selection_options(p)
+    add_waiver_option(p)  # waived findings are shown as waived in the app and never fixed by --apply
     return p
 
 

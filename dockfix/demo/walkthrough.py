@@ -249,6 +249,9 @@ class Walkthrough:
         if step.findings:
             step.plan = self._session().plan(step.findings, include_disruptive=True)
             step.diff = step.plan.diff() if step.plan.changes else ""
+            if step.plan.waived:  # an accepted risk is not fixed: say why it is not in the diff
+                step.message = "left out, waived: " + "; ".join(
+                    f"{w['check_id']} {w['subject']} until {w['expires']} ({w['reason']})" for w in step.plan.waived)
         if step.state == "new":
             step.state = "seen"
         if step.stage not in (APPLIED,):

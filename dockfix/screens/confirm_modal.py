@@ -43,7 +43,7 @@ def change_line(change: Change) -> str:
     return f"{kind} {target}"
 
 
-def describe_plan(items: list, manual: list | None = None) -> str:
+def describe_plan(items: list, manual: list | None = None, waived: list | None = None) -> str:
     lines = []
     for item in items:
         lines.append(f"[{item.safety}] {item.check_id} — {item.subject}")
@@ -51,7 +51,14 @@ def describe_plan(items: list, manual: list | None = None) -> str:
             lines.append(f"    {change_line(c)}")
     for item in manual or []:
         lines.append(f"[not applied: {item.safety}] {item.check_id} — {item.subject}")
+    lines.extend(waived_lines(waived or []))
     return "\n".join(lines)
+
+
+def waived_lines(waived: list) -> list[str]:
+    """The fixes a waiver left out of a plan (Plan.waived), one line each."""
+    return [f"[not applied: waived until {w.get('expires')}] {w.get('check_id')} — {w.get('subject')}"
+            f" ({w.get('where')}: {w.get('reason')})" for w in waived]
 
 
 def describe_changes(plan: Plan) -> str:

@@ -705,17 +705,19 @@ class FindingsScreen(Screen):
     @work(exclusive=True, group="confirm")
     async def confirm_and_apply(self, plan: Plan, findings: list[Finding]) -> None:
         """List what will change, confirm; confirm each disruptive fix on its own; apply as one."""
-        from dockfix.screens.confirm_modal import ConfirmModal, describe_plan, split_plan
+        from dockfix.screens.confirm_modal import ConfirmModal, describe_plan, split_plan, waived_lines
 
         applicable, manual = split_plan(plan)
+        waived = list(getattr(plan, "waived", None) or [])
         if not applicable:
-            notes = "; ".join(n for it in manual for n in (getattr(it, "notes", None) or []))
+            notes = "; ".join([n for it in manual for n in (getattr(it, "notes", None) or [])]
+                              + waived_lines(waived))
             self.notify("Nothing in this plan can be applied automatically." + (f" {notes}" if notes else ""),
                         severity="warning", timeout=8)
             return
         ok = await self.app.push_screen_wait(ConfirmModal(
             f"Apply {render.plural(len(applicable), 'fix')} as one transaction?",
-            describe_plan(applicable, manual)
+            describe_plan(applicable, manual, waived)
             + "\n\nEverything is journaled: the journal (t) rolls it back byte for byte.",
             yes="Apply",
         ))

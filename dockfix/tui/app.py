@@ -8,6 +8,7 @@ Docker API) runs in thread workers; the results come back as messages.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -123,6 +124,8 @@ class DockfixApp(App[int]):
         self.host_label = host_label
         if waivers is None:  # the scanned host's own file (below --root), as `dockfix scan` reads it
             waivers = os.path.join(str(self.host.root), "etc/dockfix/waivers.yaml")
+        elif self.core.session is _fix_session:  # fixes leave out what this file waives, as the table shows
+            self.core.session = functools.partial(_fix_session, waivers=waivers)
         self.core.waivers_path = waivers
         self.time_format = time_format or _default_time
 
@@ -145,12 +148,12 @@ class DockfixApp(App[int]):
             self.push_screen(HelpScreen(self.screen, self.focused))
 
 
-def _fix_session(ctx: Context) -> FixSession:
+def _fix_session(ctx: Context, waivers: str | None = None) -> FixSession:
     """A FixSession for ctx. The fix core (workflow, plans, changes, journal: ~0.1 s of imports) is
     loaded when the first plan, journal listing or rescan needs it, after the first paint."""
     from dockfix.workflow import FixSession
 
-    return FixSession(ctx)
+    return FixSession(ctx, waivers=waivers)
 
 
 def _default_time(value: Any) -> str:

@@ -451,8 +451,12 @@ class FixSession:
         if diffs:
             stale = jr.stale_targets(self.host, reviewed)
             if stale:
-                raise PlanStale("the host changed since the plan was made; nothing was applied. Changed: "
-                                + "; ".join(stale))
+                # a plan edited to name another object fails that object's preconditions too: say
+                # both, so an edit is not reported as the host's change alone
+                raise PlanStale("the host changed since the plan was made, or the plan names it as it is not; "
+                                "nothing was applied. Not as planned: " + "; ".join(stale)
+                                + ". What dockfix would do now differs: " + "; ".join(diffs[:3])
+                                + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else ""))
             raise PlanStale(f"{path}: dockfix would now do something else than the reviewed plan: "
                             + "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
                             + ". Nothing was applied: make a new plan and review it")

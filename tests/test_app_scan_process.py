@@ -175,3 +175,51 @@ async def test_the_app_shows_the_same_with_the_scan_in_a_child(tmp_path):
     assert seen[0] == seen[1] == seen[2]
     assert "Scanned" in seen[1][2]
     assert ("  FAIL", "low", "1.1.7", "audit-docker-service", "…/docker.service") in seen[1][0]
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+@pytest.mark.parametrize("how", ["q", "SIGTERM", "SIGHUP"])
+def test_the_real_program_leaves_no_scan_process_behind(tmp_path, how):
+    """`dockfix` in tmux on an engine that never answers (the scan process is still waiting): after
+    q, SIGTERM or SIGHUP the app and its scan process are gone."""
+    import shutil
+    import socket
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    from test_app_tmux import Tmux
+
+    sock_path = tmp_path / "slow.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(sock_path))
+    srv.listen(64)  # accepts (the kernel's backlog) and never answers
+    root = failing_tree(tmp_path / "root")
+    tmux = Tmux("dockfix", tmp_path / "tmux.sock")
+    env = f"PYTHONPATH={REPO} TERM=xterm-256color"
+    try:
+        tmux.run("new-session", "-d", "-s", tmux.name, "-x", "120", "-y", "40",
+                 f"exec env {env} {sys.executable} -m dockfix --root {root} --docker-host unix://{sock_path}")
+        tmux.wait_for("Scanning")
+        app = int(tmux.run("display", "-p", "-t", tmux.name, "#{pane_pid}").strip())
+        deadline = time.monotonic() + 10
+        while not _children(app) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (child,) = _children(app)
+        if how == "q":
+            tmux.keys("q")
+        else:
+            os.kill(app, getattr(signal, how))
+        deadline = time.monotonic() + 10
+        while not (gone(app) and gone(child)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(app) and gone(child)
+    finally:
+        subprocess.run(["tmux", "-S", str(tmux.sock), "kill-server"], capture_output=True)
+        srv.close()

@@ -389,9 +389,11 @@ class FindingsScreen(Screen):
         elif self._markdown is None:
             if self._markdown_ready:
                 self.show_detail()
-            elif not self._markdown_loading:  # the table first; the Markdown widget's imports off the loop
+            elif not self._markdown_loading and self._rows_painted:
+                # the table first; the Markdown widget's imports (≈0.1 s: markdown-it, pygments) in a
+                # thread, once the first rows are drawn (a thread still takes the same one core)
                 self._markdown_loading = True
-                self.call_after_refresh(self._load_markdown)
+                self._load_markdown()
         else:
             self.show_detail()
 
@@ -400,7 +402,10 @@ class FindingsScreen(Screen):
         self.app.first_paint_done()
         if self._rest_pending:
             self._rest_pending = False
-            self.refresh_table()
+            self.refresh_table()  # the rest of the rows (and the detail pane)
+        elif self._markdown is None and not self._markdown_loading:
+            self._markdown_loading = True
+            self._load_markdown()
 
     def empty_message(self) -> str:
         """What an empty table means, and how to see more."""

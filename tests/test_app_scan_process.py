@@ -98,6 +98,16 @@ def test_a_failing_scan_reads_the_same_as_in_a_thread(tmp_path):
     assert texts[0] == texts[1] == ("failed", "RuntimeError: engine said no")
 
 
+def test_a_scan_process_that_dies_is_reported_as_a_failed_scan(tmp_path):
+    def dies(ctx, on_progress=None):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    early = ProcessScan(dies, context(tmp_path))
+    assert events_of(early)[-1] == ("failed", "the scan process ended before it was done (killed by signal 9)")
+    early.thread.join(5)
+    assert gone(early.pid)
+
+
 def test_a_selection_that_selects_nothing_is_reported_and_nothing_is_scanned(tmp_path):
     early = ProcessScan(scan, context(tmp_path), validate=lambda: "--only: no check or section 'nope'")
     assert early.selection_problem() == "--only: no check or section 'nope'"

@@ -140,6 +140,7 @@ class ProcessScan(BackgroundScan):
         return self._problem
 
     def _read(self) -> None:
+        problem = None
         try:
             while True:
                 head = self._pipe.read(HEADER.size)
@@ -160,19 +161,23 @@ class ProcessScan(BackgroundScan):
                 elif kind is not None:
                     self._ended |= kind != "progress"
                     self._emit(kind, _Raw(data))
-        except (OSError, ValueError):
-            pass
+        except Exception as e:  # noqa: BLE001 (a broken pipe or message: the scan is reported failed)
+            problem = describe(e)
         finally:
             self._pipe.close()
             status = self._reap()
             self._selected.set()
             if not self._ended:
-                self._emit("failed", f"the scan process ended before it was done ({status})")
+                self._emit("failed", problem or f"the scan process ended before it was done ({status})")
 
     def _reap(self) -> str:
         with self._lock:
             if self._reaped:
                 return "ended"
+            try:  # it has ended, or stopped talking: never wait on a child that still runs
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             _, status = os.waitpid(self.pid, 0)
             self._reaped = True
         if os.WIFSIGNALED(status):

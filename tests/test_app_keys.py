@@ -266,7 +266,7 @@ async def test_demo_walkthrough_opened_with_w_comes_back_with_esc(tmp_path: Path
             assert_footer_fits(app, 80, "esc")
             await pilot.press("question_mark")
             keys = help_rows(app)
-            assert {"Esc Backspace", "n", "p", "d", "a", "r", "s", "m", "c", "f"} <= set(keys)
+            assert {"Esc Backspace", "n", "p", "d", "a", "l", "r", "s", "m", "c", "f"} <= set(keys)
             await pilot.press("escape")
             await pilot.press("f")
             assert screen_name(app) == "SummaryScreen"

@@ -229,3 +229,68 @@ def test_cli_lists_steps_and_saved_progress(demo, tmp_path):
     assert lines[1] == "  1. Who owns /etc/docker  [done]"
     assert lines[2] == "> 2. Who owns docker.service  [new]"
     assert len(lines) == 1 + len(TOPICS)
+
+
+async def test_pilot_leaves_one_fix_out_and_shows_the_replanned_diff_before_applying(demo, tmp_path):
+    """`l` on a step with several fixes asks which to leave out; the others are planned again and
+    the lesson shows their diff as it is now (the workflow's rule: a declined fix -> the re-planned
+    diff shown again) before `a` applies them; with one fix, `l` leaves it out at once."""
+    from textual.widgets import OptionList
+    from textual.widgets._footer import FooterKey
+
+    from dockfix.tui.demo_app import WalkthroughApp
+    from dockfix.screens.walkthrough_screen import LeaveOutModal
+
+    daemon_json = demo.root / "etc/docker/daemon.json"
+    daemon_json.write_text('{"icc": true, "log-level": "debug"}\n')  # log-level's diff is built on icc's
+    before = daemon_json.read_bytes()
+    wt = Walkthrough(demo, str(tmp_path / "p.json"))
+    app = WalkthroughApp(wt)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert "l" in [k.key for k in app.screen.query(FooterKey)]  # discoverable in the footer
+        app.screen.query_one("#wt-steps", OptionList).highlighted = [s.key for s in wt.steps].index("daemon-json")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert "icc" in [cid for cid, _ in wt.fixes()] and '"icc": false' in shown(app)
+        await pilot.press("l")
+        await settle(pilot)
+        modal = app.screen
+        assert isinstance(modal, LeaveOutModal)
+        modal.query_one(OptionList).highlighted = [cid for cid, _ in modal.fixes].index("icc")
+        await pilot.press("enter")
+        await settle(pilot)
+        step = wt.step
+        assert [cid for cid, _ in step.left_out] == ["icc"]
+        assert "icc" not in [cid for cid, _ in wt.fixes()]
+        assert "log-level" in [cid for cid, _ in step.changed]
+        text = shown(app)
+        assert "Left out: `icc`" in text and "`log-level`" in text and "```diff" in text
+        diff = text.split("```diff", 1)[1].split("```", 1)[0]
+        assert '"log-level": "info"' in diff and '"icc": false' not in diff  # built on the file as it is
+        assert str(app.screen.query_one("#wt-status").render()).startswith("left out icc: without it, these fixes change")
+        assert daemon_json.read_bytes() == before  # nothing applied yet
+        await pilot.press("a")
+        await settle(pilot)
+        assert step.stage == APPLIED
+        doc = json.loads(daemon_json.read_text())
+        assert doc["icc"] is True and doc["log-level"] == "info"  # icc left as it was
+        await pilot.press("r")
+        await settle(pilot)
+        assert daemon_json.read_bytes() == before
+        # A step with one fix: `l` leaves it out without asking; nothing is left to apply.
+        app.screen.query_one("#wt-steps", OptionList).highlighted = 0
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(wt.fixes()) == 1
+        await pilot.press("l")
+        await settle(pilot)
+        assert not isinstance(app.screen, LeaveOutModal)
+        assert wt.fixes() == [] and wt.step.left_out
+        assert "no fix is left to apply" in str(app.screen.query_one("#wt-status").render())
+        # choosing the step again plans every fix
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(wt.fixes()) == 1 and not wt.step.left_out

@@ -157,6 +157,8 @@ class Step:
     message: str = ""  # what happened last (an error, or what to look at)
     #: Fixes whose diff changed when others were left out (shown again before applying).
     changed: list = field(default_factory=list)
+    #: Fixes left out of the plan (check id, subject); looking at the step again plans them all.
+    left_out: list = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -246,6 +248,7 @@ class Walkthrough:
         step.findings = [f for f in found if f.status == Status.FAIL]
         step.passing = []
         step.plan, step.diff = None, ""
+        step.changed, step.left_out = [], []
         if step.findings:
             step.plan = self._session().plan(step.findings, include_disruptive=True)
             step.diff = step.plan.diff() if step.plan.changes else ""
@@ -316,16 +319,26 @@ class Walkthrough:
         step = step or self.step
         if step.plan is None:
             self.look(step)
+        declined = list(declined)
         replan = self._session().decline(step.plan, declined)
         step.plan = replan.plan
         step.diff = replan.plan.diff() if replan.plan.changes else ""
         step.changed = [(it.check_id, it.subject) for it in replan.changed]
+        step.left_out += [d for d in declined if d not in step.left_out]
         step.stage = DIFF
-        step.message = ("without the fixes you left out, these fixes change: "
-                        + ", ".join(cid for cid, _ in step.changed) + " (the diff shows them as they are now)"
-                        if step.changed else "the other fixes are unchanged")
+        left = "left out " + ", ".join(cid for cid, _ in declined) + ": "
+        step.message = left + ("without it, these fixes change: " + ", ".join(cid for cid, _ in step.changed)
+                               + " (the diff shows them as they are now)" if step.changed else
+                               "the other fixes are unchanged" if replan.plan.changes else "no fix is left to apply")
         self.save()
         return step
+
+    def fixes(self, step: Step | None = None) -> list[tuple[str, str]]:
+        """The fixes the step's plan would apply, as (check id, subject): what decline() takes."""
+        step = step or self.step
+        if step.plan is None:
+            return []
+        return [(it.check_id, it.subject) for it in step.plan.applicable()]
 
     def mark_done(self, step: Step | None = None) -> Step:
         """For a step without an automatic fix: the trainee has read it and moves on."""
@@ -419,6 +432,11 @@ class Walkthrough:
                 out += [note, ""]
         if step.stage == DIFF:
             out += ["## The fix", ""]
+            if step.left_out:
+                out += ["Left out: " + ", ".join(f"`{cid}` {subject}" for cid, subject in step.left_out)
+                        + ". " + ("These fixes changed without it and are shown as they are now: "
+                                  + ", ".join(f"`{cid}`" for cid, _ in step.changed) + ". " if step.changed else "")
+                        + "Choose this step in the list again (Enter) to plan every fix.", ""]
             if step.can_fix:
                 out += ["This is exactly what will change (secret values are never shown):", "",
                         "```diff", step.diff.rstrip(), "```", ""]

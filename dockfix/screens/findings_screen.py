@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich.text import Text
 from textual import on, work
@@ -13,7 +13,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.coordinate import Coordinate
+from textual.message import Message
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 
 from dockfix.model import Finding, Safety, Severity, Status
@@ -56,6 +58,24 @@ class FindingsTable(DataTable):
         super().__init__(**kw)
         #: Row indexes of section headings (set by the findings page when it fills the table).
         self.section_rows: set[int] = set()
+        #: Called once, after the frame that first shows rows has been drawn.
+        self.after_first_rows: Callable[[], None] | None = None
+
+    class Resized(Message):
+        """The table's own size changed (the page's Resize comes before the side pane takes its
+        share: column widths from then cut the Subject off at the right edge)."""
+
+    def on_resize(self) -> None:
+        self.post_message(self.Resized())
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        if self.after_first_rows is not None and self.virtual_size.height > self.header_height:
+            # this frame has rows; the callback runs once it is written (the page's loop is busy
+            # drawing until then)
+            callback, self.after_first_rows = self.after_first_rows, None
+            self.call_later(callback)
+        return strip
 
     def _skip_sections(self, step: int) -> None:
         row = self.cursor_row
@@ -138,6 +158,8 @@ class FindingsScreen(Screen):
         self._detail_timer = None
         self._markdown = None
         self._markdown_loading = self._markdown_ready = False
+        self._rows_painted = False  # the first rows are not on screen yet
+        self._rest_pending = False  # only the first screenful of rows is in the table
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -201,7 +223,7 @@ class FindingsScreen(Screen):
             if kind == "progress":
                 self.post_message(ScanProgressed(*payload, generation))
             elif kind == "completed":
-                self.post_message(ScanCompleted(list(payload.findings), generation))
+                self.post_message(ScanCompleted(list(payload), generation))
             else:
                 self.post_message(ScanFailed(payload, generation))
 
@@ -291,6 +313,11 @@ class FindingsScreen(Screen):
 
     def refresh_table(self) -> None:
         table = self.query_one(FindingsTable)
+        if not table.size.width and self.findings:
+            # Before the first layout the width is unknown: the table's first Resize fills it
+            # (filling it now as well doubled the work before the first paint).
+            self.update_counts()
+            return
         current = self.current_row_key()
         widths = self.column_widths()
         if (widths, self.sort) != getattr(self, "_widths", None):
@@ -310,7 +337,15 @@ class FindingsScreen(Screen):
         last_section = None
         first_finding_row = None
         grouped = self.sort == "section"
-        for f in self.visible():
+        shown = self.visible()
+        if not self._rows_painted and shown:
+            # The first rows on screen: a screenful first (a host with a hundred containers has
+            # hundreds of rows, each measured by the table), the rest once that frame is drawn.
+            limit = self.app.size.height + 10
+            self._rest_pending = len(shown) > limit
+            shown = shown[:limit]
+            table.after_first_rows = self._first_rows_painted
+        for f in shown:
             if grouped and f.section != last_section:
                 last_section = f.section
                 summary = render.section_summary(by_section[f.section], render.FILTERS[self.filter],
@@ -354,11 +389,23 @@ class FindingsScreen(Screen):
         elif self._markdown is None:
             if self._markdown_ready:
                 self.show_detail()
-            elif not self._markdown_loading:  # the table first; the Markdown widget's imports off the loop
+            elif not self._markdown_loading and self._rows_painted:
+                # the table first; the Markdown widget's imports (≈0.1 s: markdown-it, pygments) in a
+                # thread, once the first rows are drawn (a thread still takes the same one core)
                 self._markdown_loading = True
-                self.call_after_refresh(self._load_markdown)
+                self._load_markdown()
         else:
             self.show_detail()
+
+    def _first_rows_painted(self) -> None:
+        self._rows_painted = True
+        self.app.first_paint_done()
+        if self._rest_pending:
+            self._rest_pending = False
+            self.refresh_table()  # the rest of the rows (and the detail pane)
+        elif self._markdown is None and not self._markdown_loading:
+            self._markdown_loading = True
+            self._load_markdown()
 
     def empty_message(self) -> str:
         """What an empty table means, and how to see more."""
@@ -424,7 +471,7 @@ class FindingsScreen(Screen):
         self.notify(f"Waived {f.id} {f.subject} until {w.expires.isoformat()}: {w.where()}", timeout=6)
         self._rescan([f.id])
 
-    def on_resize(self) -> None:
+    def on_findings_table_resized(self) -> None:
         if self.findings:
             self.refresh_table()
 

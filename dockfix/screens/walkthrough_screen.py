@@ -9,9 +9,9 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Markdown, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -42,6 +42,8 @@ class WalkthroughScreen(Screen):
         Binding("n", "next", "Next", tooltip="the next step"),
         Binding("d", "diff", "Diff", tooltip="the fix of this step as a diff"),
         Binding("a", "apply", "Apply", tooltip="apply the fix, then scan the check again"),
+        Binding("l", "leave_out", "Leave out", tooltip="leave one of this step's fixes out: the others are "
+                "planned again and their diff is shown before you apply"),
         Binding("r", "rollback", "Undo", tooltip="roll the applied fix back"),
         Binding("c", "copy", "Copy", tooltip="copy the command to check it by hand (OSC 52, and written to a file)"),
         Binding("p", "prev", "Previous", show=False, tooltip="the previous step"),
@@ -76,18 +78,19 @@ class WalkthroughScreen(Screen):
         self._run("look")
 
     # ------------------------------------------------------------------ work
-    def _run(self, what: str) -> None:
+    def _run(self, what: str, left_out: tuple[str, str] | None = None) -> None:
         self.busy = True
         self.query_one("#wt-status", Static).update(f"working: {what}…")
-        self._stage(what)
+        self._stage(what, left_out)
 
     @work(thread=True, exclusive=True, group="walkthrough")
-    def _stage(self, what: str) -> None:
+    def _stage(self, what: str, left_out: tuple[str, str] | None = None) -> None:
         from dockfix.demo.walkthrough import WalkthroughError
 
         try:
             {"look": self.wt.look, "diff": self.wt.show_diff, "apply": self.wt.apply,
-             "rollback": self.wt.rollback, "done": self.wt.mark_done}[what]()
+             "rollback": self.wt.rollback, "done": self.wt.mark_done,
+             "leave out": lambda: self.wt.decline([left_out])}[what]()
             self.post_message(StageFinished())
         except WalkthroughError as e:
             self.post_message(StageFinished(str(e)))
@@ -121,6 +124,19 @@ class WalkthroughScreen(Screen):
 
     def action_done(self) -> None:
         self._run("done")
+
+    def action_leave_out(self) -> None:
+        """Leave one fix of this step out (asks which when there are several); the lesson then
+        shows the others' diff as planned again, before anything is applied."""
+        if self.busy:
+            return
+        fixes = self.wt.fixes()
+        if not fixes:
+            self.query_one("#wt-status", Static).update("Nothing to leave out: this step has no fix to apply now.")
+        elif len(fixes) == 1:
+            self._run("leave out", fixes[0])
+        else:
+            self.app.push_screen(LeaveOutModal(fixes), lambda chosen: chosen and self._run("leave out", chosen))
 
     def action_next(self) -> None:
         if self.wt.next() is None:
@@ -158,9 +174,42 @@ class WalkthroughScreen(Screen):
 
     @on(OptionList.OptionSelected, "#wt-steps")
     def _pick(self, event: OptionList.OptionSelected) -> None:
-        if event.option_index != self.wt.index:
+        if event.option_index != self.wt.index or self.wt.step.left_out:  # again: every fix planned
             self.wt.goto(event.option_index)
             self._run("look")
+
+
+class LeaveOutModal(ModalScreen):
+    """Which of the step's fixes to leave out: Enter picks, Esc leaves them all in."""
+
+    DEFAULT_CSS = """
+    LeaveOutModal { align: center middle; }
+    LeaveOutModal > Vertical { width: 80%; max-width: 90; height: auto; max-height: 80%;
+                               border: round $accent; background: $surface; padding: 0 1; }
+    LeaveOutModal OptionList { height: auto; max-height: 20; }
+    """
+    HELP_TITLE = "leave a fix out"
+    BINDINGS = [Binding("escape", "cancel", "Cancel", key_display="esc", tooltip="leave every fix in")]
+
+    def __init__(self, fixes: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.fixes = fixes
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Leave which fix out? The others are planned again and shown before you apply.")
+            yield OptionList(*(Option(f"{cid}  {subject}") for cid, subject in self.fixes), id="leave-out")
+            yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#leave-out")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.fixes[event.option_index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class SummaryScreen(Screen):

@@ -727,7 +727,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool, partial: bool = False) -> Roll
     #: engine targets whose engine cannot be reached (or refuses to be read): its one line
     unreachable: dict[str, str] = {}
     created = {t for t, s0 in first.items() if not s0.before.get("existed")}
-    ours = [t.partition(":")[2] for t in first]
+    tx_names = [t.partition(":")[2] for t in first]  # what the transaction changed, by name
     for target, s0 in first.items():
         kind, name = _kind(target)
         if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None:
@@ -748,7 +748,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool, partial: bool = False) -> Roll
         matches = any(kind.same(now, o) for o in ok if o is not None)
         if kind.on_engine and target in created and (matches or force):
             try:
-                why = kind.kept_on_rollback(host, name, now, s0.after, ours)
+                why = kind.kept_on_rollback(host, name, now, s0.after, tx_names)
             except TargetError as e:
                 unreachable[target] = str(e)
                 continue

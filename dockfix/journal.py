@@ -20,6 +20,11 @@ Rollback restores each target touched by the transaction to its first before-ima
 for byte, owner, mode; files and directories the transaction created are removed. It is idempotent
 (a crashed rollback is simply run again) and refuses, naming the paths, when a target has changed
 since the transaction (unless forced).
+
+Engine targets (swarm secrets and services) are read before anything is restored: a rollback that
+cannot reach their engine restores nothing (EngineUnreachable). The automatic rollback of a failed
+apply restores every file and stops short only of the engine's objects, naming them; the
+transaction stays open until `dockfix rollback` finishes it.
 """
 
 from __future__ import annotations
@@ -695,6 +700,10 @@ def _left_on_engine(unreachable: dict[str, str], last: dict[str, Step]) -> str:
     return ", ".join(out)
 
 
+def _when_back(engine_error: str) -> str:
+    return "once the engine is back" if "cannot be reached" in engine_error else "once the engine takes it"
+
+
 def rollback(host: Host, txid: str | None = None, force: bool = False) -> RollbackOutcome:
     journal = Journal(host)
     with journal.lock():
@@ -785,7 +794,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool, partial: bool = False) -> Roll
         first_err = next(iter(unreachable.values()))
         raise EngineUnreachable(f"cannot roll back {tx.id} now: {first_err}; this transaction's "
                                 f"{_left_on_engine(unreachable, last)} are there. Nothing was restored: run "
-                                f"`dockfix rollback {tx.id}` again once the engine is back")
+                                f"`dockfix rollback {tx.id}` again {_when_back(first_err)}")
     if refused:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
     _try_append(tx, {"type": "rollback-begin", "force": force, "user": _user(), "pid": os.getpid()})
@@ -850,8 +859,8 @@ def _rollback_tx(host: Host, tx: Tx, force: bool, partial: bool = False) -> Roll
     if unreachable:  # partial: no rollback-end, so the transaction stays to be finished
         first_err = next(iter(unreachable.values()))
         raise EngineUnreachable(f"everything else is rolled back, but {first_err}: left there "
-                                f"{_left_on_engine(unreachable, last)}; run `dockfix rollback {tx.id}` once "
-                                f"the engine is back")
+                                f"{_left_on_engine(unreachable, last)}; run `dockfix rollback {tx.id}` "
+                                f"{_when_back(first_err)}")
     _try_append(tx, {"type": "rollback-end", "user": _user(), "restored": restored, "kept": kept})
     return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept)
 

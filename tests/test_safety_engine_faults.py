@@ -342,6 +342,37 @@ def test_each_errno_at_each_engine_step_of_an_apply(swarm_engine, tmp_path: Path
         swarm_engine.reset()
 
 
+@pytest.mark.parametrize("when", ["while the service's spec is put back", "while the secret is removed"])
+def test_the_engine_going_away_during_a_rollback_is_finished_by_running_it_again(swarm_engine, tmp_path: Path,
+                                                                                when: str) -> None:
+    """`dockfix rollback --last` of a swarm password move, the engine stopping in the middle (it did
+    the request, its answer is lost): one line naming where it stopped, exit 5, and the same command
+    finishes it once the engine is back; a third run is harmless."""
+    root = setup(swarm_engine, tmp_path)
+    before_files, before_engine = host_files(root), engine_state(swarm_engine)
+    assert apply(root, swarm_engine.url).returncode == 0
+    path = f"/tmp/dfx-cut-{os.getpid()}.sock"
+    url = f"unix://{path}"
+    relay = Relay(swarm_engine.sock, path, cut_on=b"/update?version" if "spec" in when else b"DELETE /")
+    try:
+        r = dockfix("rollback", "--last", "--root", str(root), "--docker-host", url)
+        assert relay.dead.is_set()
+        assert r.returncode == 5, r.stdout + r.stderr
+        line = one_line_error(r)
+        assert "stopped at" in line and url in line and "cannot be reached" in line, line
+        assert ("stopped at service " if "spec" in when else "stopped at secret ") in line, line
+        assert "dockfix rollback" in line and "again" in line, line
+        relay = Relay(swarm_engine.sock, path)  # the engine is back
+        r = dockfix("rollback", "--last", "--root", str(root), "--docker-host", url)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert engine_state(swarm_engine) == before_engine and host_files(root) == before_files
+        r = dockfix("rollback", "--last", "--root", str(root), "--docker-host", url)
+        assert r.returncode == 0 and "already rolled back" in r.stdout, r.stdout + r.stderr
+        assert engine_state(swarm_engine) == before_engine and host_files(root) == before_files
+    finally:
+        relay.cut()
+
+
 # ---------------------------------------------------------------------- rollback after drift
 def applied(swarm_engine, tmp_path: Path) -> tuple[Path, dict, tuple, str]:
     root = setup(swarm_engine, tmp_path)

@@ -20,6 +20,11 @@ Rollback restores each target touched by the transaction to its first before-ima
 for byte, owner, mode; files and directories the transaction created are removed. It is idempotent
 (a crashed rollback is simply run again) and refuses, naming the paths, when a target has changed
 since the transaction (unless forced).
+
+Engine targets (swarm secrets and services) are read before anything is restored: a rollback that
+cannot reach their engine restores nothing (EngineUnreachable). The automatic rollback of a failed
+apply restores every file and stops short only of the engine's objects, naming them; the
+transaction stays open until `dockfix rollback` finishes it.
 """
 
 from __future__ import annotations
@@ -69,6 +74,11 @@ class JournalBusy(JournalError):
 class JournalWriteError(JournalError):
     """The journal could not be written (no space, read-only, not permitted) before the first
     change: nothing was applied. Names the journal folder and the reason, in one line."""
+
+
+class EngineUnreachable(JournalError):
+    """A rollback needs the engine (the transaction changed swarm secrets or services) and cannot
+    reach it, or the engine refused to be read. One line naming the engine and what is left on it."""
 
 
 class Interrupted(Exception):
@@ -605,7 +615,9 @@ def apply(host: Host, plan: Plan, on_step: Callable[[Progress], None] | None = N
                     msg = f"{target_label(c.target)}: {msg}"
                 _try_append(tx, {"type": "abort", "error": msg})
                 try:
-                    _rollback_tx(host, tx, force=True)
+                    _rollback_tx(host, tx, force=True, partial=True)
+                except EngineUnreachable as e2:
+                    return tx.id, done, False, f"{msg}; {e2}"
                 except Exception as e2:  # noqa: BLE001 — report both
                     return tx.id, done, False, f"{msg}; rolling back failed too: {_errtext(e2)} (run `dockfix rollback {tx.id}`)"
                 return tx.id, done, True, msg
@@ -677,6 +689,21 @@ def find_tx(journal: Journal, txid: str | None) -> Tx:
     return journal.open(txid)
 
 
+def _left_on_engine(unreachable: dict[str, str], last: dict[str, Step]) -> str:
+    """What the transaction left on an engine it cannot reach: "secret X (created), service Y (updated)"."""
+    words = {"create-secret": "created", "update-service": "updated"}
+    out = []
+    for target in unreachable:
+        s = last[target]
+        did = words.get(s.change.get("kind", ""), "changed")
+        out.append(f"{target_label(target)} ({did if s.after is not None else 'perhaps ' + did})")
+    return ", ".join(out)
+
+
+def _when_back(engine_error: str) -> str:
+    return "once the engine is back" if "cannot be reached" in engine_error else "once the engine takes it"
+
+
 def rollback(host: Host, txid: str | None = None, force: bool = False) -> RollbackOutcome:
     journal = Journal(host)
     with journal.lock():
@@ -685,7 +712,10 @@ def rollback(host: Host, txid: str | None = None, force: bool = False) -> Rollba
             return _rollback_tx(host, tx, force)
 
 
-def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
+def _rollback_tx(host: Host, tx: Tx, force: bool, partial: bool = False) -> RollbackOutcome:
+    """Roll a transaction back. ``partial`` (the automatic rollback of a failed apply): when the
+    engine cannot be reached, restore everything else and raise EngineUnreachable naming what is
+    left on the engine; otherwise a rollback that needs an unreachable engine restores nothing."""
     st = tx_state(tx)
     if st.state in ("rolled back", "failed (rolled back)"):
         return RollbackOutcome(tx.id, [], [], already=True, damaged=st.damaged)
@@ -701,22 +731,48 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         last[s.target] = s
     refused = []
     keep_dirs: set[str] = set()  # created directories that now hold files of others (kept with --force)
+    #: engine objects the transaction created that now belong to others (kept with --force): why
+    kept_objects: dict[str, str] = {}
+    #: engine targets whose engine cannot be reached (or refuses to be read): its one line
+    unreachable: dict[str, str] = {}
     created = {t for t, s0 in first.items() if not s0.before.get("existed")}
+    tx_names = [t.partition(":")[2] for t in first]  # what the transaction changed, by name
     for target, s0 in first.items():
         kind, name = _kind(target)
         if s0.blob and tx.get_blob(s0.blob, s0.blob_sha256) is None:
             refused.append(f"{target_label(target)} (its before-image in the journal is missing or damaged)")
             continue
-        now = kind.state(host, name)
+        try:
+            now = kind.state(host, name)
+        except TargetError as e:
+            if not kind.on_engine:
+                raise JournalError(str(e)) from None
+            unreachable[target] = str(e)
+            continue
         sl = last[target]
         ok = [s0.before]
         ok.append(sl.after if sl.after is not None else sl.expected)
         if sl.after is None:
             ok.append(sl.before)
-        if not any(kind.same(now, o) for o in ok if o is not None):
+        matches = any(kind.same(now, o) for o in ok if o is not None)
+        if kind.on_engine and target in created and (matches or force):
+            try:
+                why = kind.kept_on_rollback(host, name, now, s0.after, tx_names)
+            except TargetError as e:
+                unreachable[target] = str(e)
+                continue
+            if why and force:
+                kept_objects[target] = why
+                continue
+            if why:
+                refused.append(f"{target_label(target)} ({why}; --force keeps it)")
+                continue
+        if not matches:
             if not force:
                 ref = sl.after if sl.after is not None else (sl.expected or s0.before)
                 what = kind.changes(ref, now) if hasattr(kind, "changes") else f"now {kind.describe(now)}"
+                if kind.on_engine:
+                    what = what.replace("since the plan was made", "since the transaction")
                 refused.append(f"{target_label(target)} (changed since the transaction: {what})")
         elif target in created and now.get("kind") == "dir":
             ours = {t.partition(":")[2].rsplit("/", 1)[-1] for t in created
@@ -734,6 +790,11 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
                 else:
                     refused.append(f"{target_label(target)} (created by the transaction, now holds other files: "
                                    f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}; --force keeps it)")
+    if unreachable and not partial:
+        first_err = next(iter(unreachable.values()))
+        raise EngineUnreachable(f"cannot roll back {tx.id} now: {first_err}; this transaction's "
+                                f"{_left_on_engine(unreachable, last)} are there. Nothing was restored: run "
+                                f"`dockfix rollback {tx.id}` again {_when_back(first_err)}")
     if refused:
         return RollbackOutcome(tx.id, [], refused, damaged=st.damaged)
     _try_append(tx, {"type": "rollback-begin", "force": force, "user": _user(), "pid": os.getpid()})
@@ -741,10 +802,16 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
     if force:
         # --force overwrites what changed since the transaction: keep a copy of each such file first
         for n, (target, s0) in enumerate(first.items(), 1):
+            if target in unreachable or target in kept_objects:
+                continue
             kind, name = _kind(target)
             sl = last[target]
-            now = kind.state(host, name)
-            if any(kind.same(now, o) for o in (s0.before, sl.after, sl.expected, sl.before) if o is not None):
+            try:
+                now = kind.state(host, name)
+            except TargetError:
+                continue  # the engine went away: its restore below says so
+            unsure = (sl.expected, sl.before) if sl.after is None else ()  # a step whose answer was lost
+            if any(kind.same(now, o) for o in (s0.before, sl.after, *unsure) if o is not None):
                 continue
             try:
                 _state, blob = kind.capture(host, name, content=True)
@@ -768,15 +835,32 @@ def _rollback_tx(host: Host, tx: Tx, force: bool) -> RollbackOutcome:
         if target in keep_dirs:
             _try_append(tx, {"type": "restored", "target": target, "kept": True})
             continue
+        if target in unreachable:
+            continue
+        if target in kept_objects:
+            _try_append(tx, {"type": "restored", "target": target, "kept": True})
+            kept.append(f"{target_label(target)}: left as it is, {kept_objects[target]}")
+            continue
         try:
             _fault("rollback-fail", i)
             kind.restore(host, name, s0.before, blob)
-        except (FsError, OSError, TargetError) as e:
+        except TargetError as e:
+            if partial and kind.on_engine:
+                unreachable[target] = str(e)
+                continue
+            raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {_errtext(e)}; put it right "
+                               f"and run `dockfix rollback {tx.id}` again") from None
+        except (FsError, OSError) as e:
             raise JournalError(f"rollback of {tx.id} stopped at {target_label(target)}: {_errtext(e)}; put it right "
                                f"and run `dockfix rollback {tx.id}` again") from None
         _try_append(tx, {"type": "restored", "target": target})
         restored.append(target_label(target))
         _fault("rollback", i)
+    if unreachable:  # partial: no rollback-end, so the transaction stays to be finished
+        first_err = next(iter(unreachable.values()))
+        raise EngineUnreachable(f"everything else is rolled back, but {first_err}: left there "
+                                f"{_left_on_engine(unreachable, last)}; run `dockfix rollback {tx.id}` "
+                                f"{_when_back(first_err)}")
     _try_append(tx, {"type": "rollback-end", "user": _user(), "restored": restored, "kept": kept})
     return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept)
 

@@ -102,6 +102,13 @@ class Target:
     def restore(cls, host, name: str, state: dict, blob: bytes | None) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def kept_on_rollback(cls, host, name: str, now: dict, made: dict | None, ours: list[str]) -> str | None:
+        """Targets the transaction created: why rolling back must keep this one as it is now rather
+        than remove it (refused without --force; kept with it), or None. ``made`` is its state right
+        after the transaction made it, ``ours`` the names of the transaction's other targets."""
+        return None
+
 
 TARGET_KINDS: dict[str, type[Target]] = {}
 

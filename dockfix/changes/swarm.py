@@ -171,7 +171,35 @@ class SecretTarget(_EngineTarget):
             return  # secrets are immutable: one that existed before was never changed
         s = cls._find(host, name)
         if s is not None:
-            s.remove()
+            import docker.errors
+
+            try:
+                with on_engine(host, f"secret {name}"):
+                    s.remove()
+            except docker.errors.NotFound:
+                pass  # removed meanwhile: as before
+
+    @classmethod
+    def kept_on_rollback(cls, host: Host, name: str, now: dict, made: dict | None, ours: list[str]) -> str | None:
+        """Why a secret this transaction created must stay rather than be removed (None: remove it):
+        the secret of that name now is another one, or a service the transaction did not touch uses
+        it. ``made`` is its state right after it was created; ``ours`` the transaction's services."""
+        if not now.get("existed"):
+            return None
+        if made and made.get("id") and now.get("id") and made["id"] != now["id"]:
+            return "a secret of that name that this transaction did not create (replaced since)"
+        users = []
+        with on_engine(host, f"secret {name}"):
+            services = host.docker.api.services()
+        for svc in services:
+            refs = (((svc.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Secrets") or []
+            if svc.get("ID") in ours or (svc.get("Spec") or {}).get("Name") in ours:
+                continue
+            if any(r.get("SecretID") == now.get("id") or r.get("SecretName") == name for r in refs):
+                users.append((svc.get("Spec") or {}).get("Name") or svc.get("ID"))
+        if users:
+            return f"in use by service {', '.join(sorted(users))}, which this transaction did not change"
+        return None
 
 
 @target_kind_of
@@ -215,12 +243,19 @@ class ServiceTarget(_EngineTarget):
 
     @classmethod
     def restore(cls, host: Host, sid: str, state: dict, blob: bytes | None) -> None:
+        import docker.errors
+
         if not state.get("existed") or blob is None:
             return
-        svc = host.docker.api.inspect_service(sid)
-        if sha256(json.dumps(svc["Spec"], sort_keys=True).encode()) == state.get("spec_sha256"):
-            return
-        _update_service(host, sid, svc["Version"]["Index"], json.loads(blob))
+        try:
+            with on_engine(host, f"service {sid}"):
+                svc = host.docker.api.inspect_service(sid)
+                if sha256(json.dumps(svc["Spec"], sort_keys=True).encode()) == state.get("spec_sha256"):
+                    return
+                _update_service(host, sid, svc["Version"]["Index"], json.loads(blob))
+        except docker.errors.NotFound:
+            raise TargetError(f"service {sid}: removed since the transaction; there is no service to restore "
+                              f"its spec to") from None
 
 
 # ---------------------------------------------------------------------- changes
@@ -288,6 +323,9 @@ class CreateSecret(Change):
             return data
         raise PlanError(f"secret {self.name}: its value is not available here (it is never stored in a plan file)")
 
+    def expected(self, before: dict | None = None) -> dict | None:
+        return {"existed": True, "id": None}  # the engine gives the id; any secret of this name made now
+
     def perform(self, host: Host) -> None:
         data = self.secret_bytes(host)
         with on_engine(host, f"secret {self.name}"):
@@ -333,6 +371,11 @@ class UpdateService(Change):
         self.pre = {"existed": True, "version": svc["Version"]["Index"], "spec_sha256": _spec_hash(svc["Spec"])}
         if self.before_spec is None:
             self.before_spec = svc["Spec"]
+
+    def expected(self, before: dict | None = None) -> dict | None:
+        # the spec the engine keeps is known only once it answers: an update whose answer was lost
+        # (the engine stopped) may have happened, with whatever spec it stored
+        return {"existed": True, "spec_sha256": None}
 
     def perform(self, host: Host) -> None:
         with on_engine(host, f"service {self.service_id}"):

@@ -4,10 +4,12 @@ Exit codes (also in README.md, "Fixing"):
   0  done: every applied fix checks out on the rescan (or nothing to do, or --dry-run, or declined)
   1  applied, but some fixed checks still do not pass on the rescan
   2  usage: bad arguments, a bad plan file, no terminal to confirm on without --yes, not root
-  3  refused: the host changed since the plan was made, another apply/rollback is running, or a
-     rollback found files changed since the transaction (named; --force overrides)
+  3  refused: the host changed since the plan was made, another apply/rollback is running, a
+     rollback found files changed since the transaction (named; --force overrides), or a rollback
+     needs an engine it cannot reach (nothing restored; run it again once the engine is back)
   4  an apply failed part-way and was rolled back (nothing is left changed)
-  5  an apply failed and rolling it back failed too: run `dockfix rollback --last`
+  5  an apply failed and rolling it back failed too (or could not reach the engine: the files are
+     restored, the engine objects left are named): run `dockfix rollback --last`
   130 interrupted (an apply in progress is rolled back first)
 """
 
@@ -269,7 +271,7 @@ def build_plan_parser(sub) -> None:
 
 # ---------------------------------------------------------------------- dockfix rollback
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from dockfix.journal import JournalBusy, JournalError
+    from dockfix.journal import EngineUnreachable, JournalBusy, JournalError
     from dockfix.workflow import rollback
 
     if args.txid and args.last:
@@ -280,7 +282,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     ctx = make_context(args)
     try:
         res = rollback(ctx.host, args.txid or "last", force=args.force, restart_daemon=args.restart_daemon)
-    except JournalBusy as e:
+    except (JournalBusy, EngineUnreachable) as e:
         _err(f"dockfix: {e}")
         return EXIT_REFUSED
     except JournalError as e:
@@ -306,10 +308,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             for p in res.restored:
                 _out(args, f"  restored {p}\n")
             for k in res.kept:
-                _out(args, f"  kept a copy of what --force overwrote: {k}\n")
+                _out(args, f"  {_kept_text(k)}\n")
             for a in res.actions:
                 _out(args, f"  {a}\n")
     return EXIT_OK
+
+
+def _kept_text(k: str) -> str:
+    """A line of what --force kept: a copy of an overwritten file ("path -> journal file"), or an
+    engine object left as it is ("secret X: left as it is, in use by service Y ...")."""
+    return k if ": left as it is" in k else f"kept a copy of what --force overwrote: {k}"
 
 
 def build_rollback_parser(sub) -> None:
@@ -384,7 +392,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
                        + (f": restored {', '.join(rb['restored'])}" if rb.get("restored") else "")
                        + ("" if rb.get("finished") else " (not finished: run the rollback again)") + "\n")
             for k in rb.get("kept") or []:
-                _out(args, f"    kept a copy of what --force overwrote: {k}\n")
+                _out(args, f"    {_kept_text(k)}\n")
         if t.damaged:
             _out(args, f"  warning: {t.damaged}\n")
     return EXIT_OK

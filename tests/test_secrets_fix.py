@@ -277,6 +277,9 @@ def test_canary_values_appear_in_no_output_plan_or_journal_listing(swarm_engine,
     canaries = {name: f"CANARY{name}{os.urandom(4).hex()}" for name in
                 ("LIT", "LIST", "ENV", "DSN", "SVC", "CTR", "S3KEY")}
     c = canaries
+    # the registry's fix needs the user its image runs as: the image must be there (not left by an
+    # earlier test)
+    swarm_engine.cli("tag", BUSYBOX_IMAGE, "registry:2")
     put(tmp_path, f"{APP}/compose.yaml", f"""services:
   app:
     image: {BUSYBOX_IMAGE}

@@ -39,3 +39,46 @@ def test_identity_pull_of_api_1_53():
     img = {"Identity": {"Pull": [{"Repository": "docker.io/library/nginx"}, {"Repository": "127.0.0.1/dfx/bb"}]}}
     assert identity_repositories(img) == {"docker.io/library/nginx", "127.0.0.1/dfx/bb"}
     assert identity_repositories({"Identity": None}) == identity_repositories({}) == set()
+
+
+def _fake_ctr(tmp_path, monkeypatch, script: str):
+    """containerd_sources with a ctr that runs ``script`` (a shell body) and a containerd socket that exists."""
+    import dockfix.sources.image_origin as origin
+    ctr = tmp_path / "ctr"
+    ctr.write_text("#!/bin/sh\n" + script + "\n")
+    ctr.chmod(0o755)
+    sock = tmp_path / "containerd.sock"
+    sock.write_text("")
+    monkeypatch.setattr(origin, "_ctr_beside_containerd", lambda address: str(ctr))
+    return {"Containerd": {"Address": str(sock), "Namespaces": {"Containers": "moby"}}}
+
+
+def test_ctr_output_that_is_not_utf8_is_a_reason_not_a_crash(tmp_path, monkeypatch):
+    from dockfix.sources.image_origin import containerd_sources
+    info = _fake_ctr(tmp_path, monkeypatch, r"printf 'DIGEST\tSIZE\tAGE\tLABELS\nsha256:%s\t1B\t1s\tx=\377\376\n' "
+                                            + "a" * 64 + r"; printf 'warn \377\n' >&2")
+    found, why = containerd_sources(info, ["sha256:" + "a" * 64])
+    assert found == {"sha256:" + "a" * 64: set()} and why == ""
+
+
+def test_ctr_output_it_does_not_recognise_is_unknown_not_made_here(tmp_path, monkeypatch):
+    """A ctr whose listing is not DIGEST..LABELS (another version, a wrapper) must not make every image
+    'made here, never pulled': the origin is unknown, with what ctr printed."""
+    from dockfix.sources.image_origin import containerd_sources
+    info = _fake_ctr(tmp_path, monkeypatch, "echo '[{\"digest\": \"sha256:" + "a" * 64 + "\"}]'")
+    found, why = containerd_sources(info, ["sha256:" + "a" * 64])
+    assert found is None
+    assert "ctr content ls" in why and "does not recognise" in why
+
+
+def test_a_ctr_that_hangs_is_a_reason_within_the_timeout(tmp_path, monkeypatch):
+    """Its child keeps the output pipe open after ctr itself is killed: still no hang."""
+    import time
+
+    import dockfix.sources.image_origin as origin
+    info = _fake_ctr(tmp_path, monkeypatch, "sleep 60 & sleep 60")
+    monkeypatch.setattr(origin, "CTR_TIMEOUT", 1)
+    t = time.monotonic()
+    found, why = origin.containerd_sources(info, ["sha256:" + "a" * 64])
+    assert time.monotonic() - t < 10
+    assert found is None and "gave no answer within 1 s" in why

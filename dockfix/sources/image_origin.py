@@ -115,7 +115,8 @@ def containerd_sources(info: dict[str, Any], digests: list[str]) -> tuple[dict[s
         return {}, ""
     cmd = [ctr, "--address", address, "--namespace", namespace, "content", "ls", *(f"digest=={d}" for d in digests)]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=CTR_TIMEOUT, stdin=subprocess.DEVNULL)
+        r = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=CTR_TIMEOUT,
+                           stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None, f"ctr content ls on {address} gave no answer within {CTR_TIMEOUT} s"
     except OSError as e:
@@ -123,5 +124,8 @@ def containerd_sources(info: dict[str, Any], digests: list[str]) -> tuple[dict[s
     if r.returncode != 0:
         said = (r.stderr.strip().splitlines() or ["no message"])[-1][:200]
         return None, f"ctr content ls on {address} failed: {said}"
+    head = (r.stdout.splitlines() or [""])[0].split()
+    if head[:1] != ["DIGEST"] or head[-1:] != ["LABELS"]:
+        return None, f"ctr content ls on {address} printed a listing dockfix does not recognise: {r.stdout.strip()[:120]!r}"
     found = parse_content_ls(r.stdout)
     return {d: found.get(d, set()) for d in digests}, ""

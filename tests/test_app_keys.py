@@ -4,6 +4,7 @@ never cut, copying over SSH, and counts that agree."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from textual.widgets import DataTable, Static
@@ -341,3 +342,28 @@ async def test_waived_findings_are_shown_as_such_and_x_adds_a_waiver(tmp_path: P
         f = next(f for f in screen.findings.values() if f.id == "daemon-json-mode")
         assert f.waiver and f.waiver["reason"] == "tested elsewhere"
         assert "2 waived" in str(screen.query_one("#counts").render())
+
+
+async def test_section_rows_count_the_findings_shown_under_them(tmp_path: Path):
+    """With a severity filter or a search, a section row counts the rows under it, not the whole section
+    (was: "3 Daemon files  2 fail" above one row at high and up)."""
+    app = make_app(failing_tree(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        for keys in (("v", "v"), ("v", "v", "v", "slash", *"docker", "enter")):  # high and up; then a search
+            await pilot.press(*keys)
+            await pilot.pause(0.1)
+            table = screen.query_one("#table", DataTable)
+            rows = [table.get_row_at(i) for i in range(table.row_count)]
+            shown: dict[str, int] = {}
+            sections = []
+            for i, row in enumerate(rows):
+                if i in table.section_rows:
+                    sections.append((str(row[2]), str(row[4])))
+                else:
+                    shown[sections[-1][0]] = shown.get(sections[-1][0], 0) + 1
+            assert sections
+            for section, summary in sections:
+                counted = sum(int(n) for n in re.findall(r"(\d+) [a-z]", summary))
+                assert counted == shown[section], (keys, section, summary, shown)

@@ -331,13 +331,13 @@ class FindingsScreen(Screen):
         else:
             table.clear()
         table.section_rows = set()
-        by_section: dict[str, list[Finding]] = {}
-        for f in self.findings.values():
+        shown = self.visible()
+        by_section: dict[str, list[Finding]] = {}  # a section row counts the rows shown under it
+        for f in shown:
             by_section.setdefault(f.section, []).append(f)
         last_section = None
         first_finding_row = None
         grouped = self.sort == "section"
-        shown = self.visible()
         if not self._rows_painted and shown:
             # The first rows on screen: a screenful first (a host with a hundred containers has
             # hundreds of rows, each measured by the table), the rest once that frame is drawn.

@@ -277,6 +277,10 @@ async def test_pilot_leaves_one_fix_out_and_shows_the_replanned_diff_before_appl
         assert step.stage == APPLIED
         doc = json.loads(daemon_json.read_text())
         assert doc["icc"] is True and doc["log-level"] == "info"  # icc left as it was
+        await pilot.press("l")  # applied: refused, without asking which
+        await settle(pilot)
+        assert not isinstance(app.screen, LeaveOutModal) and step.stage == APPLIED
+        assert "already applied" in str(app.screen.query_one("#wt-status").render())
         await pilot.press("r")
         await settle(pilot)
         assert daemon_json.read_bytes() == before
@@ -294,3 +298,21 @@ async def test_pilot_leaves_one_fix_out_and_shows_the_replanned_diff_before_appl
         await pilot.press("enter")
         await settle(pilot)
         assert len(wt.fixes()) == 1 and not wt.step.left_out
+
+
+def test_a_fix_cannot_be_left_out_once_applied(demo, tmp_path):
+    """`l` after `a`: the change is on disk, so "left out …: no fix is left to apply" would be untrue
+    (and `a` then said "this step has no automatic fix"). It is refused, pointing at `r`."""
+    from dockfix.demo.walkthrough import WalkthroughError
+
+    wt = Walkthrough(demo, str(tmp_path / "p.json"))
+    wt.goto(0)
+    wt.look()
+    fixes = wt.fixes()
+    wt.apply()
+    txid = wt.step.txid
+    with pytest.raises(WalkthroughError, match="already applied.*roll"):
+        wt.decline(fixes)
+    assert wt.step.stage == APPLIED and wt.step.txid == txid and not wt.step.left_out
+    wt.rollback()
+    assert wt.step.stage == ROLLED_BACK

@@ -317,6 +317,9 @@ class Walkthrough:
         """Leave some of the step's fixes out (keys ``(check_id, subject)``): the others are planned
         again, and when their diff changed, the new diff is shown again before anything is applied."""
         step = step or self.step
+        if step.stage == APPLIED and step.txid:
+            raise WalkthroughError(f"this step's fixes are already applied (transaction {step.txid}): r rolls them "
+                                   "back, then a fix can be left out before applying again")
         if step.plan is None:
             self.look(step)
         declined = list(declined)

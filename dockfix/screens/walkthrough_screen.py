@@ -130,8 +130,12 @@ class WalkthroughScreen(Screen):
         shows the others' diff as planned again, before anything is applied."""
         if self.busy:
             return
+        from dockfix.demo.walkthrough import APPLIED
+
         fixes = self.wt.fixes()
-        if not fixes:
+        if len(fixes) > 1 and self.wt.step.stage == APPLIED and self.wt.step.txid:  # refused before asking which
+            self._run("leave out", fixes[0])
+        elif not fixes:
             self.query_one("#wt-status", Static).update("Nothing to leave out: this step has no fix to apply now.")
         elif len(fixes) == 1:
             self._run("leave out", fixes[0])

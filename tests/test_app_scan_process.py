@@ -145,7 +145,8 @@ def test_quitting_kills_a_scan_that_hangs_and_waits_for_it(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_the_child_ends_with_the_app_however_the_app_ends(tmp_path, sig):
     code = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as in a terminal (a test run under nohup ignores it)\n"
         "from dockfix.host import Host\nfrom dockfix.context import Context\n"
         "from dockfix.tui.background_scan import ProcessScan\n"
         "early = ProcessScan(lambda ctx, on_progress=None: time.sleep(600), Context(host=Host(root=sys.argv[1], engine=False)))\n"

@@ -322,6 +322,8 @@ def validate(plan: "Plan", source: str) -> None:
         raise bad("selection include_disruptive is not true or false")
     if plan.engine is not None and not isinstance(plan.engine, str):
         raise bad("engine is not text")
+    if not isinstance(plan.root, str) or not plan.root.startswith("/"):
+        raise bad("root is not an absolute path")
     for it in plan.items:
         for name in ("check_id", "subject", "title", "impact"):
             if not isinstance(getattr(it, name), str):
@@ -419,6 +421,11 @@ def plan_differences(reviewed: list, fresh: list) -> list[str]:
 
     rv = {key(it): it for it in reviewed}
     fr = {key(it): it for it in fresh}
+    seen: set[tuple] = set()
+    for it in reviewed:  # a fix listed twice is not what dockfix would do (the dicts keep one)
+        if key(it) in seen:
+            out.append(f"{key(it)[0]} ({key(it)[1]}) is in the plan more than once")
+        seen.add(key(it))
     for k in rv:
         if k not in fr:
             out.append(f"{k[0]} ({k[1]}) is in the plan but dockfix would not do it now")

@@ -101,6 +101,12 @@ def _edit(doc: dict, how: str) -> None:
         doc["items"] = [it for it in doc["items"] if it["check_id"] != "etc-docker-owner"]
     elif how == "selection":
         doc["selection"]["skip"] = ["3.5"]
+    elif how == "root not text":
+        doc["root"] = None
+    elif how == "root a number":
+        doc["root"] = 5
+    elif how == "duplicated fix":
+        doc["items"].append(json.loads(json.dumps(_item(doc, "etc-docker-mode"))))
     else:
         raise AssertionError(how)
 
@@ -108,7 +114,8 @@ def _edit(doc: dict, how: str) -> None:
 EDITS = ["write path", "write mode", "write owner", "write group", "write content", "write precondition",
          "chown owner", "chown path", "chown precondition", "chmod mode", "chmod path", "mkdir mode", "mkdir owner",
          "mkdir path", "post command", "daemon action", "safety", "added chmod /etc 0777", "added chown /root to 1000",
-         "added chmod /etc/shadow 04666", "added cron job", "removed a fix"]
+         "added chmod /etc/shadow 04666", "added cron job", "removed a fix", "root not text", "root a number",
+         "duplicated fix"]
 
 
 def _resign(root: Path, doc: dict) -> None:

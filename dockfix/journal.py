@@ -269,7 +269,7 @@ class Journal:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if os.path.isfile(os.path.join(self.dir, n, "tx.json")))
+        return sorted(n for n in names if not n.startswith(".") and os.path.isfile(os.path.join(self.dir, n, "tx.json")))
 
     def open(self, txid: str) -> "Tx":
         if not txid or "/" in txid or txid.startswith("."):
@@ -898,7 +898,18 @@ def prune(host: Host, keep: int | None = None, older_than_days: float | None = N
             if state in ("incomplete", "rolling back", "damaged"):
                 held.append(f"{txid} ({state}: roll it back first)")
                 continue
-            shutil.rmtree(tx.dir)
+            # out of the journal's names first (one rename), then removed: a file that cannot be
+            # removed (immutable, read-only filesystem) leaves no half transaction behind
+            gone = os.path.join(journal.dir, f".pruning-{txid}")
+            try:
+                os.rename(tx.dir, gone)
+                shutil.rmtree(gone)
+            except OSError as e:
+                where = host.unreal(gone if not os.path.exists(tx.dir) else tx.dir)
+                raise JournalWriteError(
+                    f"journal prune: cannot remove transaction {txid} ({where}: {e.strerror})"
+                    + (f"; removed before it: {', '.join(removed)}" if removed else "; nothing was removed")
+                ) from None
             removed.append(txid)
         if removed:
             _fsync_dir(journal.dir)

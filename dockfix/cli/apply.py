@@ -333,7 +333,7 @@ def build_rollback_parser(sub) -> None:
 
 # ---------------------------------------------------------------------- dockfix journal
 def cmd_journal(args: argparse.Namespace) -> int:
-    from dockfix.journal import JournalBusy, JournalError, prune
+    from dockfix.journal import JournalBusy, JournalError, JournalWriteError, prune
     from dockfix.workflow import list_transactions
 
     ctx = make_context(args)
@@ -345,7 +345,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
         need_root(args, "dockfix journal prune")
         try:
             removed, held = prune(ctx.host, args.keep, args.older_than)
-        except JournalBusy as e:
+        except (JournalBusy, JournalWriteError) as e:
             _err(f"dockfix: {e}")
             return EXIT_REFUSED
         except JournalError as e:

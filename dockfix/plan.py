@@ -339,6 +339,17 @@ def validate(plan: "Plan", source: str) -> None:
             c.validate(bad)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object, refusing a key given twice: the parser keeps the last, so the text of the first
+    would be covered by no signature while a reader of the file (or another parser) may take it."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the key {k!r} is given more than once in an object")
+        out[k] = v
+    return out
+
+
 def load_plan(path: str, host: Host | None = None) -> Plan:
     """Read a plan file. It must be a regular file (a FIFO would block), owned by root or the user
     applying it and writable by no one else (root applies it: anyone else who can write it could
@@ -363,7 +374,7 @@ def load_plan(path: str, host: Host | None = None) -> Plan:
             raise PlanError(f"{path}: too large for a plan file ({st.st_size} bytes)")
         with os.fdopen(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_PLAN_BYTES + 1)
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as e:
         raise PlanError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
     except RecursionError:

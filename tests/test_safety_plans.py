@@ -202,6 +202,23 @@ def test_a_plan_file_others_own_or_can_write_is_refused(owner, mode, words, tmp_
     assert str(plan) in err and words in err, err
 
 
+@pytest.mark.parametrize("where", ["top", "change"])
+def test_a_plan_file_with_a_duplicate_key_is_refused(where: str, tmp_path: Path) -> None:
+    """JSON keeps the last of two equal keys: text added before it is read by no one, so the signature
+    does not cover it, yet a reader of the file (or another JSON parser) may take it. Refused."""
+    root, plan, doc = _tree(tmp_path)
+    text = json.dumps(doc)
+    if where == "top":
+        text = '{"root": "/tmp", ' + text[1:]
+    else:
+        text = text.replace('"kind": "chmod", ', '"kind": "chmod", "mode": 511, ', 1)
+    assert json.loads(text) == doc  # the signature still matches the parsed document
+    plan.write_text(text)
+    os.chmod(plan, 0o600)
+    err = _refused(root, plan, manifest(root), codes=(2,))
+    assert str(plan) in err and "more than once" in err, err
+
+
 # ---------------------------------------------------------------------- engines are named, never assumed
 def test_a_tree_uses_no_engine_unless_one_is_named(tmp_path: Path) -> None:
     """`--root TREE` without --docker-host must not talk to $DOCKER_HOST or this machine's socket

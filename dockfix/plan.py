@@ -146,8 +146,19 @@ def host_key(host: Host, create: bool = False) -> bytes | None:
     """The host's plan key (created 0600 on first use when ``create``)."""
     path = host.real(PLAN_KEY)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
+            # whoever can write the key (or read it) can sign any plan: such a key is not the host's
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise PlanError(f"{PLAN_KEY}: is a {kind_of(st.st_mode)}, not a dockfix plan key")
+            if st.st_uid not in (0, os.geteuid()):
+                raise PlanError(f"{PLAN_KEY}: is owned by uid {st.st_uid}, not root: not trusted to sign or check "
+                                f"plans; remove it and make a new plan")
+            if st.st_mode & 0o077:
+                raise PlanError(f"{PLAN_KEY}: is readable or writable by others (mode "
+                                f"{stat_mod.S_IMODE(st.st_mode):04o}): not trusted to sign or check plans; remove it "
+                                f"and make a new plan")
             data = os.read(fd, 64)
         finally:
             os.close(fd)

@@ -219,6 +219,23 @@ def test_a_plan_file_with_a_duplicate_key_is_refused(where: str, tmp_path: Path)
     assert str(plan) in err and "more than once" in err, err
 
 
+@pytest.mark.parametrize("owner, mode, words", [((1000, 1000), 0o600, "owned by uid 1000"),
+                                                 ((0, 0), 0o644, "readable or writable by others"),
+                                                 ((0, 0), 0o620, "readable or writable by others")])
+def test_a_plan_key_others_own_or_can_read_is_not_trusted(owner, mode, words, tmp_path: Path) -> None:
+    """Whoever can write the host key (or read it) can sign any plan: such a key signs nothing and
+    checks nothing, for `plan -o` and `--apply --plan` alike."""
+    root, plan, _ = _tree(tmp_path)
+    key = root / "var/lib/dockfix/plan.key"
+    os.chown(key, *owner)
+    os.chmod(key, mode)
+    err = _refused(root, plan, manifest(root), codes=(2,))
+    assert "/var/lib/dockfix/plan.key" in err and words in err, err
+    r = run_dockfix("plan", "--root", str(root), "--no-engine", "-o", str(tmp_path / "again.json"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+    assert not (tmp_path / "again.json").exists()
+
+
 # ---------------------------------------------------------------------- engines are named, never assumed
 def test_a_tree_uses_no_engine_unless_one_is_named(tmp_path: Path) -> None:
     """`--root TREE` without --docker-host must not talk to $DOCKER_HOST or this machine's socket

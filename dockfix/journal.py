@@ -298,6 +298,8 @@ class Tx:
         self.id = txid
         self.dir = os.path.join(journal.dir, txid)
         self._log_fd: int | None = None
+        #: Why a record could not be written (a rollback goes on without it; see _try_append).
+        self.unrecorded: str | None = None
 
     @property
     def log_path(self) -> str:
@@ -629,7 +631,8 @@ def _try_append(tx: Tx, rec: dict) -> bool:
     try:
         tx.append(rec)
         return True
-    except OSError:
+    except OSError as e:
+        tx.unrecorded = tx.unrecorded or (e.strerror or str(e))
         return False
 
 
@@ -673,6 +676,8 @@ class RollbackOutcome:
     damaged: str | None = None
     #: With --force: copies kept of files changed since the transaction ("path -> journal file").
     kept: list[str] = field(default_factory=list)
+    #: Why the journal could not record the rollback (it was done all the same), or None.
+    unrecorded: str | None = None
 
 
 def find_tx(journal: Journal, txid: str | None) -> Tx:
@@ -862,7 +867,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool, partial: bool = False) -> Roll
                                 f"{_left_on_engine(unreachable, last)}; run `dockfix rollback {tx.id}` "
                                 f"{_when_back(first_err)}")
     _try_append(tx, {"type": "rollback-end", "user": _user(), "restored": restored, "kept": kept})
-    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept)
+    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept, unrecorded=tx.unrecorded)
 
 
 # ---------------------------------------------------------------------- housekeeping

@@ -291,11 +291,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             return EXIT_BROKEN
         raise UsageError(str(e)) from None
     doc = {"txid": res.txid, "restored": res.restored, "refused": res.refused_paths, "already_rolled_back": res.already,
-           "damaged": res.damaged, "actions": res.actions, "kept": res.kept}
+           "damaged": res.damaged, "actions": res.actions, "kept": res.kept, "unrecorded": res.unrecorded}
     if args.format == "json":
         _out(args, json.dumps(doc, indent=2) + "\n")
     if res.damaged:
         _err(f"dockfix: warning: {res.damaged}")
+    if res.unrecorded:
+        _err(f"dockfix: warning: the journal could not record this rollback of {res.txid} ({res.unrecorded}): "
+             f"`dockfix journal` does not show it as rolled back; the files are restored all the same")
     if res.refused_paths:
         _err(f"dockfix: refusing to roll back {res.txid}: changed since the transaction: "
              + "; ".join(res.refused_paths) + ". Look at them; --force restores them anyway.")

@@ -361,10 +361,42 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return out
 
 
+def _check_folders(path: str) -> None:
+    """Every folder on the way to the plan file (and to the link naming it) must be writable only by
+    root or the user applying it: whoever else can write one can swap the reviewed plan for another
+    plan signed on this host (one the reviewer turned down), owner and mode intact."""
+    here = os.path.dirname(os.path.abspath(path))
+    for start in {os.path.realpath(here), os.path.dirname(os.path.realpath(path))}:
+        d = start
+        while True:
+            try:
+                st = os.stat(d)
+            except OSError as e:
+                raise PlanError(f"{path}: cannot look at its folder {d}: {e.strerror}") from None
+            sticky = bool(st.st_mode & stat_mod.S_ISVTX)
+            if st.st_uid not in (0, os.geteuid()):
+                raise PlanError(f"{path}: its folder {d} is owned by uid {st.st_uid}, who could swap the plan after it "
+                                f"was reviewed; keep plans in a folder of root's")
+            if not sticky and (st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0)):
+                raise PlanError(f"{path}: its folder {d} is writable by other users (mode "
+                                f"{stat_mod.S_IMODE(st.st_mode):04o}), who could swap the plan after it was reviewed; "
+                                f"keep plans in a folder of root's")
+            if d == "/":
+                break
+            d = os.path.dirname(d)
+
+
 def load_plan(path: str, host: Host | None = None) -> Plan:
     """Read a plan file. It must be a regular file (a FIFO would block), owned by root or the user
     applying it and writable by no one else (root applies it: anyone else who can write it could
-    change it after review), and signed with this host's key (every field, see :func:`sign`)."""
+    change it after review), in folders no one else can write, and signed with this host's key
+    (every field, see :func:`sign`)."""
+    if os.path.lexists(path):
+        _check_folders(path)
+        lst = os.lstat(path)
+        if stat_mod.S_ISLNK(lst.st_mode) and lst.st_uid not in (0, os.geteuid()):
+            raise PlanError(f"{path}: is a link owned by uid {lst.st_uid}, who could point it at another plan; "
+                            f"give the plan file itself")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:

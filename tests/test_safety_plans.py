@@ -236,6 +236,33 @@ def test_a_plan_key_others_own_or_can_read_is_not_trusted(owner, mode, words, tm
     assert not (tmp_path / "again.json").exists()
 
 
+@pytest.mark.parametrize("how", ["folder writable by everyone", "folder of another user", "link in such a folder"])
+def test_a_plan_file_in_a_folder_others_can_write_is_refused(how: str, tmp_path: Path) -> None:
+    """Whoever can write the folder can swap the reviewed plan for another plan signed on this host
+    (one the reviewer turned down) or for a link to one, owner and mode intact: refused."""
+    root, plan, _ = _tree(tmp_path)
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    if how == "folder of another user":
+        os.chown(folder, 1000, 1000)
+        os.chmod(folder, 0o755)
+    else:
+        os.chmod(folder, 0o777)
+    given = folder / "host.json"
+    if how == "link in such a folder":
+        given.symlink_to(plan)
+    else:
+        os.rename(plan, given)
+    err = _refused(root, given, manifest(root), codes=(2,))
+    assert str(folder) in err and ("writable by" in err or "owned by uid 1000" in err), err
+    # the same plan in a folder only root can write applies
+    safe = tmp_path / "safe"
+    safe.mkdir(mode=0o755)
+    os.rename(given if how != "link in such a folder" else plan, safe / "host.json")
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(safe / "host.json"))
+    assert r.returncode == 0, r.stderr
+
+
 # ---------------------------------------------------------------------- engines are named, never assumed
 def test_a_tree_uses_no_engine_unless_one_is_named(tmp_path: Path) -> None:
     """`--root TREE` without --docker-host must not talk to $DOCKER_HOST or this machine's socket

@@ -263,6 +263,16 @@ def test_a_plan_file_in_a_folder_others_can_write_is_refused(how: str, tmp_path:
     assert r.returncode == 0, r.stderr
 
 
+def test_an_empty_plan_argument_is_refused_not_taken_as_no_plan(tmp_path: Path) -> None:
+    """`dockfix --apply --yes --plan "$PLAN"` with PLAN unset must not plan and apply everything
+    unreviewed."""
+    root, _, _ = _tree(tmp_path)
+    before = manifest(root)
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", "")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--plan" in r.stderr, r.stderr
+    assert manifest(root) == before
+
+
 # ---------------------------------------------------------------------- engines are named, never assumed
 def test_a_tree_uses_no_engine_unless_one_is_named(tmp_path: Path) -> None:
     """`--root TREE` without --docker-host must not talk to $DOCKER_HOST or this machine's socket

@@ -139,6 +139,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from dockfix.journal import JournalBusy, JournalError, JournalWriteError
     from dockfix.plan import PlanStale
 
+    if getattr(args, "plan", None) == "":
+        # `--plan "$PLAN"` with PLAN unset must not become an apply of everything, unreviewed
+        raise UsageError("--plan: give the reviewed plan file (an empty name was given)")
     if not args.dry_run:
         need_root(args, "dockfix --apply")
     ctx = make_context(args)

@@ -638,7 +638,10 @@ def _try_append(tx: Tx, rec: dict) -> bool:
 
 def _remove_partial_tx(journal: Journal) -> None:
     """A transaction whose header could not be written (no change made yet): remove what exists."""
-    for txid in sorted(os.listdir(journal.dir), reverse=True)[:1]:
+    # the newest transaction folder (not `lock`, which sorts after every id)
+    names = [n for n in os.listdir(journal.dir) if not n.startswith(".")
+             and stat_mod.S_ISDIR(os.lstat(os.path.join(journal.dir, n)).st_mode)]
+    for txid in sorted(names)[-1:]:
         d = os.path.join(journal.dir, txid)
         if os.path.isdir(d) and not os.path.exists(os.path.join(d, "log")):
             for f in os.listdir(d):

@@ -204,6 +204,9 @@ def test_a_full_disk_while_writing_the_transaction_is_one_line(tmp_path: Path) -
         assert "No space left on device" in line, line
         assert tree_state(root) == before
         no_temporaries(root)
+        # nothing of the transaction stays in the journal (its folder was named after the newest
+        # entry, which is `lock`, so it was never removed)
+        assert sorted(os.listdir(root / JOURNAL / "journal")) == ["lock"]
         # the disk has room again: the same apply goes through
         (root / "filler").unlink()
         assert apply(root).returncode in (0, 1)
@@ -211,6 +214,24 @@ def test_a_full_disk_while_writing_the_transaction_is_one_line(tmp_path: Path) -
 
 # ---------------------------------------------------------------------- each errno at every step
 STEPS = 6  # changes in the plan of small_tree with ONLY (kept honest below)
+
+
+def test_a_transaction_whose_header_was_written_but_not_its_log_is_removed(tmp_path: Path) -> None:
+    """The journal could write tx.json but not the log (the disk filled up in between): what exists
+    is removed, so the next apply is not refused as if a transaction had been interrupted."""
+    from dockfix import journal as jr
+    from dockfix.host import Host
+
+    root = small_tree(tmp_path / "root")
+    j = jr.Journal(Host(str(root), engine=False))
+    with j.lock():
+        pass
+    partial = Path(j.dir) / "20261202T000000.000000Z"
+    partial.mkdir()
+    (partial / "tx.json").write_text("{}")
+    jr._remove_partial_tx(j)
+    assert sorted(os.listdir(j.dir)) == ["lock"]
+    assert apply(root).returncode in (0, 1)
 
 
 def test_the_errno_plan_has_its_steps(tmp_path: Path) -> None:

@@ -386,9 +386,19 @@ def set_mtime(host: Host, path: str, mtime: int) -> None:
             raise FsError(f"{path}: cannot set the modification time: {e.strerror}") from None
 
 
+def _one_name(fd: int, path: str) -> None:
+    """Owner and mode belong to the inode: a regular file with other names (a hard link made, or the
+    file swapped for one, since the preflight) would change them all, perhaps outside the root."""
+    st = os.fstat(fd)
+    if stat_mod.S_ISREG(st.st_mode) and st.st_nlink > 1:
+        raise FsError(f"{path}: has {st.st_nlink} hard links now; dockfix does not change the owner or mode of a file "
+                      f"with several names")
+
+
 def chown(host: Host, path: str, uid: int, gid: int) -> None:
-    """Change the owner of ``path`` itself (never through a link)."""
+    """Change the owner of ``path`` itself (never through a link, never of a file with other names)."""
     with _nofollow_fd(host, path) as fd:
+        _one_name(fd, path)
         try:
             os.chown(f"/proc/self/fd/{fd}", uid, gid)
         except OSError as e:
@@ -396,8 +406,9 @@ def chown(host: Host, path: str, uid: int, gid: int) -> None:
 
 
 def chmod(host: Host, path: str, mode: int) -> None:
-    """Change the mode of ``path`` itself (never through a link)."""
+    """Change the mode of ``path`` itself (never through a link, never of a file with other names)."""
     with _nofollow_fd(host, path) as fd:
+        _one_name(fd, path)
         try:
             os.chmod(f"/proc/self/fd/{fd}", mode)
         except OSError as e:

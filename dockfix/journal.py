@@ -269,7 +269,7 @@ class Journal:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if os.path.isfile(os.path.join(self.dir, n, "tx.json")))
+        return sorted(n for n in names if not n.startswith(".") and os.path.isfile(os.path.join(self.dir, n, "tx.json")))
 
     def open(self, txid: str) -> "Tx":
         if not txid or "/" in txid or txid.startswith("."):
@@ -298,6 +298,8 @@ class Tx:
         self.id = txid
         self.dir = os.path.join(journal.dir, txid)
         self._log_fd: int | None = None
+        #: Why a record could not be written (a rollback goes on without it; see _try_append).
+        self.unrecorded: str | None = None
 
     @property
     def log_path(self) -> str:
@@ -629,13 +631,17 @@ def _try_append(tx: Tx, rec: dict) -> bool:
     try:
         tx.append(rec)
         return True
-    except OSError:
+    except OSError as e:
+        tx.unrecorded = tx.unrecorded or (e.strerror or str(e))
         return False
 
 
 def _remove_partial_tx(journal: Journal) -> None:
     """A transaction whose header could not be written (no change made yet): remove what exists."""
-    for txid in sorted(os.listdir(journal.dir), reverse=True)[:1]:
+    # the newest transaction folder (not `lock`, which sorts after every id)
+    names = [n for n in os.listdir(journal.dir) if not n.startswith(".")
+             and stat_mod.S_ISDIR(os.lstat(os.path.join(journal.dir, n)).st_mode)]
+    for txid in sorted(names)[-1:]:
         d = os.path.join(journal.dir, txid)
         if os.path.isdir(d) and not os.path.exists(os.path.join(d, "log")):
             for f in os.listdir(d):
@@ -673,6 +679,8 @@ class RollbackOutcome:
     damaged: str | None = None
     #: With --force: copies kept of files changed since the transaction ("path -> journal file").
     kept: list[str] = field(default_factory=list)
+    #: Why the journal could not record the rollback (it was done all the same), or None.
+    unrecorded: str | None = None
 
 
 def find_tx(journal: Journal, txid: str | None) -> Tx:
@@ -862,7 +870,7 @@ def _rollback_tx(host: Host, tx: Tx, force: bool, partial: bool = False) -> Roll
                                 f"{_left_on_engine(unreachable, last)}; run `dockfix rollback {tx.id}` "
                                 f"{_when_back(first_err)}")
     _try_append(tx, {"type": "rollback-end", "user": _user(), "restored": restored, "kept": kept})
-    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept)
+    return RollbackOutcome(tx.id, restored, [], damaged=st.damaged, kept=kept, unrecorded=tx.unrecorded)
 
 
 # ---------------------------------------------------------------------- housekeeping
@@ -898,7 +906,18 @@ def prune(host: Host, keep: int | None = None, older_than_days: float | None = N
             if state in ("incomplete", "rolling back", "damaged"):
                 held.append(f"{txid} ({state}: roll it back first)")
                 continue
-            shutil.rmtree(tx.dir)
+            # out of the journal's names first (one rename), then removed: a file that cannot be
+            # removed (immutable, read-only filesystem) leaves no half transaction behind
+            gone = os.path.join(journal.dir, f".pruning-{txid}")
+            try:
+                os.rename(tx.dir, gone)
+                shutil.rmtree(gone)
+            except OSError as e:
+                where = host.unreal(gone if not os.path.exists(tx.dir) else tx.dir)
+                raise JournalWriteError(
+                    f"journal prune: cannot remove transaction {txid} ({where}: {e.strerror})"
+                    + (f"; removed before it: {', '.join(removed)}" if removed else "; nothing was removed")
+                ) from None
             removed.append(txid)
         if removed:
             _fsync_dir(journal.dir)

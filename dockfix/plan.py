@@ -146,8 +146,19 @@ def host_key(host: Host, create: bool = False) -> bytes | None:
     """The host's plan key (created 0600 on first use when ``create``)."""
     path = host.real(PLAN_KEY)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
+            # whoever can write the key (or read it) can sign any plan: such a key is not the host's
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise PlanError(f"{PLAN_KEY}: is a {kind_of(st.st_mode)}, not a dockfix plan key")
+            if st.st_uid not in (0, os.geteuid()):
+                raise PlanError(f"{PLAN_KEY}: is owned by uid {st.st_uid}, not root: not trusted to sign or check "
+                                f"plans; remove it and make a new plan")
+            if st.st_mode & 0o077:
+                raise PlanError(f"{PLAN_KEY}: is readable or writable by others (mode "
+                                f"{stat_mod.S_IMODE(st.st_mode):04o}): not trusted to sign or check plans; remove it "
+                                f"and make a new plan")
             data = os.read(fd, 64)
         finally:
             os.close(fd)
@@ -322,6 +333,8 @@ def validate(plan: "Plan", source: str) -> None:
         raise bad("selection include_disruptive is not true or false")
     if plan.engine is not None and not isinstance(plan.engine, str):
         raise bad("engine is not text")
+    if not isinstance(plan.root, str) or not plan.root.startswith("/"):
+        raise bad("root is not an absolute path")
     for it in plan.items:
         for name in ("check_id", "subject", "title", "impact"):
             if not isinstance(getattr(it, name), str):
@@ -337,10 +350,53 @@ def validate(plan: "Plan", source: str) -> None:
             c.validate(bad)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object, refusing a key given twice: the parser keeps the last, so the text of the first
+    would be covered by no signature while a reader of the file (or another parser) may take it."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the key {k!r} is given more than once in an object")
+        out[k] = v
+    return out
+
+
+def _check_folders(path: str) -> None:
+    """Every folder on the way to the plan file (and to the link naming it) must be writable only by
+    root or the user applying it: whoever else can write one can swap the reviewed plan for another
+    plan signed on this host (one the reviewer turned down), owner and mode intact."""
+    here = os.path.dirname(os.path.abspath(path))
+    for start in {os.path.realpath(here), os.path.dirname(os.path.realpath(path))}:
+        d = start
+        while True:
+            try:
+                st = os.stat(d)
+            except OSError as e:
+                raise PlanError(f"{path}: cannot look at its folder {d}: {e.strerror}") from None
+            sticky = bool(st.st_mode & stat_mod.S_ISVTX)
+            if st.st_uid not in (0, os.geteuid()):
+                raise PlanError(f"{path}: its folder {d} is owned by uid {st.st_uid}, who could swap the plan after it "
+                                f"was reviewed; keep plans in a folder of root's")
+            if not sticky and (st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0)):
+                raise PlanError(f"{path}: its folder {d} is writable by other users (mode "
+                                f"{stat_mod.S_IMODE(st.st_mode):04o}), who could swap the plan after it was reviewed; "
+                                f"keep plans in a folder of root's")
+            if d == "/":
+                break
+            d = os.path.dirname(d)
+
+
 def load_plan(path: str, host: Host | None = None) -> Plan:
     """Read a plan file. It must be a regular file (a FIFO would block), owned by root or the user
     applying it and writable by no one else (root applies it: anyone else who can write it could
-    change it after review), and signed with this host's key (every field, see :func:`sign`)."""
+    change it after review), in folders no one else can write, and signed with this host's key
+    (every field, see :func:`sign`)."""
+    if os.path.lexists(path):
+        _check_folders(path)
+        lst = os.lstat(path)
+        if stat_mod.S_ISLNK(lst.st_mode) and lst.st_uid not in (0, os.geteuid()):
+            raise PlanError(f"{path}: is a link owned by uid {lst.st_uid}, who could point it at another plan; "
+                            f"give the plan file itself")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
@@ -361,7 +417,7 @@ def load_plan(path: str, host: Host | None = None) -> Plan:
             raise PlanError(f"{path}: too large for a plan file ({st.st_size} bytes)")
         with os.fdopen(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_PLAN_BYTES + 1)
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as e:
         raise PlanError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
     except RecursionError:
@@ -419,6 +475,11 @@ def plan_differences(reviewed: list, fresh: list) -> list[str]:
 
     rv = {key(it): it for it in reviewed}
     fr = {key(it): it for it in fresh}
+    seen: set[tuple] = set()
+    for it in reviewed:  # a fix listed twice is not what dockfix would do (the dicts keep one)
+        if key(it) in seen:
+            out.append(f"{key(it)[0]} ({key(it)[1]}) is in the plan more than once")
+        seen.add(key(it))
     for k in rv:
         if k not in fr:
             out.append(f"{k[0]} ({k[1]}) is in the plan but dockfix would not do it now")

@@ -153,6 +153,7 @@ class RollbackResult:
     damaged: str | None = None
     actions: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # --force: copies of overwritten files, in the journal
+    unrecorded: str | None = None  # why the journal could not record the rollback (done all the same)
 
 
 @dataclass
@@ -199,7 +200,8 @@ def apply_plan(host: Host, plan: Plan, *, yes: bool = True, on_step: Callable[[j
 
 def rollback(host: Host, txid: str | None = None, force: bool = False, restart_daemon: bool = False) -> RollbackResult:
     out = jr.rollback(host, txid, force)
-    res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged, kept=out.kept)
+    res = RollbackResult(out.txid, out.restored, out.refused, out.already, out.damaged, kept=out.kept,
+                         unrecorded=out.unrecorded)
     if out.restored:
         tx = jr.Journal(host).open(out.txid)
         header = tx.header().get("plan") or {}

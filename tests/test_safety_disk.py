@@ -130,6 +130,36 @@ def test_a_hard_linked_file_is_manual_and_names_its_other_names(tmp_path: Path) 
     assert after["etc/docker/daemon.json"] == before["etc/docker/daemon.json"]
 
 
+def test_a_file_swapped_for_a_hard_linked_copy_during_the_apply_is_not_changed(tmp_path: Path) -> None:
+    """Between the preflight and its step, daemon.json is replaced (its folder is writable by its
+    owner) by a copy with the same content, owner and mode that has a second name outside the root:
+    the owner and mode fixes must not reach that other name; the apply fails and is rolled back."""
+    import shutil
+    import sys
+
+    root = small_tree(tmp_path / "root")
+    daemon = root / "etc/docker/daemon.json"
+    outside = tmp_path / "outside.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "DOCKFIX_FAULT_SLOW": "1.0"}
+    p = subprocess.Popen([sys.executable, "-m", "dockfix", "--apply", "--yes", "--root", str(root), "--no-engine",
+                          "--only", "3.1,3.2,3.3,3.4,3.17,3.18"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    first = p.stderr.readline()
+    assert "docker.service" in first, first  # step 1 done; daemon.json's steps come next
+    shutil.copy2(daemon, outside)
+    os.chown(outside, 1000, 1000)
+    os.chmod(outside, 0o666)
+    os.link(outside, daemon.with_name(".swap"))
+    os.rename(daemon.with_name(".swap"), daemon)
+    _, err = p.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert p.returncode == 4, (p.returncode, err)
+    assert "hard links" in err.strip().splitlines()[-1], err
+    st = os.lstat(outside)
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o666, 1000, 1000)
+    assert os.lstat(root / "lib/systemd/system/docker.service").st_mode & 0o7777 == 0o666
+
+
 # ---------------------------------------------------------------------- real faults in the middle
 def test_a_file_made_immutable_after_the_preflight_is_rolled_back_cleanly(tmp_path: Path) -> None:
     """The apply fails on the immutable file (EPERM) and the automatic rollback must not fail too:
@@ -174,6 +204,9 @@ def test_a_full_disk_while_writing_the_transaction_is_one_line(tmp_path: Path) -
         assert "No space left on device" in line, line
         assert tree_state(root) == before
         no_temporaries(root)
+        # nothing of the transaction stays in the journal (its folder was named after the newest
+        # entry, which is `lock`, so it was never removed)
+        assert sorted(os.listdir(root / JOURNAL / "journal")) == ["lock"]
         # the disk has room again: the same apply goes through
         (root / "filler").unlink()
         assert apply(root).returncode in (0, 1)
@@ -181,6 +214,24 @@ def test_a_full_disk_while_writing_the_transaction_is_one_line(tmp_path: Path) -
 
 # ---------------------------------------------------------------------- each errno at every step
 STEPS = 6  # changes in the plan of small_tree with ONLY (kept honest below)
+
+
+def test_a_transaction_whose_header_was_written_but_not_its_log_is_removed(tmp_path: Path) -> None:
+    """The journal could write tx.json but not the log (the disk filled up in between): what exists
+    is removed, so the next apply is not refused as if a transaction had been interrupted."""
+    from dockfix import journal as jr
+    from dockfix.host import Host
+
+    root = small_tree(tmp_path / "root")
+    j = jr.Journal(Host(str(root), engine=False))
+    with j.lock():
+        pass
+    partial = Path(j.dir) / "20261202T000000.000000Z"
+    partial.mkdir()
+    (partial / "tx.json").write_text("{}")
+    jr._remove_partial_tx(j)
+    assert sorted(os.listdir(j.dir)) == ["lock"]
+    assert apply(root).returncode in (0, 1)
 
 
 def test_the_errno_plan_has_its_steps(tmp_path: Path) -> None:

@@ -89,3 +89,48 @@ def test_crlf_is_kept_and_rollback_restores_the_mtime(tmp_path: Path) -> None:
     assert run_dockfix("rollback", "--last", "--root", str(root), "--no-engine").returncode == 0
     assert daemon.read_bytes() == original
     assert os.lstat(daemon).st_mtime_ns == 1_600_000_000_123_456_789
+
+
+def test_prune_that_cannot_remove_a_transaction_is_one_line(tmp_path: Path) -> None:
+    """A file in an old transaction that cannot be removed (immutable, read-only filesystem) stops
+    the prune with one line and exit 3, never a traceback; the transactions it did not reach stay."""
+    import subprocess
+
+    root = small_tree(tmp_path / "root")
+    for _ in range(2):
+        assert apply(root).returncode in (0, 1)
+        assert run_dockfix("rollback", "--last", "--root", str(root), "--no-engine").returncode == 0
+    ids = [t["txid"] for t in journal(root)]
+    jdir = root / "var/lib/dockfix/journal"
+    subprocess.run(["chattr", "+i", str(jdir / ids[0] / "log")], check=True)
+    try:
+        r = run_dockfix("journal", "prune", "--keep", "0", "--root", str(root))
+    finally:
+        for log in jdir.glob(f"*{ids[0]}/log"):
+            subprocess.run(["chattr", "-i", str(log)], check=True)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
+    assert ids[0] in r.stderr and "Operation not permitted" in r.stderr, r.stderr
+    assert [t["txid"] for t in journal(root)] == ids[1:], "the transactions it did not reach stay"
+
+
+def test_a_rollback_the_journal_cannot_record_says_so(tmp_path: Path) -> None:
+    """A rollback goes on when its records cannot be written (restores are idempotent), but it must
+    not pass in silence: the journal would still say `applied`, with no one named as rolling it back."""
+    import subprocess
+
+    root = small_tree(tmp_path / "root")
+    before = tree_state(root)
+    assert apply(root).returncode in (0, 1)
+    (txid,) = [t["txid"] for t in journal(root)]
+    log = root / "var/lib/dockfix/journal" / txid / "log"
+    subprocess.run(["chattr", "+i", str(log)], check=True)
+    try:
+        r = run_dockfix("rollback", "--last", "--root", str(root), "--no-engine")
+    finally:
+        subprocess.run(["chattr", "-i", str(log)], check=True)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert tree_state(root) == before
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not record" in lines[0] and txid in lines[0], r.stderr

@@ -101,6 +101,12 @@ def _edit(doc: dict, how: str) -> None:
         doc["items"] = [it for it in doc["items"] if it["check_id"] != "etc-docker-owner"]
     elif how == "selection":
         doc["selection"]["skip"] = ["3.5"]
+    elif how == "root not text":
+        doc["root"] = None
+    elif how == "root a number":
+        doc["root"] = 5
+    elif how == "duplicated fix":
+        doc["items"].append(json.loads(json.dumps(_item(doc, "etc-docker-mode"))))
     else:
         raise AssertionError(how)
 
@@ -108,7 +114,8 @@ def _edit(doc: dict, how: str) -> None:
 EDITS = ["write path", "write mode", "write owner", "write group", "write content", "write precondition",
          "chown owner", "chown path", "chown precondition", "chmod mode", "chmod path", "mkdir mode", "mkdir owner",
          "mkdir path", "post command", "daemon action", "safety", "added chmod /etc 0777", "added chown /root to 1000",
-         "added chmod /etc/shadow 04666", "added cron job", "removed a fix"]
+         "added chmod /etc/shadow 04666", "added cron job", "removed a fix", "root not text", "root a number",
+         "duplicated fix"]
 
 
 def _resign(root: Path, doc: dict) -> None:
@@ -193,6 +200,77 @@ def test_a_plan_file_others_own_or_can_write_is_refused(owner, mode, words, tmp_
     os.chmod(plan, mode)
     err = _refused(root, plan, manifest(root), codes=(2,))
     assert str(plan) in err and words in err, err
+
+
+@pytest.mark.parametrize("where", ["top", "change"])
+def test_a_plan_file_with_a_duplicate_key_is_refused(where: str, tmp_path: Path) -> None:
+    """JSON keeps the last of two equal keys: text added before it is read by no one, so the signature
+    does not cover it, yet a reader of the file (or another JSON parser) may take it. Refused."""
+    root, plan, doc = _tree(tmp_path)
+    text = json.dumps(doc)
+    if where == "top":
+        text = '{"root": "/tmp", ' + text[1:]
+    else:
+        text = text.replace('"kind": "chmod", ', '"kind": "chmod", "mode": 511, ', 1)
+    assert json.loads(text) == doc  # the signature still matches the parsed document
+    plan.write_text(text)
+    os.chmod(plan, 0o600)
+    err = _refused(root, plan, manifest(root), codes=(2,))
+    assert str(plan) in err and "more than once" in err, err
+
+
+@pytest.mark.parametrize("owner, mode, words", [((1000, 1000), 0o600, "owned by uid 1000"),
+                                                 ((0, 0), 0o644, "readable or writable by others"),
+                                                 ((0, 0), 0o620, "readable or writable by others")])
+def test_a_plan_key_others_own_or_can_read_is_not_trusted(owner, mode, words, tmp_path: Path) -> None:
+    """Whoever can write the host key (or read it) can sign any plan: such a key signs nothing and
+    checks nothing, for `plan -o` and `--apply --plan` alike."""
+    root, plan, _ = _tree(tmp_path)
+    key = root / "var/lib/dockfix/plan.key"
+    os.chown(key, *owner)
+    os.chmod(key, mode)
+    err = _refused(root, plan, manifest(root), codes=(2,))
+    assert "/var/lib/dockfix/plan.key" in err and words in err, err
+    r = run_dockfix("plan", "--root", str(root), "--no-engine", "-o", str(tmp_path / "again.json"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+    assert not (tmp_path / "again.json").exists()
+
+
+@pytest.mark.parametrize("how", ["folder writable by everyone", "folder of another user", "link in such a folder"])
+def test_a_plan_file_in_a_folder_others_can_write_is_refused(how: str, tmp_path: Path) -> None:
+    """Whoever can write the folder can swap the reviewed plan for another plan signed on this host
+    (one the reviewer turned down) or for a link to one, owner and mode intact: refused."""
+    root, plan, _ = _tree(tmp_path)
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    if how == "folder of another user":
+        os.chown(folder, 1000, 1000)
+        os.chmod(folder, 0o755)
+    else:
+        os.chmod(folder, 0o777)
+    given = folder / "host.json"
+    if how == "link in such a folder":
+        given.symlink_to(plan)
+    else:
+        os.rename(plan, given)
+    err = _refused(root, given, manifest(root), codes=(2,))
+    assert str(folder) in err and ("writable by" in err or "owned by uid 1000" in err), err
+    # the same plan in a folder only root can write applies
+    safe = tmp_path / "safe"
+    safe.mkdir(mode=0o755)
+    os.rename(given if how != "link in such a folder" else plan, safe / "host.json")
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", str(safe / "host.json"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_an_empty_plan_argument_is_refused_not_taken_as_no_plan(tmp_path: Path) -> None:
+    """`dockfix --apply --yes --plan "$PLAN"` with PLAN unset must not plan and apply everything
+    unreviewed."""
+    root, _, _ = _tree(tmp_path)
+    before = manifest(root)
+    r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", "")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--plan" in r.stderr, r.stderr
+    assert manifest(root) == before
 
 
 # ---------------------------------------------------------------------- engines are named, never assumed

@@ -139,6 +139,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from dockfix.journal import JournalBusy, JournalError, JournalWriteError
     from dockfix.plan import PlanStale
 
+    if getattr(args, "plan", None) == "":
+        # `--plan "$PLAN"` with PLAN unset must not become an apply of everything, unreviewed
+        raise UsageError("--plan: give the reviewed plan file (an empty name was given)")
     if not args.dry_run:
         need_root(args, "dockfix --apply")
     ctx = make_context(args)
@@ -291,11 +294,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             return EXIT_BROKEN
         raise UsageError(str(e)) from None
     doc = {"txid": res.txid, "restored": res.restored, "refused": res.refused_paths, "already_rolled_back": res.already,
-           "damaged": res.damaged, "actions": res.actions, "kept": res.kept}
+           "damaged": res.damaged, "actions": res.actions, "kept": res.kept, "unrecorded": res.unrecorded}
     if args.format == "json":
         _out(args, json.dumps(doc, indent=2) + "\n")
     if res.damaged:
         _err(f"dockfix: warning: {res.damaged}")
+    if res.unrecorded:
+        _err(f"dockfix: warning: the journal could not record this rollback of {res.txid} ({res.unrecorded}): "
+             f"`dockfix journal` does not show it as rolled back; the files are restored all the same")
     if res.refused_paths:
         _err(f"dockfix: refusing to roll back {res.txid}: changed since the transaction: "
              + "; ".join(res.refused_paths) + ". Look at them; --force restores them anyway.")
@@ -333,7 +339,7 @@ def build_rollback_parser(sub) -> None:
 
 # ---------------------------------------------------------------------- dockfix journal
 def cmd_journal(args: argparse.Namespace) -> int:
-    from dockfix.journal import JournalBusy, JournalError, prune
+    from dockfix.journal import JournalBusy, JournalError, JournalWriteError, prune
     from dockfix.workflow import list_transactions
 
     ctx = make_context(args)
@@ -345,7 +351,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
         need_root(args, "dockfix journal prune")
         try:
             removed, held = prune(ctx.host, args.keep, args.older_than)
-        except JournalBusy as e:
+        except (JournalBusy, JournalWriteError) as e:
             _err(f"dockfix: {e}")
             return EXIT_REFUSED
         except JournalError as e:

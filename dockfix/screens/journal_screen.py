@@ -218,6 +218,9 @@ class JournalScreen(Screen[bool]):
             actions = list(getattr(r, "actions", None) or [])
             self.notify(f"Rolled back {m.txid}: restored {render.plural(n, 'path')}."
                         + "".join(f"\n{a}" for a in actions), timeout=8)
+            if getattr(r, "unrecorded", None):
+                self.notify(f"The journal could not record this rollback ({r.unrecorded}): it still shows "
+                            f"{m.txid} as applied.", severity="warning", timeout=12)
         self._load()
 
     def action_cursor_down(self) -> None:

@@ -271,6 +271,10 @@ def test_an_empty_plan_argument_is_refused_not_taken_as_no_plan(tmp_path: Path) 
     r = run_dockfix("--apply", "--yes", "--root", str(root), "--no-engine", "--plan", "")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--plan" in r.stderr, r.stderr
     assert manifest(root) == before
+    # without --apply it is the same mistake: a usage error, not the app
+    r = run_dockfix("--root", str(root), "--no-engine", "--plan", "")
+    assert r.returncode == 2 and "--plan only goes with --apply" in r.stderr, r.stderr
+    assert manifest(root) == before
 
 
 # ---------------------------------------------------------------------- engines are named, never assumed

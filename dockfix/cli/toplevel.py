@@ -35,7 +35,8 @@ def main(argv: list[str]) -> int:
         from dockfix.cli.apply import cmd_apply
 
         return cmd_apply(args)
-    given = [f"--{name.replace('_', '-')}" for name in APPLY_ONLY if getattr(args, name)]
+    # `--plan ""` (an unset $PLAN) counts as given: it must not fall through to the app
+    given = [f"--{name.replace('_', '-')}" for name in APPLY_ONLY if getattr(args, name) not in (None, False)]
     if given or args.format != "text":
         raise UsageError(f"{', '.join(given) or '--format'} only goes with --apply")
     from dockfix.cli.common import require_terminal

@@ -216,21 +216,41 @@ class Journal:
                 os.chmod(path, 0o700 if private else 0o755)
             except FileExistsError:
                 pass
-            if os.path.islink(path):
-                raise JournalError(f"{self.host.unreal(path)}: is a symbolic link; the journal will not follow it")
-            # Whoever else can write a folder on the way can swap the journal for one of their own,
-            # and rollback writes before-images from it as root: refuse such a journal.
-            st = os.lstat(path)
-            if not stat_mod.S_ISDIR(st.st_mode):
-                raise JournalError(f"{self.host.unreal(path)}: is not a directory")
-            if st.st_uid not in (0, os.geteuid()):
-                raise JournalError(f"{self.host.unreal(path)}: is owned by uid {st.st_uid}, not root; dockfix will not "
-                                   f"keep (or trust) its journal there")
-            if st.st_mode & 0o002 and not st.st_mode & stat_mod.S_ISVTX:
-                raise JournalError(f"{self.host.unreal(path)}: is writable by everyone; dockfix will not keep (or "
-                                   f"trust) its journal there")
+            problem = self._folder_problem(path)
+            if problem:
+                raise JournalError(problem)
         os.chmod(self.dir, 0o700)
         os.chmod(os.path.dirname(self.dir), 0o700)
+
+    def _folder_problem(self, path: str) -> str | None:
+        """Why a folder on the way to the journal makes it untrustworthy, or None. Whoever else can
+        write a folder on the way can swap the journal for one of their own, and rollback writes
+        before-images from it as root."""
+        if os.path.islink(path):
+            return f"{self.host.unreal(path)}: is a symbolic link; the journal will not follow it"
+        st = os.lstat(path)
+        if not stat_mod.S_ISDIR(st.st_mode):
+            return f"{self.host.unreal(path)}: is not a directory"
+        if st.st_uid not in (0, os.geteuid()):
+            return (f"{self.host.unreal(path)}: is owned by uid {st.st_uid}, not root; dockfix will not "
+                    f"keep (or trust) its journal there")
+        if st.st_mode & 0o002 and not st.st_mode & stat_mod.S_ISVTX:
+            return (f"{self.host.unreal(path)}: is writable by everyone; dockfix will not keep (or "
+                    f"trust) its journal there")
+        return None
+
+    def trust_problem(self) -> str | None:
+        """What :meth:`ensure` would refuse in the folders that exist, without creating any (for a
+        listing, which only reads)."""
+        path = self.host.root
+        for part in JOURNAL_DIR.strip("/").split("/"):
+            path = os.path.join(path, part)
+            if not os.path.lexists(path):
+                return None
+            problem = self._folder_problem(path)
+            if problem:
+                return problem
+        return None
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -367,6 +367,11 @@ def cmd_journal(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.keep is not None or args.older_than is not None:
         raise UsageError("--keep and --older-than go with `dockfix journal prune`")
+    from dockfix.journal import Journal
+
+    untrusted = Journal(ctx.host).trust_problem()
+    if untrusted:  # listed (it only reads), but said: apply, rollback and prune refuse this journal
+        _err(f"dockfix: warning: {untrusted}; listed for information only (apply, rollback and prune refuse it)")
     try:
         txs = list_transactions(ctx.host)
     except JournalError as e:

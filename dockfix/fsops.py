@@ -220,10 +220,7 @@ def write_file(host: Host, path: str, data: bytes, uid: int, gid: int, mode: int
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
             try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
+                write_all(fd, data)
                 _copy_xattrs(dfd, name, fd)
                 os.fchown(fd, uid, gid)
                 os.fchmod(fd, mode)  # after chown: chown may clear set-id bits
@@ -512,6 +509,13 @@ def read_named_file(path: str, what: str, limit: int) -> bytes:
     return data
 
 
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (os.write may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
 def write_named_file(path: str, data: bytes, mode: int = 0o644, *, umask: bool = True, keep: bool = False) -> bool:
     """Write a file on this machine that the user named (a report or plan from ``-o``, a waiver
     file, walkthrough progress) atomically: a temporary file is created fresh (O_EXCL, random name)
@@ -565,9 +569,7 @@ def write_named_file(path: str, data: bytes, mode: int = 0o644, *, umask: bool =
                 mask = os.umask(0)
                 os.umask(mask)
                 os.fchmod(fd, mode & ~mask if umask else mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from dockfix.changes import Change, PlanError, TargetError, target_label
 from dockfix.changes.base import target_kind
-from dockfix.fsops import FsError, sha256
+from dockfix.fsops import FsError, sha256, write_all
 from dockfix.host import Host
 
 
@@ -145,9 +145,7 @@ def _write_private(path: str, data: bytes) -> None:
     try:
         try:
             os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -339,9 +337,7 @@ class Tx:
         try:
             os.fchmod(fd, 0o600)
             data = _record_line(rec)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

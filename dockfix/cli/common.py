@@ -154,9 +154,9 @@ def write_output(path: str, text: str, mode: int = 0o666) -> None:
         pass
     if out is not None:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(out, view):]
+            from dockfix.fsops import write_all
+
+            write_all(out, data)
         except OSError as e:
             raise UsageError(f"{path}: cannot write: {e.strerror}") from None
         return

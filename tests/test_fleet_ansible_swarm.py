@@ -156,20 +156,18 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
     def other_service_id(d: dict) -> None:  # the update aimed at another service
         swarm_changes(d)[1]["service_id"] = web_id
 
-    def other_image(d: dict) -> None:
-        swarm_changes(d)[1]["new_spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "evil:latest"
-
     def resign(d: dict) -> None:  # as if the host key had leaked: only the fresh plan can tell
         from dockfix.plan import sign
 
         d["hmac"] = sign(d, (root / "var/lib/dockfix/plan.key").read_bytes())
 
+    # Two edits through the play (≈5 s each): one its signature gives away, one re-signed that only
+    # planning again can tell. Every other edit of a swarm change (name, image, ...), as edited and
+    # re-signed, is refused through the CLI the play runs: test_safety_plans.py, on both engines.
     for how, edit, signed, words in [
         ("another service name", other_service, False, "signature does not match"),
-        ("another service name, re-signed", other_service, True, "would now do something else"),
         # the other service is not as the plan recorded it: named in the refusal
         ("another service, re-signed", other_service_id, True, "web_id"),
-        ("another image, re-signed", other_image, True, "would now do something else"),
     ]:
         d = json.loads(reviewed)
         edit(d)

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,24 @@ def manifest(root: str | Path) -> dict[str, tuple]:
                 digest = None
             out[rel] = (stat.S_IFMT(st.st_mode), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), digest)
     return out
+
+
+def wait_until(what: str, fn, timeout: float = 90.0):
+    """fn()'s first true result, asked every 0.5 s; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def service_secret(engine, service: str, file: str) -> str | None:
+    """What a running task of swarm ``service`` reads at /run/secrets/``file`` (None: no task yet)."""
+    for cid in engine.cli("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}",
+                          "--filter", "status=running").stdout.split():
+        r = engine.cli("exec", cid, "cat", f"/run/secrets/{file}", check=False)
+        if r.returncode == 0:
+            return r.stdout
+    return None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BUSYBOX_IMAGE, REPO, manifest, put
+from helpers import BUSYBOX_IMAGE, REPO, manifest, put, service_secret, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.timeout(1200)]
 
@@ -32,15 +32,6 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook") \
     if (Path(sys.executable).parent / "ansible-playbook").exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
 HOST = "swarm-1"
 
-
-def _wait(what: str, fn, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Controller:
@@ -115,7 +106,7 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
     swarm_engine.cli("service", "create", "-d", "--no-resolve-image", "--name", "web", "-e", "TZ=UTC",
                      "mysql:8.0", "sleep", "3600")
     # the plan sees the service's task container too: wait until it runs, or the re-plan at apply differs
-    _wait("the service's task", lambda: swarm_engine.cli(
+    wait_until("the service's task", lambda: swarm_engine.cli(
         "ps", "-q", "--filter", "label=com.docker.swarm.service.name=db", "--filter", "status=running").stdout.strip())
     root: Path = controller.root  # type: ignore[attr-defined]
 
@@ -193,15 +184,10 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
     assert f"MYSQL_PASSWORD_FILE=/run/secrets/{ref['File']['Name']}" in cs["Env"]
     assert secrets() == [ref["SecretName"]]
 
-    def read_secret() -> str | None:  # a task of the updated service reads the file
-        for cid in swarm_engine.cli("ps", "-q", "--filter", "label=com.docker.swarm.service.name=db",
-                                    "--filter", "status=running").stdout.split():
-            r = swarm_engine.cli("exec", cid, "cat", f"/run/secrets/{ref['File']['Name']}", check=False)
-            if r.returncode == 0:
-                return r.stdout
-        return None
 
-    assert _wait("a task of the updated service", read_secret) == pw
+    # a task of the updated service reads the secret's file
+    got = wait_until("a task of the updated service", lambda: service_secret(swarm_engine, "db", ref["File"]["Name"]))
+    assert got == pw
     applied = json.loads((controller.fleet / "journal" / f"{HOST}.apply.json").read_text())
     assert applied["txid"] == txid and applied["error"] is None
     assert {(a["check_id"], a["subject"]) for a in applied["applied"]} == {("env-password", "service:db")}, applied
@@ -209,7 +195,7 @@ def test_apply_play_moves_a_swarm_password_into_a_secret_from_the_reviewed_plan(
     # 4. rollback.yml: the service spec is back as it was, the secret is gone
     controller.playbook("rollback.yml")
     assert spec() == before[0] and spec("web") == web
-    _wait("the secret's removal", lambda: secrets() == [])
+    wait_until("the secret's removal", lambda: secrets() == [])
     assert not (controller.fleet / "journal" / f"{HOST}.txid").exists()
 
     # the password was never shown: not by Ansible (verbose), not in its log, not in any file the

@@ -10,11 +10,10 @@ import hashlib
 import json
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
-from helpers import BUSYBOX_IMAGE, by_id, manifest, put, run_dockfix, scan_json
+from helpers import BUSYBOX_IMAGE, by_id, manifest, put, run_dockfix, scan_json, service_secret, wait_until
 
 APP = "/srv/app"
 
@@ -129,15 +128,6 @@ def test_plain_container_is_manual_and_compose_container_fixes_its_file(engine, 
     assert (app / "compose.yaml").read_text().count("Lit-000111") == 1  # nothing applied
 
 
-def _wait(what, fn, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 @pytest.mark.slow
 def test_stack_reads_the_secret_after_the_fix(swarm_engine, tmp_path):
@@ -157,7 +147,7 @@ def test_stack_reads_the_secret_after_the_fix(swarm_engine, tmp_path):
                          check=False)
     assert r.returncode == 0, r.stderr
     try:
-        cid = _wait("the stack's container", lambda: swarm_engine.cli(
+        cid = wait_until("the stack's container", lambda: swarm_engine.cli(
             "ps", "-q", "--filter", "label=com.docker.swarm.service.name=app_app", "--filter", "status=running").stdout.strip())
     except AssertionError as e:
         tasks = swarm_engine.cli("service", "ps", "--no-trunc", "app_app", check=False)
@@ -212,16 +202,9 @@ def test_swarm_service_gets_a_secret_and_rollback_restores_its_spec(swarm_engine
     secret = json.loads(swarm_engine.cli("secret", "inspect", ref["SecretName"]).stdout)[0]
     assert secret["Spec"]["Labels"]["io.dockfix.made-by"] == "dockfix"
     assert ref["SecretName"].startswith("db_MYSQL_PASSWORD-")
-    # the task reads it (busybox tagged mysql:8.0: only the file is checked)
-    def read_secret():
-        for cid in swarm_engine.cli("ps", "-q", "--filter", "label=com.docker.swarm.service.name=db",
-                                    "--filter", "status=running").stdout.split():
-            r = swarm_engine.cli("exec", cid, "cat", f"/run/secrets/{ref['File']['Name']}", check=False)
-            if r.returncode == 0:
-                return r.stdout
-        return None
-
-    assert _wait("a task of the updated service", read_secret) == pw
+    # a task of the updated service reads it (busybox tagged mysql:8.0: only the file is checked)
+    got = wait_until("a task of the updated service", lambda: service_secret(swarm_engine, "db", ref["File"]["Name"]))
+    assert got == pw
     reg = _service(swarm_engine, "reg")["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert "REGISTRY_STORAGE_S3_ENCRYPT=true" in reg["Env"]
     assert not any(e.startswith(("REGISTRY_STORAGE_S3_ENCRYPT=false", "REGISTRY_STORAGE_S3_SECRETKEY="))
